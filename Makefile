@@ -1,0 +1,36 @@
+# consoleproxy — the way in. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+GO ?= go
+FUZZTIME ?= 10s
+BENCHTIME ?= 1s
+
+.PHONY: help build run test check fuzz bench deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+deps: ## install what the tests need (Debian packages, Go modules); idempotent
+	@scripts/deps.sh
+
+build: ## build bin/consoleproxy and bin/consolebench
+	$(GO) build -o bin/ ./cmd/...
+
+run: build ## start the proxy on its embedded default with a demo console; prints a URL and token
+	@scripts/run.sh
+
+check: ## gofmt, go vet
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: deps check build ## install deps, then vet, race-enabled tests and a short run of every fuzz target
+	$(GO) test -race -count=1 ./...
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+bench: ## micro-benchmarks (go test -bench) with allocation counts
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+clean: ## remove build output
+	rm -rf bin

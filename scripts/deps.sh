@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs, idempotently, what the tests need on a fresh Debian 12 machine that
+# has only Go: Debian packages (apt-get, never interactive) and Go modules (the
+# Go module proxy). Safe to run again: it installs only what is missing.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+# Debian packages the tests use. Keep one per line, with the test that needs it.
+PACKAGES=(
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	echo "deps: installing ${missing[*]}"
+	$SUDO apt-get update -q </dev/null
+	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+go mod download
+echo "deps: ok"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every native fuzz target in the module for FUZZTIME (default 10s) each.
+# Crashers land in testdata/fuzz/<Target>/ and are then part of the seed corpus
+# that plain `go test` replays.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZTIME="${FUZZTIME:-10s}"
+status=0
+while IFS= read -r file; do
+	dir="./$(dirname "$file")"
+	for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/'); do
+		echo "fuzz: $dir $target for $FUZZTIME"
+		if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" "$dir" >/tmp/fuzz.$$.log 2>&1; then
+			cat /tmp/fuzz.$$.log
+			status=1
+		else
+			tail -n 2 /tmp/fuzz.$$.log | head -n 1
+		fi
+	done
+done < <(grep -rlE '^func Fuzz[A-Za-z0-9_]+\(' --include='*_test.go' . | sort)
+rm -f /tmp/fuzz.$$.log
+exit $status
