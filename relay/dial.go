@@ -1,0 +1,165 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DialConfig says how to reach compute hosts.
+type DialConfig struct {
+	// Timeout bounds DNS plus TCP connect (and, later, any CONNECT handshake).
+	Timeout time.Duration
+	// Allowed, when not empty, is the only set of networks the proxy may
+	// connect to; every address a name resolves to must be inside.
+	Allowed []netip.Prefix
+	// KeepAlive is the TCP keepalive idle time toward hosts; 0 means 30s.
+	KeepAlive time.Duration
+	// Resolver resolves host names; nil means net.DefaultResolver.
+	Resolver *net.Resolver
+}
+
+// Errors callers branch on (each is a distinct result in the metrics).
+var (
+	ErrTargetRefused = errors.New("compute host outside allowed targets")
+	ErrUnreachable   = errors.New("compute host unreachable")
+)
+
+// Dial resolves host (with the timeout), checks every resolved address
+// against Allowed, and connects to the first that answers, with TCP
+// no-delay and keepalive. Blocking: call it off the event loop.
+func Dial(ctx context.Context, host string, port int, cfg DialConfig) (*net.TCPConn, error) {
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
+	addrs, err := resolve(ctx, host, cfg.Resolver)
+	if err != nil {
+		return nil, fmt.Errorf("%w: resolve: %v", ErrUnreachable, err)
+	}
+	for _, a := range addrs {
+		if !allowed(a, cfg.Allowed) {
+			return nil, ErrTargetRefused
+		}
+	}
+	keep := cfg.KeepAlive
+	if keep <= 0 {
+		keep = 30 * time.Second
+	}
+	d := net.Dialer{
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: keep, Interval: keep / 3, Count: 3},
+		// Checked again on the exact address dialed: defence in depth.
+		Control: func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil || !allowed(ap.Addr(), cfg.Allowed) {
+				return ErrTargetRefused
+			}
+			return nil
+		},
+	}
+	var last error
+	for _, a := range addrs {
+		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(a, uint16(port)).String())
+		if err == nil {
+			tc := c.(*net.TCPConn)
+			_ = tc.SetNoDelay(true)
+			return tc, nil
+		}
+		if errors.Is(err, ErrTargetRefused) {
+			return nil, ErrTargetRefused
+		}
+		last = err
+	}
+	return nil, fmt.Errorf("%w: %v", ErrUnreachable, last)
+}
+
+func resolve(ctx context.Context, host string, r *net.Resolver) ([]netip.Addr, error) {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{a.Unmap()}, nil
+	}
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil, err
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("no addresses")
+	}
+	for i := range addrs {
+		addrs[i] = addrs[i].Unmap()
+	}
+	return addrs, nil
+}
+
+func allowed(a netip.Addr, nets []netip.Prefix) bool {
+	if len(nets) == 0 {
+		return true
+	}
+	a = a.Unmap()
+	for _, n := range nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseTargets parses --allowed-targets: comma-separated CIDRs or bare
+// addresses. Errors name the entry's position.
+func ParseTargets(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, f := range splitList(s) {
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("allowed-targets entry %d: not a CIDR or address", i+1)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range splitSeq(s) {
+		out = append(out, f)
+	}
+	return out
+}
+
+// Detach takes the socket out of c as a non-blocking, close-on-exec fd the
+// caller owns, and closes c.
+func Detach(c *net.TCPConn) (int, error) {
+	defer c.Close()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var derr error
+	if err := raw.Control(func(s uintptr) {
+		fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("dup: %w", derr)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}

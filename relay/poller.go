@@ -1,0 +1,318 @@
+package relay
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// resampleEvery is how often a poller asks paused sessions for a fresh
+// sample of their client's outbound buffer (gnet has no "drained" hook).
+const resampleEvery = 10 * time.Millisecond
+
+type op uint8
+
+const (
+	opNop op = iota // wakes the poller (shutdown)
+	opAdd
+	opResume
+	opWantWrite
+	opClose
+)
+
+type cmd struct {
+	c  *Conn
+	op op
+}
+
+// Poller owns compute-host sockets on one goroutine with level-triggered
+// epoll. Other goroutines talk to it through commands and an eventfd.
+type Poller struct {
+	cfg  Config
+	epfd int
+	evfd int
+
+	mu    sync.Mutex // guards cmds, stop
+	cmds  []cmd
+	stop  bool
+	done  chan struct{}
+	gen   int32 // poller goroutine only from here on
+	conns map[int]*Conn
+	slow  map[*Conn]struct{} // paused connections
+}
+
+func newPoller(cfg Config) (*Poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	p := &Poller{cfg: cfg, epfd: epfd, evfd: evfd, done: make(chan struct{}),
+		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}}
+	go p.run()
+	return p, nil
+}
+
+// command queues c for the poller goroutine and wakes it.
+func (p *Poller) command(c cmd) {
+	p.mu.Lock()
+	p.cmds = append(p.cmds, c)
+	p.mu.Unlock()
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	_, _ = unix.Write(p.evfd, one[:])
+}
+
+// shutdown stops the poller goroutine after closing every socket it owns.
+func (p *Poller) shutdown() {
+	p.mu.Lock()
+	p.stop = true
+	p.mu.Unlock()
+	p.command(cmd{op: opNop})
+	<-p.done
+}
+
+func (p *Poller) run() {
+	defer close(p.done)
+	events := make([]unix.EpollEvent, 256)
+	next := time.Now().Add(resampleEvery)
+	for {
+		timeout := -1
+		if len(p.slow) > 0 {
+			timeout = max(0, int(time.Until(next)/time.Millisecond))
+		}
+		n, err := unix.EpollWait(p.epfd, events, timeout)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			panic(fmt.Sprintf("relay: epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug
+		}
+		for i := 0; i < n; i++ {
+			ev := events[i]
+			if int(ev.Fd) == p.evfd {
+				if p.runCommands() {
+					p.closeAll()
+					return
+				}
+				continue
+			}
+			if c := p.conns[int(ev.Fd)]; c != nil && c.gen == ev.Pad {
+				p.handle(c, ev.Events)
+			}
+		}
+		if len(p.slow) > 0 && !time.Now().Before(next) {
+			p.resample()
+			next = time.Now().Add(resampleEvery)
+		}
+	}
+}
+
+// runCommands drains the eventfd and applies queued commands. It reports
+// whether the poller must stop.
+func (p *Poller) runCommands() bool {
+	var buf [8]byte
+	_, _ = unix.Read(p.evfd, buf[:])
+	p.mu.Lock()
+	cmds, stop := p.cmds, p.stop
+	p.cmds = nil
+	p.mu.Unlock()
+	for _, c := range cmds {
+		p.apply(c)
+	}
+	return stop
+}
+
+func (p *Poller) apply(c cmd) {
+	switch c.op {
+	case opNop:
+	case opAdd:
+		p.gen++
+		c.c.gen = p.gen
+		p.conns[c.c.fd] = c.c
+		if c.c.gone.Load() {
+			p.finish(c.c, nil)
+			return
+		}
+		p.update(c.c)
+	case opResume:
+		p.resume(c.c)
+	case opWantWrite:
+		if p.conns[c.c.fd] == c.c {
+			c.c.wantOut = true
+			p.update(c.c)
+		}
+	case opClose:
+		if p.conns[c.c.fd] == c.c {
+			p.finish(c.c, nil)
+		} else {
+			c.c.closeFD() // never started
+		}
+	}
+}
+
+// handle reacts to epoll events on c.
+func (p *Poller) handle(c *Conn, events uint32) {
+	if events&unix.EPOLLOUT != 0 && !p.flush(c) {
+		return
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+		return
+	}
+	if c.paused {
+		// Still registered for EPOLLOUT; HUP and ERR are reported anyway and
+		// level-triggered. Deregister until resumed; the read then sees them.
+		c.wantOut = false
+		p.update(c)
+		return
+	}
+	p.read(c)
+}
+
+// read takes one buffer of host data and hands it to the sink.
+func (p *Poller) read(c *Conn) {
+	b := getBuffer(p.cfg.ReadSize)
+	n, err := unix.Read(c.fd, b.B[Headroom:])
+	for errors.Is(err, unix.EINTR) {
+		n, err = unix.Read(c.fd, b.B[Headroom:])
+	}
+	switch {
+	case errors.Is(err, unix.EAGAIN):
+		PutBuffer(b)
+	case err != nil:
+		PutBuffer(b)
+		p.finish(c, err)
+	case n == 0:
+		PutBuffer(b)
+		p.finish(c, nil)
+	default:
+		c.inflight.Add(int64(n))
+		if c.gone.Load() {
+			PutBuffer(b)
+			return
+		}
+		c.sink.HostData(b, n)
+		if c.buffered() > p.cfg.HighWater {
+			p.pause(c)
+		}
+	}
+}
+
+// flush writes held-back bytes when the host is writable; false means c
+// is finished.
+func (p *Poller) flush(c *Conn) bool {
+	done, err := c.flush()
+	if err != nil {
+		p.finish(c, err)
+		return false
+	}
+	if done {
+		c.wantOut = false
+		p.update(c)
+		if !c.gone.Load() {
+			c.sink.HostWritable()
+		}
+	}
+	return true
+}
+
+func (p *Poller) pause(c *Conn) {
+	c.paused = true
+	c.pausedFlag.Store(true)
+	p.slow[c] = struct{}{}
+	p.update(c)
+}
+
+func (p *Poller) resume(c *Conn) {
+	c.resumeAsked.Store(false)
+	if !c.paused || p.conns[c.fd] != c {
+		return
+	}
+	c.paused = false
+	c.pausedFlag.Store(false)
+	delete(p.slow, c)
+	c.wantOut = c.Pending() > 0
+	p.update(c)
+}
+
+// resample asks every paused session for a fresh outbound sample and
+// resumes those already below the low watermark.
+func (p *Poller) resample() {
+	for c := range p.slow {
+		if c.buffered() <= p.cfg.LowWater {
+			p.resume(c)
+			continue
+		}
+		if !c.gone.Load() {
+			c.sink.Resample()
+		}
+	}
+}
+
+// update registers c's interest with epoll: reading unless paused, writing
+// while bytes are held back.
+func (p *Poller) update(c *Conn) {
+	var want uint32
+	if !c.paused {
+		want = unix.EPOLLIN | unix.EPOLLRDHUP
+	}
+	if c.wantOut {
+		want |= unix.EPOLLOUT
+	}
+	if want == c.events {
+		return
+	}
+	ev := unix.EpollEvent{Events: want, Fd: int32(c.fd), Pad: c.gen}
+	var err error
+	switch {
+	case c.events == 0:
+		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
+	case want == 0:
+		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	default:
+		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
+	}
+	if err != nil {
+		p.finish(c, fmt.Errorf("epoll_ctl: %w", err))
+		return
+	}
+	c.events = want
+}
+
+// finish deregisters and closes c and tells the sink, unless it is gone.
+func (p *Poller) finish(c *Conn, err error) {
+	if p.conns[c.fd] != c {
+		return
+	}
+	if c.events != 0 {
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+		c.events = 0
+	}
+	delete(p.conns, c.fd)
+	delete(p.slow, c)
+	c.closeFD()
+	if !c.gone.Swap(true) {
+		c.sink.HostClosed(err)
+	}
+}
+
+func (p *Poller) closeAll() {
+	for _, c := range p.conns {
+		p.finish(c, errShutdown)
+	}
+	unix.Close(p.epfd)
+	unix.Close(p.evfd)
+}
+
+var errShutdown = errors.New("relay shutting down")

@@ -1,0 +1,327 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+	"golang.org/x/sys/unix"
+)
+
+// testSink records what a poller tells it. acks controls whether data is
+// acknowledged at once (a fast client) or held (a client reading nothing).
+type testSink struct {
+	mu       sync.Mutex
+	conn     *Conn
+	data     []byte
+	held     []int
+	ack      bool
+	closed   chan error
+	writable chan struct{}
+}
+
+func newTestSink(ack bool) *testSink {
+	return &testSink{ack: ack, closed: make(chan error, 1), writable: make(chan struct{}, 16)}
+}
+
+func (s *testSink) HostData(b *bytebufferpool.ByteBuffer, n int) {
+	s.mu.Lock()
+	s.data = append(s.data, b.B[Headroom:Headroom+n]...)
+	ack := s.ack
+	if !ack {
+		s.held = append(s.held, n)
+	}
+	s.mu.Unlock()
+	PutBuffer(b)
+	if ack {
+		s.conn.Ack(n, 0)
+	}
+}
+
+func (s *testSink) HostWritable()        { s.writable <- struct{}{} }
+func (s *testSink) HostClosed(err error) { s.closed <- err }
+func (s *testSink) Resample()            {}
+
+func (s *testSink) received() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.data...)
+}
+
+// release acknowledges everything held, as a client that starts reading.
+func (s *testSink) release() {
+	s.mu.Lock()
+	held := s.held
+	s.held, s.ack = nil, true
+	s.mu.Unlock()
+	for _, n := range held {
+		s.conn.Ack(n, 0)
+	}
+}
+
+// pair returns a connected socket pair: fd for the relay (non-blocking) and
+// the other end as a net.Conn playing the compute host.
+func pair(t *testing.T) (int, net.Conn) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fds[1]), "host")
+	host, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close() })
+	return fds[0], host
+}
+
+func newRelay(t *testing.T, cfg Config) *Relay {
+	t.Helper()
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func pattern(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(i * 7 / 3)
+	}
+	return p
+}
+
+// Host bytes reach the sink in order, and an orderly close is reported.
+func TestDataThenEOF(t *testing.T) {
+	r := newRelay(t, Config{Pollers: 1})
+	fd, host := pair(t)
+	s := newTestSink(true)
+	s.conn = r.Attach(fd, s)
+	s.conn.Start()
+	want := pattern(1 << 20)
+	go func() {
+		_, _ = host.Write(want)
+		host.Close()
+	}()
+	select {
+	case err := <-s.closed:
+		if err != nil {
+			t.Fatalf("HostClosed(%v), want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no HostClosed")
+	}
+	if got := s.received(); !bytes.Equal(got, want) {
+		t.Fatalf("received %d bytes, want %d identical", len(got), len(want))
+	}
+}
+
+// A client that takes nothing stops the relay reading past HighWater (plus
+// one read), so the host's writes block in TCP flow control; once the client
+// reads, everything arrives, nothing lost.
+func TestBackpressurePausesHost(t *testing.T) {
+	cfg := Config{Pollers: 1, HighWater: 64 << 10, ReadSize: 16 << 10}
+	r := newRelay(t, cfg)
+	fd, host := pair(t)
+	s := newTestSink(false)
+	s.conn = r.Attach(fd, s)
+	s.conn.Start()
+	want := pattern(8 << 20)
+	wrote := make(chan int, 1)
+	go func() {
+		n, _ := host.Write(want)
+		wrote <- n
+		host.Close()
+	}()
+	waitFor(t, "pause", s.conn.Paused)
+	time.Sleep(100 * time.Millisecond) // let a wrong implementation overshoot
+	if got := s.conn.Buffered(); got > cfg.HighWater+int64(cfg.ReadSize) {
+		t.Fatalf("buffered %d bytes, bound %d", got, cfg.HighWater+int64(cfg.ReadSize))
+	}
+	select {
+	case n := <-wrote:
+		t.Fatalf("host wrote all %d bytes while the client read nothing", n)
+	default:
+	}
+	s.release()
+	if n := <-wrote; n != len(want) {
+		t.Fatalf("host wrote %d", n)
+	}
+	<-s.closed
+	if got := s.received(); !bytes.Equal(got, want) {
+		t.Fatalf("received %d bytes, want %d identical", len(got), len(want))
+	}
+}
+
+// Writes the host does not take are kept and flushed; HostWritable follows.
+func TestWriteHeldBackUntilHostReads(t *testing.T) {
+	r := newRelay(t, Config{Pollers: 1})
+	fd, host := pair(t)
+	s := newTestSink(true)
+	s.conn = r.Attach(fd, s)
+	s.conn.Start()
+	want := pattern(4 << 20)
+	pending, err := s.conn.Write([][]byte{want[:1000], want[1000:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending == 0 {
+		t.Fatal("a 4 MiB write into a socket pair nobody reads cannot complete")
+	}
+	got := make([]byte, len(want))
+	if _, err := ioReadFull(host, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("host received different bytes")
+	}
+	select {
+	case <-s.writable:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no HostWritable")
+	}
+	if s.conn.Pending() != 0 {
+		t.Fatalf("pending %d", s.conn.Pending())
+	}
+}
+
+// Close ends the socket: the host sees EOF, the sink hears nothing more,
+// writes fail, and no descriptor is left behind.
+func TestCloseReleasesSocket(t *testing.T) {
+	r := newRelay(t, Config{Pollers: 1})
+	before := countFDs(t)
+	for i := 0; i < 50; i++ {
+		fd, host := pair(t)
+		s := newTestSink(true)
+		s.conn = r.Attach(fd, s)
+		if i%2 == 0 {
+			s.conn.Start()
+		}
+		s.conn.Close()
+		_ = host.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := host.Read(make([]byte, 1)); n != 0 || err == nil {
+			t.Fatalf("host read %d, %v; want EOF", n, err)
+		}
+		host.Close()
+		if _, err := s.conn.Write([][]byte{[]byte("x")}); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("write after close: %v", err)
+		}
+		select {
+		case err := <-s.closed:
+			t.Fatalf("HostClosed(%v) after Close", err)
+		default:
+		}
+	}
+	waitFor(t, "descriptors released", func() bool { return countFDs(t) <= before })
+}
+
+func TestDialAllowedTargets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 10)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	ctx := context.Background()
+	outside, _ := ParseTargets("10.0.0.0/8, 192.0.2.1")
+	if _, err := Dial(ctx, "127.0.0.1", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
+		t.Fatalf("outside allowed targets: %v", err)
+	}
+	if _, err := Dial(ctx, "localhost", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
+		t.Fatalf("name resolving outside allowed targets: %v", err)
+	}
+	select {
+	case <-accepted:
+		t.Fatal("a refused target was connected to")
+	case <-time.After(50 * time.Millisecond):
+	}
+	inside, _ := ParseTargets("127.0.0.0/8")
+	c, err := Dial(ctx, "127.0.0.1", port, DialConfig{Timeout: time.Second, Allowed: inside})
+	if err != nil {
+		t.Fatalf("inside allowed targets: %v", err)
+	}
+	fd, err := Detach(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	ln.Close()
+	if _, err := Dial(ctx, "127.0.0.1", port, DialConfig{Timeout: time.Second}); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("closed port: %v", err)
+	}
+}
+
+func TestParseTargets(t *testing.T) {
+	got, err := ParseTargets(" 10.0.0.0/8 ,::1, 192.168.1.7/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "::1/128", "192.168.1.0/24"}
+	for i, p := range got {
+		if p.String() != want[i] {
+			t.Fatalf("entry %d: %s, want %s", i, p, want[i])
+		}
+	}
+	for _, bad := range []string{"10.0.0.0/33", "example.com", "1.2.3"} {
+		if _, err := ParseTargets(bad); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func ioReadFull(c net.Conn, b []byte) (int, error) {
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n := 0
+	for n < len(b) {
+		m, err := c.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
