@@ -1,12 +1,75 @@
-// Command consoleproxy is the console proxy. It is not built yet; see README.md.
+// Command consoleproxy is the console proxy: flags → config → start → wait
+// for a signal → drain. See README.md and CONTRACT.md.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "consoleproxy: not built yet")
-	os.Exit(1)
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+func run(args []string, env func(string) string, stderr io.Writer) int {
+	o, explicit, err := parseFlags(args, env, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err == nil {
+		err = notYet(explicit)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "consoleproxy: %v\n", err)
+		return 2
+	}
+	log := newLogger(o.logFormat, stderr)
+	if log == nil {
+		fmt.Fprintf(stderr, "consoleproxy: --log-format must be text or json\n")
+		return 2
+	}
+	if err := serve(o, log); err != nil {
+		log.Error("consoleproxy stopped", "err", err.Error())
+		return 1
+	}
+	return 0
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil))
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return nil
+}
+
+// serve runs the proxy until SIGTERM or SIGINT, reloading on SIGHUP.
+func serve(o *options, log *slog.Logger) error {
+	app, err := start(o, log)
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			app.reload()
+			continue
+		}
+		log.Info("draining", "signal", sig.String())
+		ctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
+		err := app.stop(ctx)
+		cancel()
+		return err
+	}
+	return nil
 }

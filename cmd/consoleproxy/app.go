@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/consoleproxy/consoleproxy/loop"
+	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/relay"
+	"github.com/consoleproxy/consoleproxy/relay/tokens"
+	"github.com/consoleproxy/consoleproxy/wsframe"
+)
+
+// app is the running proxy: the server, its token store, the metrics and
+// admin listeners.
+type app struct {
+	log     *slog.Logger
+	srv     *loop.Server
+	store   tokens.Store
+	metrics *http.Server
+	cancel  context.CancelFunc
+}
+
+func start(o *options, log *slog.Logger) (*app, error) {
+	cfg, err := config(o, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{log: log}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	if cfg.Store, err = a.openStore(ctx, o); err != nil {
+		cancel()
+		return nil, err
+	}
+	a.store = cfg.Store
+	if a.srv, err = loop.New(cfg); err == nil {
+		err = a.srv.Start()
+	}
+	if err != nil {
+		a.store.Close()
+		cancel()
+		return nil, err
+	}
+	if err := a.startMetrics(o.metricsListen); err != nil {
+		_ = a.stop(context.Background())
+		return nil, err
+	}
+	log.Info("consoleproxy listening", "listen", a.srv.Addr().String(), "console_type", cfg.ConsoleType)
+	if o.demo {
+		if err := a.startDemo(ctx, o); err != nil {
+			_ = a.stop(context.Background())
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// config maps the options onto loop.Config; every error is a start-up error.
+func config(o *options, log *slog.Logger) (loop.Config, error) {
+	cfg := loop.Config{
+		Listen: o.listen, ConsoleType: o.consoleType, Logger: log,
+		HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
+		EnforceSessionTimeout: o.enforceSessionTimeout, MaxSessions: o.maxSessions,
+		Workers: o.workers, Queue: o.queue, MaxClientBacklog: o.maxClientBacklog,
+		MaxFrameSize: o.maxMessage, MaxMessageSize: o.maxMessage, DrainTimeout: o.drainTimeout,
+		Dial:  relay.DialConfig{Timeout: o.connectTimeout},
+		Relay: relay.Config{HighWater: o.maxBuffered},
+	}
+	cfg.PingInterval = o.pingInterval
+	if o.pingInterval == 0 {
+		cfg.PingInterval = -1
+	}
+	switch o.consoleType {
+	case "novnc", "serial", "spice-html5":
+	default:
+		return cfg, fmt.Errorf("--console-type must be novnc, serial or spice-html5")
+	}
+	if o.maxSessions < 0 || o.maxBuffered < 0 || o.maxMessage <= 0 || o.connectTimeout <= 0 || o.handshakeTimeout <= 0 {
+		return cfg, errors.New("limits and timeouts must be positive")
+	}
+	var err error
+	if cfg.Origins.Allowed, err = policy.ParseAllowedOrigins(o.allowedOrigins); err != nil {
+		return cfg, err
+	}
+	if cfg.Trusted, err = policy.ParseTrustedProxies(o.trustedProxies); err != nil {
+		return cfg, err
+	}
+	if cfg.Dial.Allowed, err = relay.ParseTargets(o.allowedTargets); err != nil {
+		return cfg, err
+	}
+	reuse, err := policy.ParseReusePolicy(o.tokenReuse)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Reuse = policy.NewLocalGuard(reuse, time.Now)
+	cfg.Request = wsframe.RequestLimits{}
+	return cfg, nil
+}
+
+// openStore opens the --token-store.
+func (a *app) openStore(ctx context.Context, o *options) (tokens.Store, error) {
+	spec := o.tokenStore
+	switch {
+	case strings.HasPrefix(spec, "file:"):
+		return tokens.OpenFile(tokens.FileConfig{Path: strings.TrimPrefix(spec, "file:"), Logger: a.log})
+	case spec == "" || spec == "embedded" || strings.HasPrefix(spec, "embedded:"):
+		return a.openEmbedded(ctx, strings.TrimPrefix(strings.TrimPrefix(spec, "embedded"), ":"), o.adminListen)
+	case strings.HasPrefix(spec, "novadb:"), strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
+		return nil, fmt.Errorf("--token-store %s…: not supported yet", strings.SplitN(spec, ":", 2)[0])
+	}
+	return nil, errors.New("--token-store must be file:PATH, novadb:DSN, redis://… or empty for the embedded store")
+}
+
+func (a *app) openEmbedded(ctx context.Context, dir, adminListen string) (tokens.Store, error) {
+	if dir == "" {
+		dir = "var"
+	}
+	e, err := tokens.OpenEmbedded(tokens.EmbeddedConfig{Dir: dir, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	if adminListen == "" {
+		return e, nil
+	}
+	secret, err := tokens.LoadOrCreateSecret(dir + "/admin.secret")
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	go func() {
+		if err := tokens.ServeAdmin(ctx, adminListen, e.AdminHandler(secret), a.log); err != nil {
+			a.log.Error("admin API stopped", "err", err.Error())
+		}
+	}()
+	return e, nil
+}
+
+func (a *app) startMetrics(listen string) error {
+	if listen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		a.srv.WriteMetrics(w)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.srv.Ready() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	a.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
+	go func() { _ = a.metrics.Serve(ln) }()
+	return nil
+}
+
+func (a *app) reload() {
+	if err := a.store.Reload(); err != nil {
+		a.log.Warn("reload failed", "err", err.Error())
+		return
+	}
+	a.log.Info("reloaded")
+}
+
+// stop drains sessions, then closes the listeners and the store.
+func (a *app) stop(ctx context.Context) error {
+	err := a.srv.Shutdown(ctx)
+	if a.metrics != nil {
+		_ = a.metrics.Close()
+	}
+	a.cancel()
+	a.store.Close()
+	return err
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// options are the command line, CONTRACT.md's flags and a few more.
+type options struct {
+	listen, metricsListen, tokenStore, consoleType    string
+	allowedOrigins, trustedProxies                    string
+	cert, key, sslMinVersion, sslCiphers, sslClientCA string
+	sslOnly                                           bool
+	allowedTargets, computeProxy, web                 string
+	novaConfig                                        multi
+	connectTimeout, handshakeTimeout, idleTimeout     time.Duration
+	pingInterval, drainTimeout                        time.Duration
+	enforceSessionTimeout                             bool
+	tokenReuse, logFormat, adminListen                string
+	maxSessions, workers, queue, maxClientBacklog     int
+	maxBuffered, maxMessage                           int64
+	demo                                              bool
+}
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+// parseFlags reads args, then CONSOLEPROXY_<FLAG> environment variables for
+// flags not given on the command line (flags win). explicit holds the names
+// set either way.
+func parseFlags(args []string, env func(string) string, out io.Writer) (*options, map[string]bool, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("consoleproxy", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:6080", "the WebSocket listener, HOST:PORT (IPv4 or [v6]:port)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "127.0.0.1:9180", "serves GET /metrics, /healthz, /readyz; empty disables")
+	fs.StringVar(&o.tokenStore, "token-store", "", "file:PATH (JSON Lines), novadb:DSN, redis://…, or empty for the embedded store under ./var/")
+	fs.StringVar(&o.consoleType, "console-type", "novnc", "novnc|serial|spice-html5: the console kind this listener serves")
+	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated host names or full origins allowed besides the request's Host")
+	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "CIDRs whose X-Forwarded-Proto / X-Forwarded-For / Forwarded headers are believed")
+	fs.StringVar(&o.cert, "cert", "", "TLS certificate file (serve wss://)")
+	fs.StringVar(&o.key, "key", "", "TLS private key file")
+	fs.BoolVar(&o.sslOnly, "ssl-only", false, "refuse plain connections")
+	fs.StringVar(&o.sslMinVersion, "ssl-minimum-version", "tlsv1.2", "tlsv1.2 or tlsv1.3")
+	fs.StringVar(&o.sslCiphers, "ssl-ciphers", "", "OpenSSL-style names of the TLS 1.2 suites allowed")
+	fs.StringVar(&o.sslClientCA, "ssl-client-ca", "", "require and verify client certificates against this CA file")
+	fs.StringVar(&o.allowedTargets, "allowed-targets", "", "CIDRs of compute hosts the proxy may connect to (checked after DNS); empty allows any")
+	fs.StringVar(&o.computeProxy, "compute-proxy", "", "reach compute hosts through this forward HTTP proxy (CONNECT host:port)")
+	fs.DurationVar(&o.connectTimeout, "connect-timeout", 5*time.Second, "DNS plus TCP connect plus any CONNECT handshake toward a compute host")
+	fs.Var(&o.novaConfig, "nova-config", "read Nova's options from this nova.conf (repeatable; flags win)")
+	fs.StringVar(&o.web, "web", "", "serve static files (noVNC) from this directory")
+	fs.BoolVar(&o.enforceSessionTimeout, "enforce-session-timeout", false, "end a session when its token expires")
+	fs.StringVar(&o.tokenReuse, "token-reuse", "exclusive", "exclusive|single-use|shared")
+	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "a client must finish its HTTP upgrade within this")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close a session with no data either way for this long; 0 disables")
+	fs.IntVar(&o.maxSessions, "max-sessions", 0, "over this many sessions a new client gets HTTP 503; 0 means no cap")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text|json (structured logs on standard error)")
+	// Beyond the contract.
+	fs.DurationVar(&o.pingInterval, "ping-interval", 30*time.Second, "ping each client this often; one silent for two intervals is closed; 0 disables")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to wait for sessions to close")
+	fs.Int64Var(&o.maxBuffered, "max-buffered-bytes", 256<<10, "host→client bytes buffered per session before the host is paused (TCP flow control)")
+	fs.IntVar(&o.maxClientBacklog, "max-client-backlog", 1<<20, "client→host bytes held back per session while the host is slow; past it the session ends with 1008")
+	fs.Int64Var(&o.maxMessage, "max-message-bytes", 1<<20, "largest client WebSocket frame and message (1009 past it)")
+	fs.IntVar(&o.workers, "workers", 64, "goroutines for token lookups and dials")
+	fs.IntVar(&o.queue, "worker-queue", 1024, "handshakes waiting for a worker; past it new clients get 503")
+	fs.StringVar(&o.adminListen, "admin-listen", "unix:var/admin.sock", "embedded store's admin API: unix:PATH or loopback HOST:PORT (secret in var/admin.secret)")
+	fs.BoolVar(&o.demo, "demo", false, "also start a demo VNC console on loopback and print a URL with a fresh token (make run)")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "usage: consoleproxy [flags]\n\nEvery flag may also be set as CONSOLEPROXY_<FLAG> (upper snake case); flags win.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "CONSOLEPROXY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := env(name); v != "" && !explicit[f.Name] && err == nil {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: %w", name, e)
+			}
+			explicit[f.Name] = true
+		}
+	})
+	return o, explicit, err
+}
+
+// notYet refuses flags whose feature has not landed, rather than accepting
+// and ignoring them.
+func notYet(explicit map[string]bool) error {
+	for _, f := range []string{"cert", "key", "ssl-only", "ssl-minimum-version", "ssl-ciphers", "ssl-client-ca",
+		"compute-proxy", "nova-config", "web"} {
+		if explicit[f] {
+			return fmt.Errorf("--%s is not supported yet", f)
+		}
+	}
+	return nil
+}

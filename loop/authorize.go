@@ -1,0 +1,134 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/relay"
+	"github.com/consoleproxy/consoleproxy/relay/tokens"
+	"github.com/consoleproxy/consoleproxy/wsframe"
+)
+
+// authResult is what a worker found out, delivered back to the loop.
+type authResult struct {
+	result  Result
+	why     string // a fixed phrase for the log
+	fd      int
+	rec     tokens.Record
+	release func()
+}
+
+// cleanup gives back what an unused result holds.
+func (r *authResult) cleanup() {
+	if r.fd >= 0 {
+		_ = unix.Close(r.fd)
+		r.fd = -1
+	}
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+}
+
+// authorize runs on a worker: token lookup, policy, dial. Then the result
+// goes back to the session's loop.
+func (ss *session) authorize(h tokens.Hash) {
+	res := ss.srv.lookupAndDial(h)
+	err := ss.c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		ss.authorized(res)
+		return nil
+	}))
+	if err != nil {
+		res.cleanup() // the engine is shutting down
+	}
+}
+
+// lookupAndDial is the blocking part of a handshake. The reuse guard is
+// taken before dialing: a refused client never causes a connection to a
+// compute host.
+func (s *Server) lookupAndDial(h tokens.Hash) *authResult {
+	res := &authResult{result: ResultOK, fd: -1}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
+	defer cancel()
+	rec, err := s.cfg.Store.Lookup(ctx, h)
+	switch {
+	case errors.Is(err, tokens.ErrNotFound):
+		return res.fail(ResultAuthFailed, "unknown token")
+	case errors.Is(err, tokens.ErrExpired):
+		return res.fail(ResultAuthFailed, "expired token")
+	case err != nil:
+		return res.fail(ResultStoreUnavailable, "token store unavailable")
+	case rec.Expires <= s.cfg.Now().Unix():
+		return res.fail(ResultAuthFailed, "expired token")
+	case rec.ConsoleType != s.cfg.ConsoleType:
+		return res.fail(ResultAuthFailed, "wrong console type")
+	case rec.InternalAccessPath != nil:
+		return res.fail(ResultConnectUnsupported, "internal_access_path is not supported yet")
+	}
+	res.rec = rec
+	release, err := s.cfg.Reuse.Acquire(policy.Key(h), time.Unix(rec.Expires, 0))
+	if err != nil {
+		return res.fail(ResultTokenInUse, "token in use")
+	}
+	res.release = release
+	conn, err := relay.Dial(ctx, rec.Host, rec.Port, s.cfg.Dial)
+	if errors.Is(err, relay.ErrTargetRefused) {
+		return res.fail(ResultTargetRefused, "compute host outside allowed targets")
+	}
+	if err != nil {
+		return res.fail(ResultHostUnreachable, "compute host unreachable")
+	}
+	if res.fd, err = relay.Detach(conn); err != nil {
+		return res.fail(ResultHostUnreachable, "compute host socket")
+	}
+	return res
+}
+
+func (r *authResult) fail(res Result, why string) *authResult {
+	r.cleanup()
+	r.result, r.why = res, why
+	return r
+}
+
+// authorized runs on the loop with the worker's answer: 101 and relaying,
+// or the refusal.
+func (ss *session) authorized(res *authResult) {
+	if phase(ss.phase.Load()) != phaseAuthorizing {
+		res.cleanup() // the client left meanwhile
+		return
+	}
+	s := ss.srv
+	if res.result != ResultOK {
+		ss.unadmit()
+		ss.phase.Store(int32(phaseHandshake))
+		ss.refuse(res.result, res.why)
+		_ = ss.c.Close()
+		return
+	}
+	ss.rec, ss.release = res.rec, res.release
+	if s.cfg.EnforceSessionTimeout {
+		ss.expires.Store(res.rec.Expires)
+	}
+	_, _ = ss.c.Write(wsframe.AppendSwitching(nil, ss.key[:ss.keyLen], ss.proto))
+	ss.parser.Reset(wsframe.Config{
+		MaxFrameSize: s.cfg.MaxFrameSize, MaxMessageSize: s.cfg.MaxMessageSize,
+		RefuseText: !ss.base64, RefuseBinary: ss.base64,
+	})
+	now := s.cfg.Now()
+	ss.lastData.Store(now.UnixNano())
+	ss.lastPing.Store(now.UnixNano())
+	ss.count(ResultOK)
+	s.metrics.active.Add(1)
+	s.metrics.handshake.Update(now.Sub(ss.accepted).Seconds())
+	ss.host = s.relay.Attach(res.fd, ss)
+	ss.phase.Store(int32(phaseRelaying))
+	ss.host.Start()
+	if ss.c.InboundBuffered() > 0 {
+		_ = ss.c.Wake(nil) // frames that arrived before the 101
+	}
+}

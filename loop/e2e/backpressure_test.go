@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/consoleproxy/consoleproxy/loop"
+	"github.com/consoleproxy/consoleproxy/relay"
+)
+
+// A browser that reads nothing for a while, behind a host that writes as fast
+// as it can: the proxy holds at most --max-buffered-bytes (plus one read)
+// for it, the host is pushed back by TCP flow control, and when the browser
+// reads again every byte arrives in order.
+func TestSlowReaderBounded(t *testing.T) {
+	const high = 128 << 10
+	p := startProxy(t, func(cfg *loop.Config) { cfg.Relay.HighWater = high })
+	const total = 64 << 20
+	b := startBackend(t, firehose(total))
+	c := open(t, p.addr, req{token: p.mint(b.port(), nil)})
+	bound := int64(high + relay.DefaultReadSize)
+	var most int64
+	for i := 0; i < 30; i++ { // 3 s of not reading
+		time.Sleep(100 * time.Millisecond)
+		most = max(most, p.srv.Buffered())
+	}
+	if most > bound {
+		t.Fatalf("the proxy held %d bytes for one session, bound %d", most, bound)
+	}
+	if w := b.written.Load(); w >= total {
+		t.Fatalf("the host wrote all %d bytes to a client reading nothing: no pushback", w)
+	}
+	t.Logf("while stalled: proxy held at most %d bytes; the host got %d of %d bytes out", most, b.written.Load(), total)
+	code, data := c.expectClose()
+	if code != 1000 {
+		t.Fatalf("close %d", code)
+	}
+	want := make([]byte, total)
+	fillPattern(want, 0)
+	if !bytes.Equal(data, want) {
+		t.Fatalf("received %d bytes, want %d identical", len(data), total)
+	}
+}
+
+// 300 sessions opened, used and closed leave no descriptor or goroutine
+// behind.
+func TestNoLeaks(t *testing.T) {
+	p := startProxy(t, nil)
+	b := startBackend(t, echo)
+	// Warm up: pollers, loops and pools start their goroutines once.
+	w := open(t, p.addr, req{token: p.mint(b.port(), nil)})
+	w.conn.Close()
+	waitFor(t, "warm-up closed", func() bool { return p.srv.Active() == 0 })
+	fds, gos := countFDs(t), runtime.NumGoroutine()
+	for i := 0; i < 300; i++ {
+		c := open(t, p.addr, req{token: p.mint(b.port(), nil)})
+		c.send(2, []byte("ping"))
+		c.readData(4)
+		if i%2 == 0 {
+			c.send(8, []byte{3, 232})
+			c.expectClose()
+		}
+		c.conn.Close()
+	}
+	waitFor(t, "sessions closed", func() bool { return p.srv.Active() == 0 })
+	// The backend's own sockets close when the proxy closes them.
+	waitFor(t, "no descriptor left", func() bool { return countFDs(t) <= fds })
+	waitFor(t, "no goroutine left", func() bool { return runtime.NumGoroutine() <= gos })
+}
+
+func countFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}

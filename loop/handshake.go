@@ -1,0 +1,117 @@
+package loop
+
+import (
+	"errors"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/relay/tokens"
+	"github.com/consoleproxy/consoleproxy/wsframe"
+)
+
+// handshake parses the upgrade request in place as bytes arrive and applies
+// everything that needs no blocking: request rules, forwarding headers,
+// Origin, the token's presence, --max-sessions. Then the blocking part goes
+// to the worker pool. Runs on the loop.
+func (ss *session) handshake() gnet.Action {
+	c := ss.c
+	buf, _ := c.Peek(-1)
+	n, err := ss.reqp.Parse(buf, ss.srv.cfg.Request, ss.req)
+	if errors.Is(err, wsframe.ErrIncomplete) {
+		return gnet.None
+	}
+	if err != nil {
+		var he *wsframe.HTTPError
+		if errors.As(err, &he) && he.Status == 431 {
+			return ss.refuse(ResultHeadersTooLarge, he.Reason)
+		}
+		return ss.refuse(ResultBadRequest, reasonOf(err))
+	}
+	res, why := ss.admission()
+	if res != ResultOK {
+		return ss.refuse(res, why)
+	}
+	token, ok := ss.token()
+	if !ok {
+		return ss.refuse(ResultAuthFailed, "no token")
+	}
+	if ss.srv.draining.Load() {
+		return ss.refuse(ResultShuttingDown, "draining")
+	}
+	h := tokens.HashToken(token)
+	clear(token) // a decoded copy, or gnet's buffer about to be discarded
+	ss.keyLen = copy(ss.key[:], ss.req.Key)
+	ss.proto = wsframe.ChooseProtocol(ss.req)
+	ss.base64 = string(ss.proto) == "base64"
+	_, _ = c.Discard(n)
+	ss.req = nil
+	if !ss.admit() {
+		return ss.refuse(ResultOverCapacity, "max sessions reached")
+	}
+	ss.phase.Store(int32(phaseAuthorizing))
+	if !ss.srv.pool.submit(func() { ss.authorize(h) }) {
+		ss.phase.Store(int32(phaseHandshake))
+		ss.unadmit()
+		return ss.refuse(ResultOverloaded, "worker queue full")
+	}
+	return gnet.None
+}
+
+// admission checks the request as a WebSocket upgrade and its Origin.
+func (ss *session) admission() (Result, string) {
+	req := ss.req
+	if !req.IsUpgrade() {
+		return ResultNotWebSocket, "not a websocket request"
+	}
+	if err := req.CheckUpgrade(); err != nil {
+		var he *wsframe.HTTPError
+		if errors.As(err, &he) && he.Status == 426 {
+			return ResultUnsupportedVersion, he.Reason
+		}
+		return ResultBadRequest, reasonOf(err)
+	}
+	s := ss.srv
+	secure, client, err := s.cfg.Trusted.ClientView(ss.peer, false,
+		values(req, "X-Forwarded-Proto"), values(req, "X-Forwarded-For"), values(req, "Forwarded"))
+	if err != nil {
+		return ResultBadRequest, "conflicting forwarding headers"
+	}
+	ss.client = client
+	if err := s.cfg.Origins.Check(req.Origin, req.HasOrigin, req.Host, secure); err != nil {
+		return ResultOriginRefused, "origin refused"
+	}
+	return ResultOK, ""
+}
+
+// token finds the client's token: the query's `token`, else the cookie.
+func (ss *session) token() ([]byte, bool) {
+	if t, ok := policy.QueryToken(ss.req.Query()); ok {
+		return t, true
+	}
+	return policy.CookieToken(values(ss.req, "Cookie"))
+}
+
+// values collects a header's values (the handshake may allocate).
+func values(req *wsframe.Request, name string) [][]byte {
+	var out [][]byte
+	req.Values(name, func(v []byte) { out = append(out, v) })
+	return out
+}
+
+// refuse answers with the status for r and closes. Runs on the loop.
+func (ss *session) refuse(r Result, why string) gnet.Action {
+	_, _ = ss.c.Write(wsframe.AppendError(nil, r.status()))
+	ss.count(r)
+	ss.srv.cfg.Logger.Info("session refused", "peer", ss.client.String(), "result", string(r), "reason", why)
+	return gnet.Close
+}
+
+// reasonOf is the fixed phrase of a parser error (never request bytes).
+func reasonOf(err error) string {
+	var he *wsframe.HTTPError
+	if errors.As(err, &he) {
+		return he.Reason
+	}
+	return "malformed request"
+}

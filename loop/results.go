@@ -1,0 +1,115 @@
+package loop
+
+// Result is how a connection's handshake ended: the `result` label of
+// consoleproxy_sessions_total (CONTRACT.md), counted once per connection,
+// and the result field of its log line.
+type Result string
+
+// Results. "ok" is every connection that got 101; every other value is one
+// refusal row of CONTRACT.md's status table, or a way a handshake died.
+const (
+	ResultOK                 Result = "ok"
+	ResultBadRequest         Result = "bad_request"         // 400
+	ResultUnsupportedVersion Result = "unsupported_version" // 426
+	ResultHeadersTooLarge    Result = "headers_too_large"   // 431
+	ResultNotWebSocket       Result = "not_websocket"       // 404: a plain GET without --web
+	ResultAuthFailed         Result = "auth_failed"         // 403: no, unknown or expired token, wrong console type
+	ResultTokenInUse         Result = "token_in_use"        // 403
+	ResultOriginRefused      Result = "origin_refused"      // 403
+	ResultOverCapacity       Result = "over_capacity"       // 503: --max-sessions
+	ResultOverloaded         Result = "overloaded"          // 503: the worker queue is full
+	ResultStoreUnavailable   Result = "store_unavailable"   // 503: the token store cannot answer
+	ResultHostUnreachable    Result = "host_unreachable"    // 502
+	ResultTargetRefused      Result = "target_refused"      // 502: outside --allowed-targets
+	ResultConnectUnsupported Result = "connect_unsupported" // 502: internal_access_path (CONNECT) not built yet
+	ResultHandshakeTimeout   Result = "handshake_timeout"   // closed: no upgrade within --handshake-timeout
+	ResultClientGone         Result = "client_gone"         // the client left before the upgrade
+	ResultShuttingDown       Result = "shutting_down"       // 503 or closed: the proxy is draining
+)
+
+// allResults are pre-registered so every series exists from the start.
+var allResults = []Result{
+	ResultOK, ResultBadRequest, ResultUnsupportedVersion, ResultHeadersTooLarge, ResultNotWebSocket,
+	ResultAuthFailed, ResultTokenInUse, ResultOriginRefused, ResultOverCapacity, ResultOverloaded,
+	ResultStoreUnavailable, ResultHostUnreachable, ResultTargetRefused, ResultConnectUnsupported,
+	ResultHandshakeTimeout, ResultClientGone, ResultShuttingDown,
+}
+
+// status is the HTTP status sent for a refusal.
+func (r Result) status() int {
+	switch r {
+	case ResultBadRequest:
+		return 400
+	case ResultUnsupportedVersion:
+		return 426
+	case ResultHeadersTooLarge:
+		return 431
+	case ResultNotWebSocket:
+		return 404
+	case ResultAuthFailed, ResultTokenInUse, ResultOriginRefused:
+		return 403
+	case ResultOverCapacity, ResultOverloaded, ResultStoreUnavailable, ResultShuttingDown:
+		return 503
+	case ResultHostUnreachable, ResultTargetRefused, ResultConnectUnsupported:
+		return 502
+	}
+	return 500
+}
+
+// End is why a relaying session ended: used for the close code, the log
+// line and the metric label alike.
+type End string
+
+// Session ends and their close codes (CONTRACT.md).
+const (
+	EndClientClosed   End = "client_closed"    // the client sent close: echoed
+	EndClientGone     End = "client_gone"      // the client's TCP connection ended
+	EndHostClosed     End = "host_closed"      // 1000
+	EndHostError      End = "host_error"       // 1011
+	EndIdleTimeout    End = "idle_timeout"     // 1001
+	EndPingTimeout    End = "ping_timeout"     // 1001: no answer to pings
+	EndSessionExpired End = "session_expired"  // 1001: --enforce-session-timeout
+	EndShutdown       End = "shutdown"         // 1001
+	EndProtocolError  End = "protocol_error"   // 1002
+	EndUnsupported    End = "unsupported_data" // 1003
+	EndInvalidUTF8    End = "invalid_utf8"     // 1007
+	EndTooBig         End = "message_too_big"  // 1009
+	EndClientBacklog  End = "client_backlog"   // 1008: the client floods a slow host past its bound
+)
+
+var allEnds = []End{EndClientClosed, EndClientGone, EndHostClosed, EndHostError, EndIdleTimeout,
+	EndPingTimeout, EndSessionExpired, EndShutdown, EndProtocolError, EndUnsupported, EndInvalidUTF8,
+	EndTooBig, EndClientBacklog}
+
+func (e End) code() uint16 {
+	switch e {
+	case EndHostClosed, EndClientClosed:
+		return 1000
+	case EndHostError:
+		return 1011
+	case EndProtocolError:
+		return 1002
+	case EndUnsupported:
+		return 1003
+	case EndInvalidUTF8:
+		return 1007
+	case EndTooBig:
+		return 1009
+	case EndClientBacklog:
+		return 1008
+	}
+	return 1001
+}
+
+// endFor maps a frame-parser close code to the session end.
+func endFor(code uint16) End {
+	switch code {
+	case 1003:
+		return EndUnsupported
+	case 1007:
+		return EndInvalidUTF8
+	case 1009:
+		return EndTooBig
+	}
+	return EndProtocolError
+}

@@ -1,0 +1,236 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/consoleproxy/consoleproxy/relay"
+)
+
+// Server is one consoleproxy listener.
+type Server struct {
+	gnet.BuiltinEventEngine
+	cfg     Config
+	relay   *relay.Relay
+	pool    *pool
+	metrics *serverMetrics
+
+	eng      gnet.Engine
+	addr     netip.AddrPort
+	booted   chan struct{}
+	stopped  chan error
+	draining atomic.Bool
+	admitted atomic.Int64 // sessions authorizing or relaying (--max-sessions)
+
+	mu       sync.Mutex // guards sessions
+	sessions map[*session]struct{}
+	sweeper  chan struct{}
+}
+
+// New checks cfg and prepares a Server; Start runs it.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("loop: no token store")
+	}
+	cfg = cfg.withDefaults()
+	r, err := relay.New(cfg.Relay)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, relay: r, metrics: newServerMetrics(), pool: newPool(cfg.Workers, cfg.Queue),
+		booted: make(chan struct{}), stopped: make(chan error, 1),
+		sessions: map[*session]struct{}{}, sweeper: make(chan struct{}),
+	}
+	s.metrics.set.NewGauge("consoleproxy_worker_queue_length", func() float64 { return float64(s.QueueLen()) })
+	return s, nil
+}
+
+// Buffered is the most host data any one session holds for its client
+// (read from the host, not yet taken by the client's socket): the quantity
+// --max-buffered-bytes bounds.
+func (s *Server) Buffered() int64 {
+	var most int64
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		if phase(ss.phase.Load()) == phaseRelaying && ss.host != nil {
+			most = max(most, ss.host.Buffered())
+		}
+	}
+	return most
+}
+
+// QueueLen is the number of handshakes waiting for a worker.
+func (s *Server) QueueLen() int { return len(s.pool.jobs) }
+
+// Start listens and returns once the listener is up.
+func (s *Server) Start() error {
+	go func() {
+		s.stopped <- gnet.Run(s, "tcp://"+s.cfg.Listen,
+			gnet.WithMulticore(true), gnet.WithNumEventLoop(s.cfg.EventLoops),
+			gnet.WithReusePort(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(gnetLogger{s.cfg.Logger}))
+	}()
+	select {
+	case <-s.booted:
+	case err := <-s.stopped:
+		s.pool.stop()
+		s.relay.Close()
+		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+	}
+	go s.sweep()
+	return nil
+}
+
+// Addr is the listener's address (useful with port 0).
+func (s *Server) Addr() netip.AddrPort { return s.addr }
+
+// Ready reports whether the server takes new sessions (false while draining).
+func (s *Server) Ready() bool { return !s.draining.Load() }
+
+// Active is the number of sessions relaying.
+func (s *Server) Active() int64 { return s.metrics.active.Load() }
+
+// WriteMetrics writes the Prometheus text exposition.
+func (s *Server) WriteMetrics(w io.Writer) { s.metrics.WritePrometheus(w) }
+
+// Shutdown drains: new connections are refused, every session gets close
+// 1001, and once they are gone (or ctx ends) the listener and the pollers
+// stop.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.draining.Swap(true) {
+		return errors.New("loop: already shut down")
+	}
+	for _, ss := range s.snapshot() {
+		ss.end(EndShutdown)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for s.count() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+	close(s.sweeper)
+	err := s.eng.Stop(context.Background())
+	<-s.stopped
+	s.pool.stop()
+	s.relay.Close()
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("drain: %d sessions left: %w", s.count(), ctx.Err())
+	}
+	return err
+}
+
+func (s *Server) snapshot() []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		out = append(out, ss)
+	}
+	return out
+}
+
+func (s *Server) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// OnBoot records the engine and the bound address.
+func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
+	s.eng = eng
+	if fd, err := eng.Dup(); err == nil {
+		if sa, err := unix.Getsockname(fd); err == nil {
+			s.addr = sockaddrToAddrPort(sa)
+		}
+		unix.Close(fd)
+	}
+	close(s.booted)
+	return gnet.None
+}
+
+// OnOpen starts a session in the handshaking state.
+func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if s.draining.Load() {
+		s.metrics.results[ResultShuttingDown].Inc()
+		return nil, gnet.Close
+	}
+	ss := newSession(s, c)
+	c.SetContext(ss)
+	s.mu.Lock()
+	s.sessions[ss] = struct{}{}
+	s.mu.Unlock()
+	return nil, gnet.None
+}
+
+// OnTraffic hands the client's bytes to its session.
+func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
+	ss, _ := c.Context().(*session)
+	if ss == nil {
+		return gnet.Close
+	}
+	return ss.onTraffic()
+}
+
+// OnClose ends the session's accounting.
+func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
+	ss, _ := c.Context().(*session)
+	if ss == nil {
+		return gnet.None
+	}
+	ss.onClose()
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+	return gnet.None
+}
+
+func sockaddrToAddrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+	}
+	return netip.AddrPort{}
+}
+
+func peerAddr(c gnet.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ta.IP); ok {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// gnetLogger sends gnet's warnings and errors to slog and drops the rest.
+// gnet's messages carry file descriptors and addresses, never payloads.
+type gnetLogger struct{ l *slog.Logger }
+
+func (gnetLogger) Debugf(string, ...any) {}
+func (gnetLogger) Infof(string, ...any)  {}
+func (g gnetLogger) Warnf(f string, a ...any) {
+	g.l.Warn("gnet", "msg", fmt.Sprintf(f, a...))
+}
+func (g gnetLogger) Errorf(f string, a ...any) {
+	g.l.Error("gnet", "msg", fmt.Sprintf(f, a...))
+}
+func (g gnetLogger) Fatalf(f string, a ...any) {
+	g.l.Error("gnet fatal", "msg", fmt.Sprintf(f, a...))
+}

@@ -1,0 +1,73 @@
+package loop
+
+import (
+	"context"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/consoleproxy/consoleproxy/wsframe"
+)
+
+// sweepEvery is the resolution of every session timer (handshake, idle,
+// ping, token expiry, close-after-drain). One goroutine checks every session
+// this often with atomics only: at 10,000 sessions a sweep costs well under
+// a millisecond, which is cheaper than a timer per session.
+const sweepEvery = 100 * time.Millisecond
+
+func (s *Server) sweep() {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.sweeper:
+			return
+		case <-t.C:
+		}
+		now := s.cfg.Now()
+		s.mu.Lock()
+		for ss := range s.sessions {
+			ss.check(now)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// check applies the session's timers. It must not block: it only queues
+// work on the session's loop. Sweeper goroutine.
+func (ss *session) check(now time.Time) {
+	cfg := &ss.srv.cfg
+	switch phase(ss.phase.Load()) {
+	case phaseHandshake:
+		if now.After(ss.deadline) && !ss.timedOut.Swap(true) {
+			_ = ss.c.Close()
+		}
+	case phaseRelaying:
+		if ss.drainClose.Load() {
+			ss.closeIfDrained()
+			return
+		}
+		nanos := now.UnixNano()
+		switch {
+		case cfg.IdleTimeout > 0 && nanos-ss.lastData.Load() > int64(cfg.IdleTimeout):
+			ss.end(EndIdleTimeout)
+		case ss.expires.Load() > 0 && now.Unix() >= ss.expires.Load():
+			ss.end(EndSessionExpired)
+		case cfg.PingInterval > 0 && nanos-ss.clientSeen.Load() > 2*int64(cfg.PingInterval):
+			ss.end(EndPingTimeout)
+		case cfg.PingInterval > 0 && nanos-ss.lastPing.Load() >= int64(cfg.PingInterval):
+			ss.lastPing.Store(nanos)
+			_ = ss.c.AsyncWrite(wsframe.PingFrame, nil)
+		}
+	}
+}
+
+// closeIfDrained closes the client once gnet has sent everything queued.
+func (ss *session) closeIfDrained() {
+	_ = ss.c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		if phase(ss.phase.Load()) == phaseRelaying && ss.c.OutboundBuffered() == 0 {
+			return ss.c.Close()
+		}
+		return nil
+	}))
+}
