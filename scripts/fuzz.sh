@@ -14,7 +14,7 @@ while IFS= read -r file; do
 			cat /tmp/fuzz.$$.log
 			status=1
 		else
-			tail -n 2 /tmp/fuzz.$$.log | head -n 1
+			grep -E "elapsed: .*execs" /tmp/fuzz.$$.log | tail -n 1 || true
 		fi
 	done
 done < <(grep -rlE '^func Fuzz[A-Za-z0-9_]+\(' --include='*_test.go' . | sort)
