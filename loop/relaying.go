@@ -129,9 +129,7 @@ func (ss *session) control(ev wsframe.Event, iov [][]byte, scratch []byte) gnet.
 			ss.endReason.Store(&reason)
 			_, _ = ss.c.Write(wsframe.CloseFrame(code))
 		}
-		if ss.host != nil {
-			ss.host.Close()
-		}
+		ss.host.CloseWrite() // what the client sent reaches the host first
 		return gnet.Close
 	}
 	return gnet.None

@@ -173,9 +173,36 @@ func (ss *session) onClose() {
 		ss.count(ResultClientGone)
 		ss.unadmit() // the worker's answer finds the session closed and cleans up
 	case phaseRelaying:
+		if !ss.ended.Load() {
+			ss.forwardRest() // the client left: what it sent still reaches the host
+		}
 		ss.finishRelaying()
 	}
 	ss.req = nil
+}
+
+// forwardRest parses what the client sent before its connection ended and
+// writes the data to the host, which closes once it has taken it. Runs on
+// the loop, in OnClose (gnet's inbound buffer is still readable there).
+func (ss *session) forwardRest() {
+	c := ss.c
+	for c.InboundBuffered() > 0 {
+		buf, _ := c.Peek(min(c.InboundBuffered(), maxPeek))
+		iov := ss.iov[:0]
+		for rest := buf; len(rest) > 0; {
+			ev, n, err := ss.parser.Next(rest)
+			rest = rest[n:]
+			if err != nil || ev.Kind == wsframe.Control {
+				break
+			}
+			if ev.Kind == wsframe.Data && len(ev.Payload) > 0 && !ss.base64 {
+				iov = append(iov, ev.Payload)
+			}
+		}
+		ss.toHost(iov)
+		_, _ = c.Discard(len(buf))
+	}
+	ss.host.CloseWrite()
 }
 
 func (ss *session) finishRelaying() {

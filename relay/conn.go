@@ -135,6 +135,16 @@ func (c *Conn) Paused() bool { return c.pausedFlag.Load() }
 // Start registers the socket with its poller: reading begins.
 func (c *Conn) Start() { c.p.command(cmd{c: c, op: opAdd}) }
 
+// CloseWrite is Close for a client that is done: the bytes held back for the
+// host are written first (within a bounded time), then the socket closes.
+// The sink hears nothing more. Any goroutine; idempotent with Close.
+func (c *Conn) CloseWrite() {
+	if c.gone.Swap(true) {
+		return
+	}
+	c.p.command(cmd{c: c, op: opCloseWrite})
+}
+
 // Close asks the poller to close the host socket. The sink hears nothing
 // more. Any goroutine; idempotent.
 func (c *Conn) Close() {

@@ -22,7 +22,12 @@ const (
 	opResume
 	opWantWrite
 	opClose
+	opCloseWrite
 )
+
+// flushTimeout bounds how long a socket closed with CloseWrite may take to
+// hand its held-back bytes to the host.
+const flushTimeout = 5 * time.Second
 
 type cmd struct {
 	c  *Conn
@@ -36,13 +41,14 @@ type Poller struct {
 	epfd int
 	evfd int
 
-	mu    sync.Mutex // guards cmds, stop
-	cmds  []cmd
-	stop  bool
-	done  chan struct{}
-	gen   int32 // poller goroutine only from here on
-	conns map[int]*Conn
-	slow  map[*Conn]struct{} // paused connections
+	mu       sync.Mutex // guards cmds, stop
+	cmds     []cmd
+	stop     bool
+	done     chan struct{}
+	gen      int32 // poller goroutine only from here on
+	conns    map[int]*Conn
+	slow     map[*Conn]struct{}  // paused connections
+	flushing map[*Conn]time.Time // closed with CloseWrite: the deadline for their held-back bytes
 }
 
 func newPoller(cfg Config) (*Poller, error) {
@@ -62,7 +68,7 @@ func newPoller(cfg Config) (*Poller, error) {
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
 	p := &Poller{cfg: cfg, epfd: epfd, evfd: evfd, done: make(chan struct{}),
-		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}}
+		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}, flushing: map[*Conn]time.Time{}}
 	go p.run()
 	return p, nil
 }
@@ -92,7 +98,7 @@ func (p *Poller) run() {
 	next := time.Now().Add(resampleEvery)
 	for {
 		timeout := -1
-		if len(p.slow) > 0 {
+		if len(p.slow) > 0 || len(p.flushing) > 0 {
 			timeout = max(0, int(time.Until(next)/time.Millisecond))
 		}
 		n, err := unix.EpollWait(p.epfd, events, timeout)
@@ -112,8 +118,9 @@ func (p *Poller) run() {
 				p.handle(c, ev.Events)
 			}
 		}
-		if len(p.slow) > 0 && !time.Now().Before(next) {
+		if (len(p.slow) > 0 || len(p.flushing) > 0) && !time.Now().Before(next) {
 			p.resample()
+			p.expireFlushing()
 			next = time.Now().Add(resampleEvery)
 		}
 	}
@@ -159,6 +166,8 @@ func (p *Poller) apply(c cmd) {
 		} else {
 			c.c.closeFD() // never started
 		}
+	case opCloseWrite:
+		p.closeWrite(c.c)
 	}
 }
 
@@ -217,6 +226,10 @@ func (p *Poller) flush(c *Conn) bool {
 		p.finish(c, err)
 		return false
 	}
+	if done && c.gone.Load() {
+		p.finish(c, nil) // CloseWrite: everything reached the host
+		return false
+	}
 	if done {
 		c.wantOut = false
 		p.update(c)
@@ -236,7 +249,7 @@ func (p *Poller) pause(c *Conn) {
 
 func (p *Poller) resume(c *Conn) {
 	c.resumeAsked.Store(false)
-	if !c.paused || p.conns[c.fd] != c {
+	if !c.paused || p.conns[c.fd] != c || c.gone.Load() {
 		return
 	}
 	c.paused = false
@@ -301,6 +314,7 @@ func (p *Poller) finish(c *Conn, err error) {
 	}
 	delete(p.conns, c.fd)
 	delete(p.slow, c)
+	delete(p.flushing, c)
 	c.closeFD()
 	if !c.gone.Swap(true) {
 		c.sink.HostClosed(err)
@@ -316,3 +330,31 @@ func (p *Poller) closeAll() {
 }
 
 var errShutdown = errors.New("relay shutting down")
+
+// closeWrite closes c once its held-back bytes are written (or flushTimeout
+// passes); reading stops at once.
+func (p *Poller) closeWrite(c *Conn) {
+	if p.conns[c.fd] != c {
+		c.closeFD() // never started: nothing was ever held back
+		return
+	}
+	if c.Pending() == 0 {
+		p.finish(c, nil)
+		return
+	}
+	c.paused, c.wantOut = true, true
+	delete(p.slow, c)
+	p.flushing[c] = time.Now().Add(flushTimeout)
+	p.update(c)
+}
+
+// expireFlushing closes sockets whose host has not taken their last bytes
+// in time.
+func (p *Poller) expireFlushing() {
+	now := time.Now()
+	for c, deadline := range p.flushing {
+		if now.After(deadline) {
+			p.finish(c, nil)
+		}
+	}
+}

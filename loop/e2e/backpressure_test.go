@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"io"
+	"net"
 	"os"
 	"runtime"
 	"testing"
@@ -78,4 +80,41 @@ func countFDs(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// A client that sends a burst and leaves (with or without a close frame)
+// loses nothing: the host receives every byte, then EOF.
+func TestClientBytesDeliveredOnClose(t *testing.T) {
+	got := make(chan int64, 2)
+	sink := func(_ *backend, c net.Conn) {
+		n, _ := io.Copy(io.Discard, struct{ io.Reader }{c})
+		got <- n
+		c.Close()
+	}
+	b := startBackend(t, sink)
+	p := startProxy(t, func(cfg *loop.Config) { cfg.MaxClientBacklog = 64 << 20 })
+	chunk := make([]byte, 32<<10)
+	const total = 32 << 20
+	for _, withClose := range []bool{false, true} {
+		c := open(t, p.addr, req{token: p.mint(b.port(), nil)})
+		frame := maskedFrame(true, 2, chunk)
+		for sent := 0; sent < total; sent += len(chunk) {
+			if _, err := c.conn.Write(frame); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if withClose {
+			c.send(8, []byte{3, 232})
+		}
+		c.conn.(*net.TCPConn).CloseWrite()
+		select {
+		case n := <-got:
+			if n != total {
+				t.Fatalf("close frame %v: host got %d of %d bytes", withClose, n, total)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("host never saw EOF")
+		}
+		c.conn.Close()
+	}
 }

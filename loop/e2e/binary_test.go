@@ -88,13 +88,15 @@ func startBinary(t testing.TB, lines []string, extra ...string) *proc {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	})
-	waitFor(t, "listener", func() bool {
-		c, err := net.Dial("tcp", p.addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	for _, addr := range []string{p.addr, p.metrics} {
+		waitFor(t, "listener", func() bool {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		})
+	}
 	return p
 }
 

@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"io"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/consoleproxy/consoleproxy/wsframe"
+)
+
+const benchStream = 256 << 20
+
+// BenchmarkHostToClient measures one session's host→client throughput
+// through the real binary, beside the same transfer read straight from the
+// backend over loopback TCP (the physical reference in the same run).
+// Compare the two MB/s figures as a ratio: absolute numbers vary with the
+// machine's load.
+func BenchmarkHostToClient(b *testing.B) {
+	back := startBackend(b, firehose(benchStream))
+	b.Run("direct-tcp", func(b *testing.B) {
+		b.SetBytes(benchStream)
+		for i := 0; i < b.N; i++ {
+			c, err := net.Dial("tcp", back.ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, _ := io.Copy(io.Discard, struct{ io.Reader }{c})
+			c.Close()
+			if n != benchStream {
+				b.Fatalf("read %d", n)
+			}
+		}
+	})
+	toks := make([]string, 0, 64)
+	lines := make([]string, 0, 64)
+	for i := 0; i < 64; i++ {
+		toks = append(toks, "bench-"+strconv.Itoa(i))
+		lines = append(lines, tokenLine(toks[i], back.port()))
+	}
+	p := startBinary(b, lines, "--ping-interval", "0")
+	b.Run("consoleproxy", func(b *testing.B) {
+		b.SetBytes(benchStream)
+		for i := 0; i < b.N; i++ {
+			c := open(b, p.addr, req{token: toks[i%len(toks)], protocol: "binary"})
+			if n := drainFrames(b, c); n != benchStream {
+				b.Fatalf("read %d", n)
+			}
+		}
+	})
+}
+
+// drainFrames counts payload bytes until the close frame, without copying.
+func drainFrames(b *testing.B, c *wsClient) int {
+	buf := make([]byte, 256<<10)
+	total := 0
+	pending := c.buf // bytes already read with the handshake
+	for {
+		for len(pending) > 0 {
+			ev, n, err := c.parser.Next(pending)
+			pending = pending[n:]
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ev.Kind == wsframe.Data {
+				total += len(ev.Payload)
+			} else if ev.Kind == wsframe.Control && ev.OpCode == ws.OpClose {
+				return total
+			}
+		}
+		n, err := c.br.Read(buf)
+		if err != nil {
+			return total
+		}
+		pending = buf[:n]
+	}
+}
+
+// BenchmarkClientToHost measures one session's client→host throughput
+// (masked 32 KiB binary frames, unmasked in place by the proxy), beside the
+// same bytes written straight to the backend.
+func BenchmarkClientToHost(b *testing.B) {
+	got := make(chan int64, 1)
+	sink := func(_ *backend, c net.Conn) {
+		n, _ := io.Copy(io.Discard, struct{ io.Reader }{c})
+		got <- n
+		c.Close()
+	}
+	back := startBackend(b, sink)
+	chunk := make([]byte, 32<<10)
+	b.Run("direct-tcp", func(b *testing.B) {
+		b.SetBytes(benchStream)
+		for i := 0; i < b.N; i++ {
+			c, err := net.Dial("tcp", back.ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			for sent := 0; sent < benchStream; sent += len(chunk) {
+				_, _ = c.Write(chunk)
+			}
+			c.Close()
+			if n := <-got; n != benchStream {
+				b.Fatalf("host got %d", n)
+			}
+		}
+	})
+	toks := make([]string, 0, 64)
+	lines := make([]string, 0, 64)
+	for i := 0; i < 64; i++ {
+		toks = append(toks, "up-"+strconv.Itoa(i))
+		lines = append(lines, tokenLine(toks[i], back.port()))
+	}
+	// gnet cannot stop reading a client socket, so a client uploading flat
+	// out over loopback faster than the host drains is cut at
+	// --max-client-backlog (DECISIONS.md); raise it here to measure the path.
+	p := startBinary(b, lines, "--ping-interval", "0", "--max-client-backlog", strconv.Itoa(64<<20))
+	frame := maskedFrame(true, ws.OpBinary, chunk)
+	b.Run("consoleproxy", func(b *testing.B) {
+		b.SetBytes(benchStream)
+		for i := 0; i < b.N; i++ {
+			c := open(b, p.addr, req{token: toks[i%len(toks)], protocol: "binary"})
+			_ = c.conn.SetDeadline(time.Now().Add(time.Minute))
+			for sent := 0; sent < benchStream; sent += len(chunk) {
+				if _, err := c.conn.Write(frame); err != nil {
+					time.Sleep(300 * time.Millisecond)
+					b.Fatalf("%v\n%s", err, p.stderr)
+				}
+			}
+			c.conn.Close()
+			if n := <-got; n != benchStream {
+				b.Fatalf("host got %d", n)
+			}
+		}
+	})
+}
