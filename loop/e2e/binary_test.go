@@ -241,3 +241,24 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+// SIGHUP re-reads the token file: a token added afterwards works, a live
+// session is untouched.
+func TestSIGHUPReloads(t *testing.T) {
+	b := startBackend(t, echo)
+	p := startBinary(t, []string{tokenLine("tok-old", b.port())})
+	live := open(t, p.addr, req{token: "tok-old"})
+	f, err := os.OpenFile(p.tokens, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString(tokenLine("tok-new", b.port()) + "\n")
+	f.Close()
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "reload", func() bool { return strings.Contains(p.stderr.String(), `"msg":"reloaded"`) })
+	open(t, p.addr, req{token: "tok-new"})
+	live.send(ws.OpBinary, []byte("still here"))
+	if got := string(live.readData(10)); got != "still here" {
+		t.Fatalf("live session after SIGHUP: %q", got)
+	}
+}
