@@ -158,28 +158,42 @@ func (ss *session) hostDataBase64(b *bytebufferpool.ByteBuffer, n int) {
 }
 
 // send queues frame (a slice of b) to the client; b goes back to its pool
-// once gnet has written or copied it.
+// once gnet has written or copied it (onSent). Poller goroutine.
 func (ss *session) send(b *bytebufferpool.ByteBuffer, frame []byte, n int) {
-	err := ss.c.AsyncWrite(frame, func(c gnet.Conn, err error) error {
-		relay.PutBuffer(b)
-		ss.sent(c, n, err)
-		return nil
-	})
-	if err != nil {
-		relay.PutBuffer(b)
-		ss.host.Ack(n, 0)
-	}
+	ss.queue(pendingFrame{buf: b, n: n}, frame)
 }
 
 func (ss *session) sendPooled(out *bytebufferpool.ByteBuffer, n int) {
-	err := ss.c.AsyncWrite(out.B, func(c gnet.Conn, err error) error {
-		bytebufferpool.Put(out)
-		ss.sent(c, n, err)
+	ss.queue(pendingFrame{buf: out, n: n, pooled: true}, out.B)
+}
+
+func (ss *session) queue(f pendingFrame, frame []byte) {
+	ss.sentQ.push(f)
+	if err := ss.c.AsyncWrite(frame, ss.onSentFn); err != nil {
+		if f, ok := ss.sentQ.popNewest(); ok {
+			f.release()
+		}
+		ss.host.Ack(f.n, 0)
+	}
+}
+
+// onSent is the AsyncWrite callback of every host frame: it runs on the
+// loop, in the order the frames were queued.
+func (ss *session) onSent(c gnet.Conn, err error) error {
+	f, ok := ss.sentQ.pop()
+	if !ok {
 		return nil
-	})
-	if err != nil {
-		bytebufferpool.Put(out)
-		ss.host.Ack(n, 0)
+	}
+	f.release()
+	ss.sent(c, f.n, err)
+	return nil
+}
+
+func (f pendingFrame) release() {
+	if f.pooled {
+		bytebufferpool.Put(f.buf)
+	} else {
+		relay.PutBuffer(f.buf)
 	}
 }
 

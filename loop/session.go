@@ -65,6 +65,9 @@ type session struct {
 	iov     [][]byte
 	scratch []byte // base64 decoding
 	b64     wsframe.Base64Decoder
+
+	sentQ    sentQueue          // host frames in flight to the client (poller pushes, loop pops)
+	onSentFn gnet.AsyncCallback // ss.onSent, bound once
 }
 
 func newSession(s *Server, c gnet.Conn) *session {
@@ -72,6 +75,7 @@ func newSession(s *Server, c gnet.Conn) *session {
 	ss := &session{srv: s, c: c, accepted: now, deadline: now.Add(s.cfg.HandshakeTimeout),
 		peer: peerAddr(c), req: &wsframe.Request{}}
 	ss.client = ss.peer
+	ss.onSentFn = ss.onSent
 	return ss
 }
 

@@ -3,12 +3,15 @@ package e2e
 import (
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/loop"
+	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
 
@@ -135,4 +138,54 @@ func BenchmarkClientToHost(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRelayAllocs reports heap allocations per relayed 32 KiB frame
+// each way, with the proxy in process (the test's own client and backend
+// allocate nothing per frame on these paths).
+func BenchmarkRelayAllocs(b *testing.B) {
+	const total = 64 << 20
+	down := startBackend(b, firehose(total))
+	got := make(chan int64, 1)
+	up := startBackend(b, func(_ *backend, c net.Conn) {
+		n, _ := io.Copy(io.Discard, struct{ io.Reader }{c})
+		got <- n
+		c.Close()
+	})
+	p := startProxy(b, func(cfg *loop.Config) { cfg.MaxClientBacklog = 64 << 20 })
+	frames := float64(total / relay.DefaultReadSize)
+	b.Run("host-to-client", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			c := open(b, p.addr, req{token: p.mint(down.port(), nil)})
+			before := mallocs()
+			if n := drainFrames(b, c); n != total {
+				b.Fatalf("read %d", n)
+			}
+			b.ReportMetric(float64(mallocs()-before)/frames, "allocs/frame")
+		}
+	})
+	chunk := make([]byte, relay.DefaultReadSize)
+	frame := maskedFrame(true, ws.OpBinary, chunk)
+	b.Run("client-to-host", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			c := open(b, p.addr, req{token: p.mint(up.port(), nil)})
+			before := mallocs()
+			for sent := 0; sent < total; sent += len(chunk) {
+				if _, err := c.conn.Write(frame); err != nil {
+					b.Fatal(err)
+				}
+			}
+			c.conn.Close()
+			if n := <-got; n != total {
+				b.Fatalf("host got %d", n)
+			}
+			b.ReportMetric(float64(mallocs()-before)/frames, "allocs/frame")
+		}
+	})
+}
+
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
 }
