@@ -6,6 +6,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/loop/web"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
@@ -27,6 +28,11 @@ func (ss *session) handshake() gnet.Action {
 			return ss.refuse(ResultHeadersTooLarge, he.Reason)
 		}
 		return ss.refuse(ResultBadRequest, reasonOf(err))
+	}
+	if !ss.req.IsUpgrade() {
+		if site := ss.srv.web.Load(); site != nil {
+			return ss.serveStatic(site)
+		}
 	}
 	res, why := ss.admission()
 	if res != ResultOK {
@@ -56,6 +62,23 @@ func (ss *session) handshake() gnet.Action {
 		return ss.refuse(ResultOverloaded, "worker queue full")
 	}
 	return gnet.None
+}
+
+// serveStatic answers a plain GET or HEAD from the --web site (in memory:
+// the loop never touches the disk) and closes. Runs on the loop.
+func (ss *session) serveStatic(site *web.Site) gnet.Action {
+	head, body, err := site.Lookup(ss.req.Method, ss.req.Path())
+	switch {
+	case errors.Is(err, web.ErrMethod):
+		return ss.refuse(ResultMethodNotAllowed, "method not allowed")
+	case errors.Is(err, web.ErrBadPath):
+		return ss.refuse(ResultBadRequest, "bad static path")
+	case err != nil:
+		return ss.refuse(ResultNotWebSocket, "no such static file")
+	}
+	_, _ = ss.c.Writev([][]byte{head, body})
+	ss.count(ResultStatic)
+	return gnet.Close
 }
 
 // admission checks the request as a WebSocket upgrade and its Origin.

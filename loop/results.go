@@ -12,7 +12,9 @@ const (
 	ResultBadRequest         Result = "bad_request"         // 400
 	ResultUnsupportedVersion Result = "unsupported_version" // 426
 	ResultHeadersTooLarge    Result = "headers_too_large"   // 431
-	ResultNotWebSocket       Result = "not_websocket"       // 404: a plain GET without --web
+	ResultNotWebSocket       Result = "not_websocket"       // 404: a plain GET without --web, or for no such file
+	ResultStatic             Result = "static"              // 200: a file of --web
+	ResultMethodNotAllowed   Result = "method_not_allowed"  // 405: --web serves GET and HEAD only
 	ResultAuthFailed         Result = "auth_failed"         // 403: no, unknown or expired token, wrong console type
 	ResultTokenInUse         Result = "token_in_use"        // 403
 	ResultOriginRefused      Result = "origin_refused"      // 403
@@ -32,7 +34,7 @@ var allResults = []Result{
 	ResultOK, ResultBadRequest, ResultUnsupportedVersion, ResultHeadersTooLarge, ResultNotWebSocket,
 	ResultAuthFailed, ResultTokenInUse, ResultOriginRefused, ResultOverCapacity, ResultOverloaded,
 	ResultStoreUnavailable, ResultHostUnreachable, ResultTargetRefused, ResultConnectUnsupported,
-	ResultHandshakeTimeout, ResultClientGone, ResultShuttingDown,
+	ResultHandshakeTimeout, ResultClientGone, ResultShuttingDown, ResultStatic, ResultMethodNotAllowed,
 }
 
 // status is the HTTP status sent for a refusal.
@@ -46,6 +48,8 @@ func (r Result) status() int {
 		return 431
 	case ResultNotWebSocket:
 		return 404
+	case ResultMethodNotAllowed:
+		return 405
 	case ResultAuthFailed, ResultTokenInUse, ResultOriginRefused:
 		return 403
 	case ResultOverCapacity, ResultOverloaded, ResultStoreUnavailable, ResultShuttingDown:

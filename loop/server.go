@@ -15,6 +15,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/consoleproxy/consoleproxy/loop/web"
 	"github.com/consoleproxy/consoleproxy/relay"
 )
 
@@ -32,6 +33,7 @@ type Server struct {
 	stopped  chan error
 	draining atomic.Bool
 	admitted atomic.Int64 // sessions authorizing or relaying (--max-sessions)
+	web      atomic.Pointer[web.Site]
 
 	mu       sync.Mutex // guards sessions
 	sessions map[*session]struct{}
@@ -71,6 +73,9 @@ func (s *Server) Buffered() int64 {
 	}
 	return most
 }
+
+// SetWeb replaces the static site (nil: plain GETs get 404). Any goroutine.
+func (s *Server) SetWeb(site *web.Site) { s.web.Store(site) }
 
 // QueueLen is the number of handshakes waiting for a worker.
 func (s *Server) QueueLen() int { return len(s.pool.jobs) }

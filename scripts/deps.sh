@@ -7,6 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Debian packages the tests use. Keep one per line, with the test that needs it.
 PACKAGES=(
+	novnc # loop/web TestDebianNoVNC; make run serves it with --web
 )
 
 missing=()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/loop/web"
 	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/wsframe"
@@ -25,6 +26,7 @@ type app struct {
 	store   tokens.Store
 	metrics *http.Server
 	cancel  context.CancelFunc
+	webDir  string
 }
 
 func start(o *options, log *slog.Logger) (*app, error) {
@@ -41,6 +43,9 @@ func start(o *options, log *slog.Logger) (*app, error) {
 	}
 	a.store = cfg.Store
 	if a.srv, err = loop.New(cfg); err == nil {
+		err = a.loadWeb(o.web)
+	}
+	if err == nil {
 		err = a.srv.Start()
 	}
 	if err != nil {
@@ -169,7 +174,25 @@ func (a *app) startMetrics(listen string) error {
 	return nil
 }
 
+// loadWeb loads --web into memory (and again on SIGHUP).
+func (a *app) loadWeb(dir string) error {
+	a.webDir = dir
+	if dir == "" {
+		return nil
+	}
+	site, err := web.Load(dir)
+	if err != nil {
+		return err
+	}
+	a.srv.SetWeb(site)
+	a.log.Info("serving static files", "dir", dir, "bytes", site.Bytes)
+	return nil
+}
+
 func (a *app) reload() {
+	if err := a.loadWeb(a.webDir); err != nil {
+		a.log.Warn("reload of --web failed; the previous files stay", "err", err.Error())
+	}
 	if err := a.store.Reload(); err != nil {
 		a.log.Warn("reload failed", "err", err.Error())
 		return

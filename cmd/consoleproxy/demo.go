@@ -45,8 +45,12 @@ func (a *app) startDemo(ctx context.Context, o *options) error {
 	fmt.Fprintf(os.Stdout, "\ndemo console (colour bars over RFB) behind the proxy; token valid for 1h\n"+
 		"  WebSocket URL: ws://%s/?token=%s\n"+
 		"  noVNC:         vnc_lite.html?host=%s&port=%d&path=%%3Ftoken%%3D%s\n"+
-		"  metrics:       http://%s/metrics\n\nCtrl-C stops the proxy.\n",
+		"  metrics:       http://%s/metrics\n",
 		addr, token, addr.Addr(), addr.Port(), token, o.metricsListen)
+	if o.web != "" {
+		fmt.Fprintf(os.Stdout, "  in a browser:  http://%s/vnc_lite.html?path=%%3Ftoken%%3D%s\n", addr, token)
+	}
+	fmt.Fprintf(os.Stdout, "\nCtrl-C stops the proxy.\n")
 	return nil
 }
 

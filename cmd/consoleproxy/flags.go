@@ -99,7 +99,7 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 // and ignoring them.
 func notYet(explicit map[string]bool) error {
 	for _, f := range []string{"cert", "key", "ssl-only", "ssl-minimum-version", "ssl-ciphers", "ssl-client-ca",
-		"compute-proxy", "nova-config", "web"} {
+		"compute-proxy", "nova-config"} {
 		if explicit[f] {
 			return fmt.Errorf("--%s is not supported yet", f)
 		}
