@@ -175,6 +175,9 @@ func frame(pf *pixelFormat) []byte {
 		for x := 0; x < demoWidth; x++ {
 			col := bars[x*len(bars)/demoWidth]
 			v := uint32(col[0])<<pf.rShift | uint32(col[1])<<pf.gShift | uint32(col[2])<<pf.bShift
+			// Padding bits set: RFB ignores them, and noVNC 1.3's raw decoder
+			// takes the padding byte of all but its first lines as alpha.
+			v |= ^(uint32(0xff)<<pf.rShift | uint32(0xff)<<pf.gShift | uint32(0xff)<<pf.bShift)
 			if pf.bigEndian {
 				m = binary.BigEndian.AppendUint32(m, v)
 			} else {
