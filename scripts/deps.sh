@@ -8,6 +8,10 @@ export DEBIAN_FRONTEND=noninteractive
 # Debian packages the tests use. Keep one per line, with the test that needs it.
 PACKAGES=(
 	novnc # loop/web TestDebianNoVNC; make run serves it with --web
+	chromium            # loop/e2e TestBrowserNoVNC: headless browser driven over DevTools
+	xvfb                # TestBrowserNoVNC: the virtual display behind the VNC server
+	x11vnc              # TestBrowserNoVNC: a real VNC server
+	x11-xserver-utils   # TestBrowserNoVNC: xsetroot paints the display a known colour
 )
 
 missing=()
