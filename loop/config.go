@@ -23,6 +23,7 @@ type Config struct {
 	Dial        relay.DialConfig
 	Relay       relay.Config
 	Request     wsframe.RequestLimits
+	TLS         *TLSConfig // nil: plain ws:// only
 
 	HandshakeTimeout      time.Duration // the upgrade must finish within this; default 10s
 	IdleTimeout           time.Duration // no data either way for this long ends a session; 0 = off

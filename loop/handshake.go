@@ -18,6 +18,14 @@ import (
 func (ss *session) handshake() gnet.Action {
 	c := ss.c
 	buf, _ := c.Peek(-1)
+	if t := ss.srv.cfg.TLS; t != nil && !ss.secure && len(buf) > 0 {
+		if buf[0] == tlsRecordHandshake {
+			return ss.handoffTLS()
+		}
+		if t.Only {
+			return ss.refusePlain(buf[0])
+		}
+	}
 	n, err := ss.reqp.Parse(buf, ss.srv.cfg.Request, ss.req)
 	if errors.Is(err, wsframe.ErrIncomplete) {
 		return gnet.None
@@ -81,6 +89,16 @@ func (ss *session) serveStatic(site *web.Site) gnet.Action {
 	return gnet.Close
 }
 
+// refusePlain answers a plaintext client under --ssl-only: 400 when its
+// first byte can start an HTTP method, else the connection just closes.
+func (ss *session) refusePlain(first byte) gnet.Action {
+	if first >= 'A' && first <= 'Z' {
+		return ss.refuse(ResultPlainRefused, "plaintext under ssl-only")
+	}
+	ss.count(ResultPlainRefused)
+	return gnet.Close
+}
+
 // admission checks the request as a WebSocket upgrade and its Origin.
 func (ss *session) admission() (Result, string) {
 	req := ss.req
@@ -95,7 +113,7 @@ func (ss *session) admission() (Result, string) {
 		return ResultBadRequest, reasonOf(err)
 	}
 	s := ss.srv
-	secure, client, err := s.cfg.Trusted.ClientView(ss.peer, false,
+	secure, client, err := s.cfg.Trusted.ClientView(ss.peer, ss.secure,
 		values(req, "X-Forwarded-Proto"), values(req, "X-Forwarded-For"), values(req, "Forwarded"))
 	if err != nil {
 		return ResultBadRequest, "conflicting forwarding headers"

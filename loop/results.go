@@ -27,6 +27,8 @@ const (
 	ResultHandshakeTimeout   Result = "handshake_timeout"   // closed: no upgrade within --handshake-timeout
 	ResultClientGone         Result = "client_gone"         // the client left before the upgrade
 	ResultShuttingDown       Result = "shutting_down"       // 503 or closed: the proxy is draining
+	ResultTLSFailed          Result = "tls_failed"          // closed: the TLS handshake failed (version, ciphers, client certificate)
+	ResultPlainRefused       Result = "plain_refused"       // 400 or closed: a plaintext client under --ssl-only
 )
 
 // allResults are pre-registered so every series exists from the start.
@@ -35,12 +37,13 @@ var allResults = []Result{
 	ResultAuthFailed, ResultTokenInUse, ResultOriginRefused, ResultOverCapacity, ResultOverloaded,
 	ResultStoreUnavailable, ResultHostUnreachable, ResultTargetRefused, ResultConnectUnsupported,
 	ResultHandshakeTimeout, ResultClientGone, ResultShuttingDown, ResultStatic, ResultMethodNotAllowed,
+	ResultTLSFailed, ResultPlainRefused,
 }
 
 // status is the HTTP status sent for a refusal.
 func (r Result) status() int {
 	switch r {
-	case ResultBadRequest:
+	case ResultBadRequest, ResultPlainRefused:
 		return 400
 	case ResultUnsupportedVersion:
 		return 426

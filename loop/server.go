@@ -34,6 +34,7 @@ type Server struct {
 	draining atomic.Bool
 	admitted atomic.Int64 // sessions authorizing or relaying (--max-sessions)
 	web      atomic.Pointer[web.Site]
+	tlsWG    sync.WaitGroup // TLS hand-offs and bridges
 
 	mu       sync.Mutex // guards sessions
 	sessions map[*session]struct{}
@@ -130,6 +131,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	close(s.sweeper)
+	waitGroup(ctx, &s.tlsWG)
 	err := s.eng.Stop(context.Background())
 	<-s.stopped
 	s.pool.stop()
@@ -138,6 +140,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("drain: %d sessions left: %w", s.count(), ctx.Err())
 	}
 	return err
+}
+
+// waitGroup waits for wg or ctx, whichever comes first.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 func (s *Server) snapshot() []*session {

@@ -51,6 +51,7 @@ type session struct {
 	deadline time.Time // handshake deadline
 	peer     netip.Addr
 	client   netip.Addr // the client's address, through trusted proxies
+	secure   bool       // the client came over TLS (the plaintext end of a bridge)
 	reqp     wsframe.RequestParser
 	req      *wsframe.Request // during the handshake only
 	key      [32]byte         // Sec-WebSocket-Key, copied out of the request
@@ -74,6 +75,9 @@ func newSession(s *Server, c gnet.Conn) *session {
 	now := s.cfg.Now()
 	ss := &session{srv: s, c: c, accepted: now, deadline: now.Add(s.cfg.HandshakeTimeout),
 		peer: peerAddr(c), req: &wsframe.Request{}}
+	if e, ok := c.Context().(*enrolled); ok {
+		ss.peer, ss.secure = e.peer, true
+	}
 	ss.client = ss.peer
 	ss.onSentFn = ss.onSent
 	return ss

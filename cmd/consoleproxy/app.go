@@ -27,14 +27,18 @@ type app struct {
 	metrics *http.Server
 	cancel  context.CancelFunc
 	webDir  string
+	cert    *loop.CertHolder // nil without TLS
 }
 
-func start(o *options, log *slog.Logger) (*app, error) {
+func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error) {
 	cfg, err := config(o, log)
 	if err != nil {
 		return nil, err
 	}
 	a := &app{log: log}
+	if cfg.TLS, a.cert, err = tlsConfig(o, explicit); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	if cfg.Store, err = a.openStore(ctx, o); err != nil {
@@ -190,6 +194,11 @@ func (a *app) loadWeb(dir string) error {
 }
 
 func (a *app) reload() {
+	if a.cert != nil {
+		if err := a.cert.Reload(); err != nil {
+			a.log.Warn("reload of the TLS certificate failed; the previous one stays", "err", err.Error())
+		}
+	}
 	if err := a.loadWeb(a.webDir); err != nil {
 		a.log.Warn("reload of --web failed; the previous files stay", "err", err.Error())
 	}

@@ -98,8 +98,7 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 // notYet refuses flags whose feature has not landed, rather than accepting
 // and ignoring them.
 func notYet(explicit map[string]bool) error {
-	for _, f := range []string{"cert", "key", "ssl-only", "ssl-minimum-version", "ssl-ciphers", "ssl-client-ca",
-		"compute-proxy", "nova-config"} {
+	for _, f := range []string{"compute-proxy", "nova-config"} {
 		if explicit[f] {
 			return fmt.Errorf("--%s is not supported yet", f)
 		}

@@ -35,7 +35,7 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "consoleproxy: --log-format must be text or json\n")
 		return 2
 	}
-	if err := serve(o, log); err != nil {
+	if err := serve(o, explicit, log); err != nil {
 		log.Error("consoleproxy stopped", "err", err.Error())
 		return 1
 	}
@@ -53,8 +53,8 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 }
 
 // serve runs the proxy until SIGTERM or SIGINT, reloading on SIGHUP.
-func serve(o *options, log *slog.Logger) error {
-	app, err := start(o, log)
+func serve(o *options, explicit map[string]bool, log *slog.Logger) error {
+	app, err := start(o, explicit, log)
 	if err != nil {
 		return err
 	}

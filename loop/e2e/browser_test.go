@@ -37,6 +37,20 @@ func TestBrowserNoVNC(t *testing.T) {
 		t.Fatalf("the console area does not show the display's colour: centre %v", centre(img, rect))
 	}
 
+	// The same over wss://: noVNC on an https page connects with wss.
+	k := newPKI(t)
+	ps := startBinary(t, []string{tokenLine("browser-tls", vncPort)}, "--web", novnc, "--cert", k.certFile, "--key", k.keyFile, "--ssl-only")
+	b.page(fmt.Sprintf("https://%s/vnc_lite.html?path=%%3Ftoken%%3Dbrowser-tls", ps.addr))
+	b.waitEval(`document.querySelector('#status') ? document.querySelector('#status').textContent : ''`,
+		func(s string) bool { return strings.Contains(s, "Connected") }, "noVNC over wss to connect")
+	time.Sleep(time.Second)
+	if img := decodePNG(t, b.screenshot()); !near(img, canvasRect(t, b), [3]int{0x1f, 0x8a, 0x4c}) {
+		t.Fatal("over wss the console area does not show the display's colour")
+	}
+	if !strings.Contains(ps.stderr.String(), `"result":"ok"`) && !strings.Contains(metricsOf(t, ps), `consoleproxy_sessions_total{result="ok"} 1`) {
+		t.Fatal("the wss session was not counted")
+	}
+
 	b.page(fmt.Sprintf("http://%s/vnc_lite.html?path=%%3Ftoken%%3Dwrong-token", p.addr))
 	b.waitEval(`document.querySelector('#status') ? document.querySelector('#status').textContent : ''`,
 		func(s string) bool {
@@ -80,6 +94,11 @@ func startVNCDisplay(t *testing.T, colour string) int {
 		return err == nil
 	})
 	return port
+}
+
+func metricsOf(t *testing.T, p *proc) string {
+	_, body := httpGet(t, "http://"+p.metrics+"/metrics")
+	return body
 }
 
 func freePortNumber(t *testing.T) int {

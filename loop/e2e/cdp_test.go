@@ -32,7 +32,7 @@ type browser struct {
 // chromiumFlags are the flags this machine needs (closed network, root).
 var chromiumFlags = []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 	"--disable-background-networking", "--disable-component-update", "--disable-sync", "--remote-debugging-port=0",
-	"--window-size=800,600"}
+	"--window-size=800,600", "--ignore-certificate-errors"} // the wss test's CA is the test's own
 
 func startBrowser(t *testing.T) *browser {
 	t.Helper()

@@ -44,6 +44,14 @@ func dial(t testing.TB, addr string, r req) *wsClient {
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
+	return upgrade(t, conn, addr, r)
+}
+
+// upgrade sends the upgrade request on conn (plain or TLS) and reads the
+// answer.
+func upgrade(t testing.TB, conn net.Conn, addr string, r req) *wsClient {
+	t.Helper()
+	var err error
 	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := io.WriteString(conn, r.request(addr)); err != nil {

@@ -1,0 +1,208 @@
+package loop
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// TLS (wss://) runs beside the gnet path, not on it: gnet cannot carry TLS.
+// A connection whose first byte is a TLS handshake record (0x16) is taken out
+// of gnet (its fd duplicated), crypto/tls terminates it on a goroutine, and
+// the plaintext is bridged through a Unix socket pair whose other end is
+// enrolled on the same gnet loop, marked secure and with the client's
+// address. Everything after that (upgrade, policy, relay, timers) is the
+// plain session state machine. Plain sessions pay one byte comparison.
+// DECISIONS.md has the reasoning and the cost.
+
+// tlsRecordHandshake is the first byte of a TLS ClientHello record.
+const tlsRecordHandshake = 0x16
+
+// bridgeBuffer is the copy buffer of each direction of a TLS bridge.
+const bridgeBuffer = 32 << 10
+
+// TLSConfig is the wss:// side of a Server.
+type TLSConfig struct {
+	// Config is the server's TLS configuration (certificates through
+	// GetCertificate so they can be swapped while sessions stay up).
+	Config *tls.Config
+	// Only refuses plain connections: HTTP 400 if the bytes look like HTTP,
+	// else the connection is closed (--ssl-only).
+	Only bool
+}
+
+// enrolled marks a gnet connection that is the plaintext end of a TLS
+// bridge: the session is secure and its peer is the TLS client.
+type enrolled struct {
+	peer netip.Addr
+}
+
+// handoffTLS takes the connection out of gnet and terminates TLS on a
+// goroutine. Runs on the loop; the gnet connection closes (the socket lives
+// on in the duplicated descriptor).
+func (ss *session) handoffTLS() gnet.Action {
+	fd, err := ss.c.Dup()
+	if err != nil {
+		return ss.refuse(ResultBadRequest, "tls hand-off failed")
+	}
+	prefix, _ := ss.c.Peek(-1)
+	prefix = append([]byte(nil), prefix...)
+	_, _ = ss.c.Discard(len(prefix))
+	ss.counted = true // counted by the TLS side
+	s, el, peer := ss.srv, ss.c.EventLoop(), ss.peer
+	s.tlsWG.Add(1)
+	go func() {
+		defer s.tlsWG.Done()
+		s.serveTLS(fd, prefix, el, peer)
+	}()
+	return gnet.Close
+}
+
+// serveTLS does the TLS handshake within the handshake timeout, then bridges
+// the plaintext to a socket pair enrolled on el.
+func (s *Server) serveTLS(fd int, prefix []byte, el gnet.EventLoop, peer netip.Addr) {
+	nc, err := fileConn(fd, "tls-client")
+	if err != nil {
+		s.metrics.results[ResultTLSFailed].Inc()
+		return
+	}
+	tc := tls.Server(&prefixConn{Conn: nc, prefix: prefix}, s.cfg.TLS.Config)
+	_ = tc.SetDeadline(s.cfg.Now().Add(s.cfg.HandshakeTimeout))
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
+	err = tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		s.metrics.results[ResultTLSFailed].Inc()
+		s.cfg.Logger.Info("session refused", "peer", peer.String(), "result", string(ResultTLSFailed), "reason", "tls handshake failed")
+		tc.Close()
+		return
+	}
+	_ = tc.SetDeadline(time.Time{})
+	inner, outer, err := socketPair()
+	if err != nil {
+		tc.Close()
+		return
+	}
+	res, err := el.Enroll(gnet.NewContext(context.Background(), &enrolled{peer: peer}), inner)
+	if err == nil {
+		r := <-res
+		err = r.Err
+	}
+	if err != nil {
+		s.metrics.results[ResultShuttingDown].Inc()
+		tc.Close()
+		outer.Close()
+		return
+	}
+	bridge(tc, outer)
+}
+
+// bridge copies both ways until either side ends, then closes both.
+func bridge(tc *tls.Conn, outer net.Conn) {
+	var once sync.Once
+	closeBoth := func() { once.Do(func() { tc.Close(); outer.Close() }) }
+	done := make(chan struct{})
+	go func() {
+		copyBuffered(outer, tc) // client → proxy
+		if uc, ok := outer.(*net.UnixConn); ok {
+			_ = uc.CloseWrite()
+		}
+		close(done)
+	}()
+	copyBuffered(tc, outer) // proxy → client
+	closeBoth()
+	<-done
+}
+
+func copyBuffered(dst io.Writer, src io.Reader) {
+	buf := make([]byte, bridgeBuffer)
+	_, _ = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
+}
+
+// socketPair returns two connected Unix stream sockets as net.Conns.
+func socketPair() (net.Conn, net.Conn, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := fileConn(fds[0], "tls-inner")
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	b, err := fileConn(fds[1], "tls-outer")
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
+// fileConn wraps fd (taking ownership) as a net.Conn.
+func fileConn(fd int, name string) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}
+
+// prefixConn replays bytes gnet had already read before the hand-off.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// CertHolder serves the current certificate and swaps it on Reload, so
+// SIGHUP renews certificates without dropping sessions.
+type CertHolder struct {
+	certFile, keyFile string
+	cert              atomic.Pointer[tls.Certificate]
+}
+
+// LoadCert reads a certificate and its key; errors say which and why.
+func LoadCert(certFile, keyFile string) (*CertHolder, error) {
+	h := &CertHolder{certFile: certFile, keyFile: keyFile}
+	return h, h.Reload()
+}
+
+// Reload re-reads the files; on failure the previous certificate stays.
+func (h *CertHolder) Reload() error {
+	for _, f := range []string{h.certFile, h.keyFile} {
+		if _, err := os.ReadFile(f); err != nil {
+			return fmt.Errorf("tls: cannot read %s: %w", f, err)
+		}
+	}
+	c, err := tls.LoadX509KeyPair(h.certFile, h.keyFile)
+	if err != nil {
+		return fmt.Errorf("tls: certificate %s and key %s: %w", h.certFile, h.keyFile, err)
+	}
+	h.cert.Store(&c)
+	return nil
+}
+
+// GetCertificate is for tls.Config.
+func (h *CertHolder) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return h.cert.Load(), nil
+}
