@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +18,14 @@ import (
 // DECISIONS.md used 5000). It asserts that every session works and that the
 // proxy holds all of them, not how fast.
 func TestIdleSessionMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scale test")
+	}
+	t.Run("plain", func(t *testing.T) { idleSessionMemory(t, false) })
+	t.Run("tls", func(t *testing.T) { idleSessionMemory(t, true) })
+}
+
+func idleSessionMemory(t *testing.T, useTLS bool) {
 	n := 200
 	if v := os.Getenv("CONSOLEPROXY_SCALE"); v != "" {
 		n, _ = strconv.Atoi(v)
@@ -29,15 +38,31 @@ func TestIdleSessionMemory(t *testing.T) {
 		toks = append(toks, tok)
 		lines = append(lines, tokenLine(tok, b.port()))
 	}
-	p := startBinary(t, lines, "--ping-interval", "0")
-	warm := open(t, p.addr, req{token: toks[n]})
+	args := []string{"--ping-interval", "0"}
+	var k *pki
+	if useTLS {
+		k = newPKI(t)
+		args = append(args, "--cert", k.certFile, "--key", k.keyFile)
+	}
+	p := startBinary(t, lines, args...)
+	openOne := func(tok string) *wsClient {
+		if !useTLS {
+			return open(t, p.addr, req{token: tok, protocol: "binary"})
+		}
+		c, err := dialTLS(t, p.addr, &tls.Config{RootCAs: k.pool}, req{token: tok, protocol: "binary"})
+		if err != nil || c.resp.StatusCode != 101 {
+			t.Fatalf("wss: %v", err)
+		}
+		return c
+	}
+	warm := openOne(toks[n])
 	warm.send(ws.OpBinary, []byte("w"))
 	warm.readData(1)
 	before := rssKiB(t, p.cmd.Process.Pid)
 	start := time.Now()
 	clients := make([]*wsClient, 0, n)
 	for i := 0; i < n; i++ {
-		c := open(t, p.addr, req{token: toks[i], protocol: "binary"})
+		c := openOne(toks[i])
 		c.send(ws.OpBinary, []byte{byte(i)})
 		if got := c.readData(1); got[0] != byte(i) {
 			t.Fatalf("session %d: echo %v", i, got)
@@ -52,8 +77,8 @@ func TestIdleSessionMemory(t *testing.T) {
 	if want := "consoleproxy_sessions_active " + strconv.Itoa(n+1); !strings.Contains(body, want) {
 		t.Fatalf("metrics lack %q", want)
 	}
-	t.Logf("%d idle sessions: proxy RSS %d → %d KiB, %.2f KiB per session; opened in %v (%.0f/s)",
-		n, before, after, float64(after-before)/float64(n), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+	t.Logf("tls=%v: %d idle sessions: proxy RSS %d → %d KiB, %.2f KiB per session; opened in %v (%.0f/s)",
+		useTLS, n, before, after, float64(after-before)/float64(n), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
 	for _, c := range clients {
 		c.conn.Close()
 	}

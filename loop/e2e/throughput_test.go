@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"runtime"
@@ -49,6 +50,20 @@ func BenchmarkHostToClient(b *testing.B) {
 		b.SetBytes(benchStream)
 		for i := 0; i < b.N; i++ {
 			c := open(b, p.addr, req{token: toks[i%len(toks)], protocol: "binary"})
+			if n := drainFrames(b, c); n != benchStream {
+				b.Fatalf("read %d", n)
+			}
+		}
+	})
+	k := newPKI(b)
+	pt := startBinary(b, lines, "--ping-interval", "0", "--cert", k.certFile, "--key", k.keyFile)
+	b.Run("consoleproxy-tls", func(b *testing.B) {
+		b.SetBytes(benchStream)
+		for i := 0; i < b.N; i++ {
+			c, err := dialTLS(b, pt.addr, &tls.Config{RootCAs: k.pool}, req{token: toks[i%len(toks)], protocol: "binary"})
+			if err != nil {
+				b.Fatal(err)
+			}
 			if n := drainFrames(b, c); n != benchStream {
 				b.Fatalf("read %d", n)
 			}

@@ -33,7 +33,7 @@ type pki struct {
 	client            tls.Certificate
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
 	p := &pki{dir: t.TempDir(), pool: x509.NewCertPool()}
 	p.caKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -51,7 +51,7 @@ func newPKI(t *testing.T) *pki {
 }
 
 // issue writes a certificate signed by the CA and its key.
-func (p *pki) issue(t *testing.T, name string, serial int64) (string, string) {
+func (p *pki) issue(t testing.TB, name string, serial int64) (string, string) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
@@ -66,7 +66,7 @@ func (p *pki) issue(t *testing.T, name string, serial int64) (string, string) {
 	return p.write(t, name+".pem", "CERTIFICATE", der), p.write(t, name+"-key.pem", "EC PRIVATE KEY", kder)
 }
 
-func (p *pki) write(t *testing.T, name, typ string, der []byte) string {
+func (p *pki) write(t testing.TB, name, typ string, der []byte) string {
 	t.Helper()
 	path := filepath.Join(p.dir, name)
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
@@ -92,7 +92,7 @@ func tlsRefused(t *testing.T, addr string, cfg *tls.Config) error {
 	return err
 }
 
-func dialTLS(t *testing.T, addr string, cfg *tls.Config, r req) (*wsClient, error) {
+func dialTLS(t testing.TB, addr string, cfg *tls.Config, r req) (*wsClient, error) {
 	t.Helper()
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
 	if err != nil {
