@@ -28,8 +28,14 @@ import (
 // tlsRecordHandshake is the first byte of a TLS ClientHello record.
 const tlsRecordHandshake = 0x16
 
-// bridgeBuffer is the copy buffer of each direction of a TLS bridge.
-const bridgeBuffer = 32 << 10
+// Copy buffers of a TLS bridge: an idle direction holds only the small
+// one; a busy one borrows a large pooled buffer while reads fill it.
+const (
+	bridgeSmall  = 1 << 10
+	bridgeBuffer = 32 << 10
+)
+
+var bridgePool = sync.Pool{New: func() any { b := make([]byte, bridgeBuffer); return &b }}
 
 // TLSConfig is the wss:// side of a Server.
 type TLSConfig struct {
@@ -124,16 +130,63 @@ func bridge(tc *tls.Conn, outer net.Conn) {
 	<-done
 }
 
+// copyBuffered copies until src ends or dst fails. Idle, it waits in a read
+// into a 1 KiB buffer; a read that fills it switches to a pooled 32 KiB
+// buffer until a read comes back short, so thousands of idle TLS sessions do
+// not each hold 64 KiB of copy buffers.
 func copyBuffered(dst io.Writer, src io.Reader) {
-	buf := make([]byte, bridgeBuffer)
-	_, _ = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
+	small := make([]byte, bridgeSmall)
+	for {
+		n, err := src.Read(small)
+		if n > 0 {
+			if _, werr := dst.Write(small[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+		if n == len(small) && !copyBusy(dst, src) {
+			return
+		}
+	}
 }
+
+// copyBusy copies with a pooled buffer while reads fill it; false means
+// the stream ended.
+func copyBusy(dst io.Writer, src io.Reader) bool {
+	bp := bridgePool.Get().(*[]byte)
+	defer bridgePool.Put(bp)
+	buf := *bp
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return false
+			}
+		}
+		if err != nil {
+			return false
+		}
+		if n < len(buf)/2 {
+			return true
+		}
+	}
+}
+
+// pairBuffer is the socket buffer of each end of a TLS bridge's socket pair:
+// room for a burst without waking the relay's backpressure each time.
+const pairBuffer = 1 << 20
 
 // socketPair returns two connected Unix stream sockets as net.Conns.
 func socketPair() (net.Conn, net.Conn, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, fd := range fds {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, pairBuffer)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, pairBuffer)
 	}
 	a, err := fileConn(fds[0], "tls-inner")
 	if err != nil {

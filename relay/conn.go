@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
@@ -52,9 +53,11 @@ type Conn struct {
 	wbuf   *bytebufferpool.ByteBuffer // bytes the host has not taken yet
 
 	// Poller goroutine only.
-	paused  bool
-	wantOut bool
-	events  uint32 // registered epoll interest; 0 means not registered
+	sampleEvery time.Duration // current interval between samples while paused
+	nextSample  time.Time
+	paused      bool
+	wantOut     bool
+	events      uint32 // registered epoll interest; 0 means not registered
 }
 
 // Write writes iov toward the host now, as far as the socket takes it, and

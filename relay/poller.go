@@ -10,9 +10,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// resampleEvery is the poller's tick while any session is paused; each
+// paused session is asked for a fresh sample after resampleMin, then at
+// doubling intervals up to resampleMax while its client stays slow: a
+// client that drains fast resumes within about a millisecond, a stalled one
+// costs a sample every 16 ms. (Formerly a flat 10 ms, which capped a session
+// whose client's socket buffer is small, such as a TLS bridge, near 25 MB/s.)
+const (
+	resampleMin = time.Millisecond
+	resampleMax = 16 * time.Millisecond
+)
+
 // resampleEvery is how often a poller asks paused sessions for a fresh
 // sample of their client's outbound buffer (gnet has no "drained" hook).
-const resampleEvery = 10 * time.Millisecond
+const resampleEvery = resampleMin
 
 type op uint8
 
@@ -243,6 +254,7 @@ func (p *Poller) flush(c *Conn) bool {
 func (p *Poller) pause(c *Conn) {
 	c.paused = true
 	c.pausedFlag.Store(true)
+	c.sampleEvery, c.nextSample = resampleMin/2, time.Now().Add(resampleMin)
 	p.slow[c] = struct{}{}
 	p.update(c)
 }
@@ -262,14 +274,18 @@ func (p *Poller) resume(c *Conn) {
 // resample asks every paused session for a fresh outbound sample and
 // resumes those already below the low watermark.
 func (p *Poller) resample() {
+	now := time.Now()
 	for c := range p.slow {
 		if c.buffered() <= p.cfg.LowWater {
 			p.resume(c)
 			continue
 		}
-		if !c.gone.Load() {
-			c.sink.Resample()
+		if c.gone.Load() || now.Before(c.nextSample) {
+			continue
 		}
+		c.sampleEvery = min(2*c.sampleEvery, resampleMax)
+		c.nextSample = now.Add(c.sampleEvery)
+		c.sink.Resample()
 	}
 }
 
