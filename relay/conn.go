@@ -211,16 +211,6 @@ func writev(fd int, iov [][]byte) (int, error) {
 }
 
 func write(fd int, b []byte) (int, error) {
-	for {
-		n, err := unix.Write(fd, b)
-		switch err {
-		case nil:
-			return n, nil
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return 0, nil
-		}
-		return 0, err
-	}
+	iov := [1][]byte{b}
+	return writev(fd, iov[:])
 }

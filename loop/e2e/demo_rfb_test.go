@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/binary"
-	"os/exec"
-	"regexp"
 	"testing"
 	"time"
 
@@ -14,23 +11,7 @@ import (
 // The demo console answers a full framebuffer request through the proxy:
 // the whole 640×400 raw update arrives.
 func TestDemoFramebuffer(t *testing.T) {
-	dir := t.TempDir()
-	addr, metrics := freePort(t), freePort(t)
-	cmd := exec.Command(consoleproxyBinary(t), "--demo", "--listen", addr, "--metrics-listen", metrics)
-	cmd.Dir = dir
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := regexp.MustCompile(`ws://[^/]+/\?token=([A-Za-z0-9_-]+)`)
-	sc := bufio.NewScanner(out)
-	token := ""
-	for token == "" && sc.Scan() {
-		if m := url.FindStringSubmatch(sc.Text()); m != nil {
-			token = m[1]
-		}
-	}
+	addr, token, _ := startDemo(t)
 	c := open(t, addr, req{token: token, protocol: "binary"})
 	_ = c.conn.SetDeadline(time.Now().Add(20 * time.Second))
 	var stream []byte

@@ -12,15 +12,28 @@ import (
 // `make run` works: the binary with --demo on its embedded store prints a
 // URL whose token opens a session to the demo RFB console.
 func TestDemoRun(t *testing.T) {
-	dir := t.TempDir()
-	addr, metrics := freePort(t), freePort(t)
-	cmd := exec.Command(consoleproxyBinary(t), "--demo", "--listen", addr, "--metrics-listen", metrics)
-	cmd.Dir = dir
+	addr, token, stderr := startDemo(t)
+	c := open(t, addr, req{token: token, protocol: "binary"})
+	if got := string(c.readData(12)); got != "RFB 003.008\n" {
+		t.Fatalf("demo console greeting %q", got)
+	}
+	if strings.Contains(stderr.String(), token) {
+		t.Fatal("the demo token reached the log")
+	}
+}
+
+// startDemo runs the binary as `make run` does (--demo, embedded store in a
+// fresh directory) and returns its address, the printed token and its log.
+func startDemo(t *testing.T) (addr, token string, stderr *syncBuffer) {
+	t.Helper()
+	addr = freePort(t)
+	cmd := exec.Command(consoleproxyBinary(t), "--demo", "--listen", addr, "--metrics-listen", freePort(t))
+	cmd.Dir = t.TempDir()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &syncBuffer{}
+	stderr = &syncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -28,7 +41,6 @@ func TestDemoRun(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	url := regexp.MustCompile(`ws://[^/]+/\?token=([A-Za-z0-9_-]+)`)
 	sc := bufio.NewScanner(out)
-	token := ""
 	deadline := time.Now().Add(20 * time.Second)
 	for token == "" && sc.Scan() && time.Now().Before(deadline) {
 		if m := url.FindStringSubmatch(sc.Text()); m != nil {
@@ -38,11 +50,5 @@ func TestDemoRun(t *testing.T) {
 	if token == "" {
 		t.Fatalf("no URL printed; stderr:\n%s", stderr)
 	}
-	c := open(t, addr, req{token: token, protocol: "binary"})
-	if got := string(c.readData(12)); got != "RFB 003.008\n" {
-		t.Fatalf("demo console greeting %q", got)
-	}
-	if strings.Contains(stderr.String(), token) {
-		t.Fatal("the demo token reached the log")
-	}
+	return addr, token, stderr
 }

@@ -39,12 +39,7 @@ func BenchmarkHostToClient(b *testing.B) {
 			}
 		}
 	})
-	toks := make([]string, 0, 64)
-	lines := make([]string, 0, 64)
-	for i := 0; i < 64; i++ {
-		toks = append(toks, "bench-"+strconv.Itoa(i))
-		lines = append(lines, tokenLine(toks[i], back.port()))
-	}
+	toks, lines := benchTokens("bench-", back.port())
 	p := startBinary(b, lines, "--ping-interval", "0")
 	b.Run("consoleproxy", func(b *testing.B) {
 		b.SetBytes(benchStream)
@@ -125,12 +120,7 @@ func BenchmarkClientToHost(b *testing.B) {
 			}
 		}
 	})
-	toks := make([]string, 0, 64)
-	lines := make([]string, 0, 64)
-	for i := 0; i < 64; i++ {
-		toks = append(toks, "up-"+strconv.Itoa(i))
-		lines = append(lines, tokenLine(toks[i], back.port()))
-	}
+	toks, lines := benchTokens("up-", back.port())
 	// gnet cannot stop reading a client socket, so a client uploading flat
 	// out over loopback faster than the host drains is cut at
 	// --max-client-backlog (DECISIONS.md); raise it here to measure the path.
@@ -203,4 +193,13 @@ func mallocs() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.Mallocs
+}
+
+// benchTokens makes 64 tokens for port and their token-file lines.
+func benchTokens(prefix string, port int) (toks, lines []string) {
+	for i := 0; i < 64; i++ {
+		toks = append(toks, prefix+strconv.Itoa(i))
+		lines = append(lines, tokenLine(toks[i], port))
+	}
+	return toks, lines
 }
