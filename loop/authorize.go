@@ -21,6 +21,8 @@ type authResult struct {
 	fd      int
 	rec     tokens.Record
 	release func()
+	connect []byte // the CONNECT request still to be exchanged, if any
+	first   []byte // console bytes that came with the CONNECT answer
 }
 
 // cleanup gives back what an unused result holds.
@@ -38,7 +40,52 @@ func (r *authResult) cleanup() {
 // authorize runs on a worker: token lookup, policy, dial. Then the result
 // goes back to the session's loop.
 func (ss *session) authorize(h tokens.Hash) {
-	res := ss.srv.lookupAndDial(h)
+	s := ss.srv
+	start := s.cfg.Now()
+	res := s.lookupAndDial(h)
+	if res.result != ResultOK || res.connect == nil {
+		ss.deliver(res)
+		return
+	}
+	// The CONNECT answer is awaited on a relay poller: no goroutine waits.
+	timeout := max(start.Add(s.cfg.Dial.Timeout).Sub(s.cfg.Now()), 100*time.Millisecond)
+	s.relay.Handshake(res.fd, res.connect, timeout, func(fd int, first []byte, err error) {
+		res.fd = fd
+		if err != nil {
+			res.fail(connectResult(err), connectReason(err))
+		}
+		res.first = first
+		ss.deliver(res)
+	})
+}
+
+// connectResult maps a CONNECT failure to its result (each a 502).
+func connectResult(err error) Result {
+	switch {
+	case errors.Is(err, relay.ErrConnectRefused):
+		return ResultConnectRefused
+	case errors.Is(err, relay.ErrConnectTimeout):
+		return ResultConnectTimeout
+	}
+	return ResultConnectFailed
+}
+
+// connectReason is the log's phrase: the status code of a refusal (never the
+// body, never the path).
+func connectReason(err error) string {
+	if errors.Is(err, relay.ErrConnectRefused) {
+		return err.Error()
+	}
+	for _, e := range []error{relay.ErrConnectTimeout, relay.ErrConnectTooLarge, relay.ErrConnectClosed, relay.ErrConnectMalformed} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "CONNECT failed"
+}
+
+// deliver hands the worker's answer to the session's loop.
+func (ss *session) deliver(res *authResult) {
 	err := ss.c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 		ss.authorized(res)
 		return nil
@@ -56,6 +103,7 @@ func (s *Server) lookupAndDial(h tokens.Hash) *authResult {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
 	defer cancel()
 	rec, err := s.cfg.Store.Lookup(ctx, h)
+	res.rec = rec // for the log's instance field
 	switch {
 	case errors.Is(err, tokens.ErrNotFound):
 		return res.fail(ResultAuthFailed, "unknown token")
@@ -67,8 +115,8 @@ func (s *Server) lookupAndDial(h tokens.Hash) *authResult {
 		return res.fail(ResultAuthFailed, "expired token")
 	case rec.ConsoleType != s.cfg.ConsoleType:
 		return res.fail(ResultAuthFailed, "wrong console type")
-	case rec.InternalAccessPath != nil:
-		return res.fail(ResultConnectUnsupported, "internal_access_path is not supported yet")
+	case rec.InternalAccessPath != nil && !relay.ValidAccessPath(*rec.InternalAccessPath):
+		return res.fail(ResultBadAccessPath, "internal_access_path is not a valid request target")
 	}
 	res.rec = rec
 	release, err := s.cfg.Reuse.Acquire(policy.Key(h), time.Unix(rec.Expires, 0))
@@ -85,6 +133,9 @@ func (s *Server) lookupAndDial(h tokens.Hash) *authResult {
 	}
 	if res.fd, err = relay.Detach(conn); err != nil {
 		return res.fail(ResultHostUnreachable, "compute host socket")
+	}
+	if p := rec.InternalAccessPath; p != nil {
+		res.connect = relay.AppendConnect(nil, *p, rec.Host, rec.Port)
 	}
 	return res
 }
@@ -105,6 +156,7 @@ func (ss *session) authorized(res *authResult) {
 	s := ss.srv
 	if res.result != ResultOK {
 		ss.unadmit()
+		ss.rec = res.rec
 		ss.phase.Store(int32(phaseHandshake))
 		ss.refuse(res.result, res.why)
 		_ = ss.c.Close()
@@ -125,6 +177,9 @@ func (ss *session) authorized(res *authResult) {
 	ss.count(ResultOK)
 	s.metrics.active.Add(1)
 	s.metrics.handshake.Update(now.Sub(ss.accepted).Seconds())
+	if len(res.first) > 0 {
+		ss.sendFirst(res.first) // before any host data: gnet writes in order
+	}
 	ss.host = s.relay.Attach(res.fd, ss)
 	ss.phase.Store(int32(phaseRelaying))
 	ss.host.Start()

@@ -144,7 +144,8 @@ func values(req *wsframe.Request, name string) [][]byte {
 func (ss *session) refuse(r Result, why string) gnet.Action {
 	_, _ = ss.c.Write(wsframe.AppendError(nil, r.status()))
 	ss.count(r)
-	ss.srv.cfg.Logger.Info("session refused", "peer", ss.client.String(), "result", string(r), "reason", why)
+	ss.srv.cfg.Logger.Info("session refused", "peer", ss.client.String(), "instance", ss.rec.InstanceUUID,
+		"result", string(r), "reason", why)
 	return gnet.Close
 }
 

@@ -135,6 +135,21 @@ func (ss *session) control(ev wsframe.Event, iov [][]byte, scratch []byte) gnet.
 	return gnet.None
 }
 
+// sendFirst sends the console bytes that came with the CONNECT answer as
+// the first frame. Runs on the loop, before the host socket starts.
+func (ss *session) sendFirst(first []byte) {
+	var frame []byte
+	if ss.base64 {
+		frame = wsframe.AppendHeader(nil, ws.OpText, wsframe.Base64EncodedLen(len(first)))
+		frame = wsframe.AppendBase64(frame, first)
+	} else {
+		frame = append(wsframe.AppendHeader(nil, ws.OpBinary, len(first)), first...)
+	}
+	_, _ = ss.c.Write(frame)
+	ss.down.Add(int64(len(first)))
+	ss.srv.metrics.down.Add(len(first))
+}
+
 // HostData frames n host bytes in b (header written into the headroom, no
 // copy) and queues them to the client. Runs on the poller goroutine.
 func (ss *session) HostData(b *bytebufferpool.ByteBuffer, n int) {

@@ -23,7 +23,10 @@ const (
 	ResultStoreUnavailable   Result = "store_unavailable"   // 503: the token store cannot answer
 	ResultHostUnreachable    Result = "host_unreachable"    // 502
 	ResultTargetRefused      Result = "target_refused"      // 502: outside --allowed-targets
-	ResultConnectUnsupported Result = "connect_unsupported" // 502: internal_access_path (CONNECT) not built yet
+	ResultBadAccessPath      Result = "bad_access_path"     // 502: internal_access_path is not a valid request target
+	ResultConnectRefused     Result = "connect_refused"     // 502: the CONNECT answer was not 2xx
+	ResultConnectFailed      Result = "connect_failed"      // 502: malformed or oversized answer, or the host closed
+	ResultConnectTimeout     Result = "connect_timeout"     // 502: no complete answer within --connect-timeout
 	ResultHandshakeTimeout   Result = "handshake_timeout"   // closed: no upgrade within --handshake-timeout
 	ResultClientGone         Result = "client_gone"         // the client left before the upgrade
 	ResultShuttingDown       Result = "shutting_down"       // 503 or closed: the proxy is draining
@@ -35,7 +38,8 @@ const (
 var allResults = []Result{
 	ResultOK, ResultBadRequest, ResultUnsupportedVersion, ResultHeadersTooLarge, ResultNotWebSocket,
 	ResultAuthFailed, ResultTokenInUse, ResultOriginRefused, ResultOverCapacity, ResultOverloaded,
-	ResultStoreUnavailable, ResultHostUnreachable, ResultTargetRefused, ResultConnectUnsupported,
+	ResultStoreUnavailable, ResultHostUnreachable, ResultTargetRefused,
+	ResultBadAccessPath, ResultConnectRefused, ResultConnectFailed, ResultConnectTimeout,
 	ResultHandshakeTimeout, ResultClientGone, ResultShuttingDown, ResultStatic, ResultMethodNotAllowed,
 	ResultTLSFailed, ResultPlainRefused,
 }
@@ -57,7 +61,8 @@ func (r Result) status() int {
 		return 403
 	case ResultOverCapacity, ResultOverloaded, ResultStoreUnavailable, ResultShuttingDown:
 		return 503
-	case ResultHostUnreachable, ResultTargetRefused, ResultConnectUnsupported:
+	case ResultHostUnreachable, ResultTargetRefused, ResultBadAccessPath, ResultConnectRefused,
+		ResultConnectFailed, ResultConnectTimeout:
 		return 502
 	}
 	return 500

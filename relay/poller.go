@@ -34,6 +34,7 @@ const (
 	opWantWrite
 	opClose
 	opCloseWrite
+	opHandshake
 )
 
 // flushTimeout bounds how long a socket closed with CloseWrite may take to
@@ -42,6 +43,7 @@ const flushTimeout = 5 * time.Second
 
 type cmd struct {
 	c  *Conn
+	h  *handshake
 	op op
 }
 
@@ -60,6 +62,7 @@ type Poller struct {
 	conns    map[int]*Conn
 	slow     map[*Conn]struct{}  // paused connections
 	flushing map[*Conn]time.Time // closed with CloseWrite: the deadline for their held-back bytes
+	shakes   map[int]*handshake  // CONNECT exchanges in progress
 }
 
 func newPoller(cfg Config) (*Poller, error) {
@@ -79,7 +82,7 @@ func newPoller(cfg Config) (*Poller, error) {
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
 	p := &Poller{cfg: cfg, epfd: epfd, evfd: evfd, done: make(chan struct{}),
-		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}, flushing: map[*Conn]time.Time{}}
+		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}, flushing: map[*Conn]time.Time{}, shakes: map[int]*handshake{}}
 	go p.run()
 	return p, nil
 }
@@ -109,7 +112,7 @@ func (p *Poller) run() {
 	next := time.Now().Add(resampleEvery)
 	for {
 		timeout := -1
-		if len(p.slow) > 0 || len(p.flushing) > 0 {
+		if len(p.slow) > 0 || len(p.flushing) > 0 || len(p.shakes) > 0 {
 			timeout = max(0, int(time.Until(next)/time.Millisecond))
 		}
 		n, err := unix.EpollWait(p.epfd, events, timeout)
@@ -127,11 +130,14 @@ func (p *Poller) run() {
 			}
 			if c := p.conns[int(ev.Fd)]; c != nil && c.gen == ev.Pad {
 				p.handle(c, ev.Events)
+			} else if h := p.shakes[int(ev.Fd)]; h != nil && h.gen == ev.Pad {
+				p.handleHandshake(h, ev.Events)
 			}
 		}
-		if (len(p.slow) > 0 || len(p.flushing) > 0) && !time.Now().Before(next) {
+		if (len(p.slow) > 0 || len(p.flushing) > 0 || len(p.shakes) > 0) && !time.Now().Before(next) {
 			p.resample()
 			p.expireFlushing()
+			p.expireHandshakes()
 			next = time.Now().Add(resampleEvery)
 		}
 	}
@@ -179,6 +185,8 @@ func (p *Poller) apply(c cmd) {
 		}
 	case opCloseWrite:
 		p.closeWrite(c.c)
+	case opHandshake:
+		p.startHandshake(c.h)
 	}
 }
 
@@ -340,6 +348,9 @@ func (p *Poller) finish(c *Conn, err error) {
 func (p *Poller) closeAll() {
 	for _, c := range p.conns {
 		p.finish(c, errShutdown)
+	}
+	for _, h := range p.shakes {
+		p.endHandshake(h, nil, errShutdown)
 	}
 	unix.Close(p.epfd)
 	unix.Close(p.evfd)

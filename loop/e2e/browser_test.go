@@ -66,7 +66,7 @@ func TestBrowserNoVNC(t *testing.T) {
 // VNC port.
 func startVNCDisplay(t *testing.T, colour string) int {
 	t.Helper()
-	display := ":" + strconv.Itoa(90+os.Getpid()%100)
+	display := startXvfb(t)
 	run := func(name string, args ...string) *exec.Cmd {
 		cmd := exec.Command(name, args...)
 		cmd.Env = append(os.Environ(), "DISPLAY="+display)
@@ -76,9 +76,6 @@ func startVNCDisplay(t *testing.T, colour string) int {
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		return cmd
 	}
-	run("Xvfb", display, "-screen", "0", "640x400x24", "-noreset", "-nolisten", "tcp")
-	socket := "/tmp/.X11-unix/X" + display[1:]
-	waitFor(t, "Xvfb", func() bool { _, err := os.Stat(socket); return err == nil })
 	set := exec.Command("xsetroot", "-solid", colour)
 	set.Env = append(os.Environ(), "DISPLAY="+display)
 	if out, err := set.CombinedOutput(); err != nil {
@@ -99,6 +96,30 @@ func startVNCDisplay(t *testing.T, colour string) int {
 func metricsOf(t *testing.T, p *proc) string {
 	_, body := httpGet(t, "http://"+p.metrics+"/metrics")
 	return body
+}
+
+// startXvfb starts Xvfb on a display number it picks itself (-displayfd),
+// so a stale lock or socket of an earlier run cannot get in the way.
+func startXvfb(t *testing.T) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "640x400x24", "-noreset", "-nolisten", "tcp")
+	cmd.ExtraFiles = []*os.File{w}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("Xvfb: %v (scripts/deps.sh installs it)", err)
+	}
+	w.Close()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	_ = r.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var n int
+	if _, err := fmt.Fscan(r, &n); err != nil {
+		t.Fatalf("Xvfb did not report its display: %v", err)
+	}
+	return ":" + strconv.Itoa(n)
 }
 
 func freePortNumber(t *testing.T) int {
