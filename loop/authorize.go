@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"errors"
+	"net"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -21,8 +22,8 @@ type authResult struct {
 	fd      int
 	rec     tokens.Record
 	release func()
-	connect []byte // the CONNECT request still to be exchanged, if any
-	first   []byte // console bytes that came with the CONNECT answer
+	connect [][]byte // CONNECT requests still to be exchanged, in order (forward proxy, access path)
+	first   []byte   // console bytes that came with the last CONNECT answer
 }
 
 // cleanup gives back what an unused result holds.
@@ -47,14 +48,30 @@ func (ss *session) authorize(h tokens.Hash) {
 		ss.deliver(res)
 		return
 	}
-	// The CONNECT answer is awaited on a relay poller: no goroutine waits.
-	timeout := max(start.Add(s.cfg.Dial.Timeout).Sub(s.cfg.Now()), 100*time.Millisecond)
-	s.relay.Handshake(res.fd, res.connect, timeout, func(fd int, first []byte, err error) {
+	ss.exchange(res, res.connect, start.Add(s.cfg.Dial.Timeout))
+}
+
+// exchange runs the CONNECT requests one after the other on a relay poller
+// (no goroutine waits for an answer), then delivers the result. Bytes after
+// an answer are console data only after the last one.
+func (ss *session) exchange(res *authResult, steps [][]byte, deadline time.Time) {
+	if len(steps) == 0 {
+		ss.deliver(res)
+		return
+	}
+	timeout := max(time.Until(deadline), 100*time.Millisecond)
+	ss.srv.relay.Handshake(res.fd, steps[0], timeout, func(fd int, first []byte, err error) {
 		res.fd = fd
-		if err != nil {
+		switch {
+		case err != nil:
 			res.fail(connectResult(err), connectReason(err))
+		case len(steps) > 1 && len(first) > 0:
+			res.fail(ResultConnectFailed, "bytes before the compute host's CONNECT answer")
+		default:
+			res.first = first
+			ss.exchange(res, steps[1:], deadline)
+			return
 		}
-		res.first = first
 		ss.deliver(res)
 	})
 }
@@ -124,7 +141,7 @@ func (s *Server) lookupAndDial(h tokens.Hash) *authResult {
 		return res.fail(ResultTokenInUse, "token in use")
 	}
 	res.release = release
-	conn, err := relay.Dial(ctx, rec.Host, rec.Port, s.cfg.Dial)
+	conn, err := s.dial(ctx, rec, res)
 	if errors.Is(err, relay.ErrTargetRefused) {
 		return res.fail(ResultTargetRefused, "compute host outside allowed targets")
 	}
@@ -135,9 +152,23 @@ func (s *Server) lookupAndDial(h tokens.Hash) *authResult {
 		return res.fail(ResultHostUnreachable, "compute host socket")
 	}
 	if p := rec.InternalAccessPath; p != nil {
-		res.connect = relay.AppendConnect(nil, *p, rec.Host, rec.Port)
+		res.connect = append(res.connect, relay.AppendConnect(nil, *p, rec.Host, rec.Port))
 	}
 	return res
+}
+
+// dial connects to the compute host, or to --compute-proxy with the
+// authority-form CONNECT queued first.
+func (s *Server) dial(ctx context.Context, rec tokens.Record, res *authResult) (*net.TCPConn, error) {
+	p := s.cfg.Dial.Proxy
+	if p == nil {
+		return relay.Dial(ctx, rec.Host, rec.Port, s.cfg.Dial)
+	}
+	conn, target, err := relay.DialProxy(ctx, rec.Host, rec.Port, s.cfg.Dial)
+	if err == nil {
+		res.connect = append(res.connect, p.AppendProxyConnect(nil, target))
+	}
+	return conn, err
 }
 
 func (r *authResult) fail(res Result, why string) *authResult {

@@ -23,6 +23,9 @@ type DialConfig struct {
 	KeepAlive time.Duration
 	// Resolver resolves host names; nil means net.DefaultResolver.
 	Resolver *net.Resolver
+	// Proxy, when set, is the forward HTTP proxy compute hosts are reached
+	// through (--compute-proxy).
+	Proxy *ForwardProxy
 }
 
 // Errors callers branch on (each is a distinct result in the metrics).

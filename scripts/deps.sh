@@ -12,6 +12,7 @@ PACKAGES=(
 	xvfb                # TestBrowserNoVNC: the virtual display behind the VNC server
 	x11vnc              # TestBrowserNoVNC: a real VNC server
 	x11-xserver-utils   # TestBrowserNoVNC: xsetroot paints the display a known colour
+	tinyproxy           # loop/e2e TestComputeProxyTinyproxy: a real forward proxy for --compute-proxy
 )
 
 missing=()

@@ -104,6 +104,11 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 	if cfg.Dial.Allowed, err = relay.ParseTargets(o.allowedTargets); err != nil {
 		return cfg, err
 	}
+	if o.computeProxy != "" {
+		if cfg.Dial.Proxy, err = relay.ParseForwardProxy(o.computeProxy, o.computeProxyAuth); err != nil {
+			return cfg, err
+		}
+	}
 	reuse, err := policy.ParseReusePolicy(o.tokenReuse)
 	if err != nil {
 		return cfg, err

@@ -15,6 +15,7 @@ type options struct {
 	cert, key, sslMinVersion, sslCiphers, sslClientCA string
 	sslOnly                                           bool
 	allowedTargets, computeProxy, web                 string
+	computeProxyAuth                                  string
 	novaConfig                                        multi
 	connectTimeout, handshakeTimeout, idleTimeout     time.Duration
 	pingInterval, drainTimeout                        time.Duration
@@ -51,6 +52,7 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 	fs.StringVar(&o.sslClientCA, "ssl-client-ca", "", "require and verify client certificates against this CA file")
 	fs.StringVar(&o.allowedTargets, "allowed-targets", "", "CIDRs of compute hosts the proxy may connect to (checked after DNS); empty allows any")
 	fs.StringVar(&o.computeProxy, "compute-proxy", "", "reach compute hosts through this forward HTTP proxy (CONNECT host:port)")
+	fs.StringVar(&o.computeProxyAuth, "compute-proxy-auth-file", "", "file holding user:password for the --compute-proxy (Proxy-Authorization: Basic)")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 5*time.Second, "DNS plus TCP connect plus any CONNECT handshake toward a compute host")
 	fs.Var(&o.novaConfig, "nova-config", "read Nova's options from this nova.conf (repeatable; flags win)")
 	fs.StringVar(&o.web, "web", "", "serve static files (noVNC) from this directory")
@@ -98,7 +100,7 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 // notYet refuses flags whose feature has not landed, rather than accepting
 // and ignoring them.
 func notYet(explicit map[string]bool) error {
-	for _, f := range []string{"compute-proxy", "nova-config"} {
+	for _, f := range []string{"nova-config"} {
 		if explicit[f] {
 			return fmt.Errorf("--%s is not supported yet", f)
 		}

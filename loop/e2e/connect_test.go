@@ -90,3 +90,31 @@ func TestConnectThroughProxy(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// BenchmarkHandshake measures opening a session (upgrade, lookup, dial, 101)
+// straight to the host and through an internal_access_path CONNECT, in the
+// same run; compare ns/op as a ratio.
+func BenchmarkHandshake(b *testing.B) {
+	p := startProxy(b, nil)
+	direct := startBackend(b, echo)
+	requests := make(chan string, 1<<16)
+	behind := startBackend(b, connectHost("HTTP/1.1 200 OK\r\n\r\n", requests))
+	path := "/console"
+	for _, tc := range []struct {
+		name string
+		port int
+		path *string
+	}{{"direct", direct.port(), nil}, {"connect", behind.port(), &path}} {
+		b.Run(tc.name, func(b *testing.B) {
+			toks := make([]string, b.N)
+			for i := range toks {
+				toks[i] = p.mint(tc.port, func(r *record) { r.InternalAccessPath = tc.path })
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c := open(b, p.addr, req{token: toks[i]})
+				c.conn.Close()
+			}
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package relay
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// ForwardProxy is --compute-proxy: compute hosts are reached through this
+// HTTP proxy with `CONNECT ip:port` (authority form).
+type ForwardProxy struct {
+	Addr string // host:port of the proxy
+	Auth string // the Proxy-Authorization value, or ""
+}
+
+// ParseForwardProxy parses http://HOST:PORT; authFile, if given, holds
+// "user:password" for Basic authentication.
+func ParseForwardProxy(raw, authFile string) (*ForwardProxy, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.RawQuery != "" {
+		return nil, errors.New("--compute-proxy must be http://HOST:PORT (credentials go in --compute-proxy-auth-file)")
+	}
+	p := &ForwardProxy{Addr: u.Host}
+	if authFile != "" {
+		b, err := os.ReadFile(authFile)
+		if err != nil {
+			return nil, fmt.Errorf("--compute-proxy-auth-file: %w", err)
+		}
+		cred := strings.TrimSpace(string(b))
+		if !strings.Contains(cred, ":") || strings.ContainsAny(cred, "\r\n") {
+			return nil, errors.New("--compute-proxy-auth-file must hold user:password on one line")
+		}
+		p.Auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(cred))
+	}
+	return p, nil
+}
+
+// AppendProxyConnect appends `CONNECT ip:port HTTP/1.1` with Host and, when
+// set, Proxy-Authorization.
+func (p *ForwardProxy) AppendProxyConnect(dst []byte, target netip.AddrPort) []byte {
+	dst = append(dst, "CONNECT "...)
+	dst = append(dst, target.String()...)
+	dst = append(dst, " HTTP/1.1\r\nHost: "...)
+	dst = append(dst, target.String()...)
+	if p.Auth != "" {
+		dst = append(dst, "\r\nProxy-Authorization: "...)
+		dst = append(dst, p.Auth...)
+	}
+	return append(dst, "\r\n\r\n"...)
+}
+
+// DialProxy resolves the compute host (every address checked against
+// Allowed, as Dial does), connects to the forward proxy and returns the
+// socket and the compute host's address to CONNECT to. Blocking: call it off
+// the event loop.
+func DialProxy(ctx context.Context, host string, port int, cfg DialConfig) (*net.TCPConn, netip.AddrPort, error) {
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
+	addrs, err := resolve(ctx, host, cfg.Resolver)
+	if err != nil {
+		return nil, netip.AddrPort{}, fmt.Errorf("%w: resolve: %v", ErrUnreachable, err)
+	}
+	for _, a := range addrs {
+		if !allowed(a, cfg.Allowed) {
+			return nil, netip.AddrPort{}, ErrTargetRefused
+		}
+	}
+	d := net.Dialer{KeepAlive: 30 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", cfg.Proxy.Addr)
+	if err != nil {
+		return nil, netip.AddrPort{}, fmt.Errorf("%w: forward proxy: %v", ErrUnreachable, err)
+	}
+	tc := c.(*net.TCPConn)
+	_ = tc.SetNoDelay(true)
+	return tc, netip.AddrPortFrom(addrs[0], uint16(port)), nil
+}
