@@ -13,6 +13,8 @@ PACKAGES=(
 	x11vnc              # TestBrowserNoVNC: a real VNC server
 	x11-xserver-utils   # TestBrowserNoVNC: xsetroot paints the display a known colour
 	tinyproxy           # loop/e2e TestComputeProxyTinyproxy: a real forward proxy for --compute-proxy
+	mariadb-server      # relay/tokens and loop/e2e novadb tests: a real MariaDB holding Nova's tables
+	postgresql          # relay/tokens novadb tests: a real PostgreSQL holding Nova's tables
 )
 
 missing=()

@@ -126,7 +126,9 @@ func (a *app) openStore(ctx context.Context, o *options) (tokens.Store, error) {
 		return tokens.OpenFile(tokens.FileConfig{Path: strings.TrimPrefix(spec, "file:"), Logger: a.log})
 	case spec == "" || spec == "embedded" || strings.HasPrefix(spec, "embedded:"):
 		return a.openEmbedded(ctx, strings.TrimPrefix(strings.TrimPrefix(spec, "embedded"), ":"), o.adminListen)
-	case strings.HasPrefix(spec, "novadb:"), strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
+	case strings.HasPrefix(spec, "novadb:"):
+		return a.openNovaDB(strings.TrimPrefix(spec, "novadb:"))
+	case strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
 		return nil, fmt.Errorf("--token-store %s…: not supported yet", strings.SplitN(spec, ":", 2)[0])
 	}
 	return nil, errors.New("--token-store must be file:PATH, novadb:DSN, redis://… or empty for the embedded store")

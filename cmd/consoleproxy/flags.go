@@ -100,7 +100,7 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 // notYet refuses flags whose feature has not landed, rather than accepting
 // and ignoring them.
 func notYet(explicit map[string]bool) error {
-	for _, f := range []string{"nova-config"} {
+	for _, f := range []string{} { // none at the moment
 		if explicit[f] {
 			return fmt.Errorf("--%s is not supported yet", f)
 		}

@@ -26,6 +26,9 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	if err == nil {
 		err = notYet(explicit)
 	}
+	if err == nil {
+		err = applyNovaConfig(o, explicit) // flags win over nova.conf
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "consoleproxy: %v\n", err)
 		return 2

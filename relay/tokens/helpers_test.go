@@ -12,11 +12,14 @@ import (
 	"time"
 )
 
-// TestMain fails the run if a watcher or pruner goroutine outlives the tests.
+// TestMain fails the run if a watcher or pruner goroutine, or a database
+// pool, outlives the tests; it stops the shared database servers.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	stopServers()
 	if code == 0 {
-		if leaked := waitNoGoroutine("tokens.(*FileStore).watch", "tokens.(*Embedded).pruneLoop"); leaked != "" {
+		if leaked := waitNoGoroutine("tokens.(*FileStore).watch", "tokens.(*Embedded).pruneLoop",
+			"database/sql.(*DB).connectionOpener"); leaked != "" {
 			fmt.Fprintln(os.Stderr, "goroutine left behind:", leaked)
 			code = 1
 		}

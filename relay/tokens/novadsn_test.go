@@ -1,0 +1,156 @@
+package tokens
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// dsnCases are nova.conf [database] connection values (SQLAlchemy URLs as
+// oslo.db reads them) and the drivers' own forms.
+var dsnCases = []struct {
+	name, in string
+	driver   string // "" for an error
+	str      string // String(), or a substring of the error
+	pass     string // the password the driver gets
+}{
+	{"pymysql, default port", "mysql+pymysql://nova:s3cr%3Bt%40x@db.example.net/nova?charset=utf8",
+		DriverMySQL, "mysql://nova@tcp(db.example.net:3306)/nova", "s3cr;t@x"},
+	{"plain mysql, port", "mysql://nova:pw@10.0.0.5:3307/nova", DriverMySQL, "mysql://nova@tcp(10.0.0.5:3307)/nova", "pw"},
+	{"mysqldb, IPv6", "mysql+mysqldb://nova:pw@[fd00::5]/nova", DriverMySQL, "mysql://nova@tcp([fd00::5]:3306)/nova", "pw"},
+	{"mariadb dialect", "mariadb+pymysql://nova:pw@db/nova", DriverMySQL, "mysql://nova@tcp(db:3306)/nova", "pw"},
+	{"unix socket", "mysql+pymysql://nova:pw@/nova?unix_socket=/run/mysqld/mysqld.sock",
+		DriverMySQL, "mysql://nova@unix(/run/mysqld/mysqld.sock)/nova", "pw"},
+	{"devstack's dbcounter plugin", "mysql+pymysql://root:pw@127.0.0.1/nova_cell1?charset=utf8&plugin=dbcounter",
+		DriverMySQL, "mysql://root@tcp(127.0.0.1:3306)/nova_cell1", "pw"},
+	{"timeouts and TLS", "mysql+pymysql://nova:pw@db/nova?connect_timeout=3&read_timeout=2.5&ssl_ca=/etc/ca.pem&ssl_verify_cert=true",
+		DriverMySQL, "mysql://nova@tcp(db:3306)/nova", "pw"},
+	{"go-sql-driver's own form", "nova:pw@tcp(db:3306)/nova?timeout=2s", DriverMySQL, "mysql://nova@tcp(db:3306)/nova", "pw"},
+	{"psycopg2", "postgresql+psycopg2://nova:p%2Fw@db.example.net/nova", DriverPostgres, "postgresql://nova@db.example.net:5432/nova", "p/w"},
+	{"postgres scheme, plugin dropped", "postgres://nova:pw@db:5433/nova?sslmode=disable&plugin=dbcounter",
+		DriverPostgres, "postgresql://nova@db:5433/nova", "pw"},
+	{"libpq keywords", "host=db port=5432 user=nova password=pw dbname=nova sslmode=disable",
+		DriverPostgres, "postgresql://nova@db:5432/nova", "pw"},
+
+	{"unknown pymysql parameter", "mysql+pymysql://nova:pw@db/nova?read_default_file=/etc/my.cnf", "", `"read_default_file"`, ""},
+	{"bad timeout", "mysql+pymysql://nova:pw@db/nova?connect_timeout=soon", "", `"connect_timeout"`, ""},
+	{"sqlite", "sqlite:///var/lib/nova/nova.sqlite", "", `"sqlite"`, ""},
+	{"bad escape", "mysql+pymysql://nova:p%zzSECRET@db/nova", "", "does not parse", ""},
+	{"bad postgres port", "postgresql://nova:SECRETpw@db:99999/nova", "", "does not parse", ""},
+	{"nothing", "", "", "does not parse", ""},
+	{"garbage", "hello", "", "does not parse", ""},
+	{"slash in database", "mysql://nova:pw@db/nova/x", "", "database name", ""},
+	{"no database", "mysql://x", "", "names no database", ""},
+	{"no database, postgres", "postgresql://nova@db", "", "names no database", ""},
+	{"no database, native", "nova:pw@tcp(db:3306)/", "", "names no database", ""},
+}
+
+func TestParseNovaDSN(t *testing.T) {
+	for _, tc := range dsnCases {
+		d, err := ParseNovaDSN(tc.in)
+		if tc.driver == "" {
+			if err == nil || !strings.Contains(err.Error(), tc.str) {
+				t.Errorf("%s: err %v, want one containing %s", tc.name, err, tc.str)
+			}
+			if err != nil && strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("%s: the error shows the password: %v", tc.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if d.Driver != tc.driver || d.String() != tc.str {
+			t.Errorf("%s: %s %s, want %s %s", tc.name, d.Driver, d, tc.driver, tc.str)
+		}
+		if got := password(d); got != tc.pass {
+			t.Errorf("%s: password %q, want %q", tc.name, got, tc.pass)
+		}
+	}
+}
+
+func password(d NovaDSN) string {
+	if d.my != nil {
+		return d.my.Passwd
+	}
+	return d.pg.Password
+}
+
+// TestParseNovaDSNParameters: pymysql's parameters land in the driver's
+// configuration.
+func TestParseNovaDSNParameters(t *testing.T) {
+	d, err := ParseNovaDSN("mysql+pymysql://nova:pw@db/nova?connect_timeout=3&read_timeout=2.5&write_timeout=1" +
+		"&ssl_ca=/etc/ca.pem&ssl_cert=/etc/c.pem&ssl_key=/etc/k.pem&ssl_verify_cert=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.my.Timeout != 3*time.Second || d.my.ReadTimeout != 2500*time.Millisecond || d.my.WriteTimeout != time.Second {
+		t.Errorf("timeouts %v %v %v", d.my.Timeout, d.my.ReadTimeout, d.my.WriteTimeout)
+	}
+	if want := (mysqlTLS{ca: "/etc/ca.pem", cert: "/etc/c.pem", key: "/etc/k.pem", noVerify: true}); d.tls != want {
+		t.Errorf("tls %+v, want %+v", d.tls, want)
+	}
+}
+
+// FuzzParseNovaDSN: no input panics, parsing is deterministic, and neither
+// String nor an error ever shows the password.
+func FuzzParseNovaDSN(f *testing.F) {
+	for _, tc := range dsnCases {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseNovaDSN(s)
+		d2, err2 := ParseNovaDSN(s)
+		if (err == nil) != (err2 == nil) || d.String() != d2.String() {
+			t.Fatalf("not deterministic: %v / %v", err, err2)
+		}
+		secret := userinfoPassword(s)
+		if err != nil {
+			if len(secret) >= 4 && strings.Contains(err.Error(), secret) {
+				t.Fatalf("error shows the password %q: %v", secret, err)
+			}
+			return
+		}
+		p := password(d)
+		if len(p) >= 4 && strings.Contains(d.String(), p) && !visibleElsewhere(d, p) {
+			t.Fatalf("String shows the password: %s", d)
+		}
+	})
+}
+
+// userinfoPassword returns what stands between "user:" and the last '@' of
+// a URL-like s, unless it also appears elsewhere in s (then an error may
+// quote it from there: a parameter's name, the scheme).
+func userinfoPassword(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		scheme, rest = "", s
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return ""
+	}
+	user, pw, ok := strings.Cut(rest[:at], ":")
+	if !ok || strings.Contains(scheme+user+rest[at:], pw) {
+		return ""
+	}
+	return pw
+}
+
+// visibleElsewhere reports whether p is part of a field String may show
+// (user, address, database): then its presence proves nothing.
+func visibleElsewhere(d NovaDSN, p string) bool {
+	var fields []string
+	if d.my != nil {
+		fields = []string{d.my.User, d.my.Net, d.my.Addr, d.my.DBName}
+	} else {
+		fields = []string{d.pg.User, d.pg.Host, d.pg.Database}
+	}
+	for _, f := range fields {
+		if strings.Contains(f, p) {
+			return true
+		}
+	}
+	return strings.Contains("mysql://postgresql://@tcp()unix:", p)
+}
