@@ -122,6 +122,8 @@ func (s *Server) lookupAndDial(h tokens.Hash) *authResult {
 	rec, err := s.cfg.Store.Lookup(ctx, h)
 	res.rec = rec // for the log's instance field
 	switch {
+	case errors.Is(err, tokens.ErrInstanceGone):
+		return res.fail(ResultAuthFailed, "instance deleted or missing")
 	case errors.Is(err, tokens.ErrNotFound):
 		return res.fail(ResultAuthFailed, "unknown token")
 	case errors.Is(err, tokens.ErrExpired):
