@@ -17,13 +17,15 @@ import (
 
 // authResult is what a worker found out, delivered back to the loop.
 type authResult struct {
-	result  Result
-	why     string // a fixed phrase for the log
-	fd      int
-	rec     tokens.Record
-	release func()
-	connect [][]byte // CONNECT requests still to be exchanged, in order (forward proxy, access path)
-	first   []byte   // console bytes that came with the last CONNECT answer
+	result   Result
+	why      string // a fixed phrase for the log
+	fd       int
+	rec      tokens.Record
+	release  func()
+	connect  [][]byte  // CONNECT requests to exchange, in order (forward proxy, access path)
+	viaProxy bool      // connect[0] is the forward proxy's
+	deadline time.Time // for the CONNECT answers: --connect-timeout from the start of the dial
+	first    []byte    // console bytes that came with the last CONNECT answer
 }
 
 // cleanup gives back what an unused result holds.
@@ -38,64 +40,80 @@ func (r *authResult) cleanup() {
 	}
 }
 
-// authorize runs on a worker: token lookup, policy, dial. Then the result
-// goes back to the session's loop.
+// authorize runs on a worker: token lookup, policy, dial. Any CONNECT
+// exchange then runs on a relay poller, and the result goes back to the
+// session's loop; the worker never waits for an answer.
 func (ss *session) authorize(h tokens.Hash) {
-	s := ss.srv
-	start := s.cfg.Now()
-	res := s.lookupAndDial(h)
+	res := ss.srv.lookupAndDial(h)
 	if res.result != ResultOK || res.connect == nil {
 		ss.deliver(res)
 		return
 	}
-	ss.exchange(res, res.connect, start.Add(s.cfg.Dial.Timeout))
+	ss.exchange(res)
 }
 
-// exchange runs the CONNECT requests one after the other on a relay poller
-// (no goroutine waits for an answer), then delivers the result. Bytes after
-// an answer are console data only after the last one.
-func (ss *session) exchange(res *authResult, steps [][]byte, deadline time.Time) {
-	if len(steps) == 0 {
-		ss.deliver(res)
+// exchange runs the CONNECT requests on a relay poller (no goroutine waits
+// for an answer), then delivers the result to the session's loop. The done
+// callback runs on the poller and must not block.
+func (ss *session) exchange(res *authResult) {
+	timeout := time.Until(res.deadline)
+	if timeout <= 0 {
+		ss.deliver(res.fail(ResultConnectTimeout, res.stepName(0)+": "+relay.ErrConnectTimeout.Error()))
 		return
 	}
-	timeout := max(time.Until(deadline), 100*time.Millisecond)
-	ss.srv.relay.Handshake(res.fd, steps[0], timeout, func(fd int, first []byte, err error) {
-		res.fd = fd
-		switch {
-		case err != nil:
-			res.fail(connectResult(err), connectReason(err))
-		case len(steps) > 1 && len(first) > 0:
-			res.fail(ResultConnectFailed, "bytes before the compute host's CONNECT answer")
-		default:
-			res.first = first
-			ss.exchange(res, steps[1:], deadline)
-			return
+	ss.srv.relay.Handshake(res.fd, res.connect, timeout, func(fd int, first []byte, err error) {
+		res.fd, res.first = fd, first
+		if err != nil {
+			step := 0
+			var he *relay.HandshakeError
+			if errors.As(err, &he) {
+				step = he.Step
+			}
+			res.fail(connectResult(err), res.stepName(step)+": "+connectReason(err))
 		}
 		ss.deliver(res)
 	})
 }
 
-// connectResult maps a CONNECT failure to its result (each a 502).
+// stepName names, for the log, whom the CONNECT request at index step went
+// to.
+func (r *authResult) stepName(step int) string {
+	if r.viaProxy && step == 0 {
+		return "forward proxy"
+	}
+	return "compute host"
+}
+
+// connectResults maps CONNECT failures to their results (each a 502).
+var connectResults = []struct {
+	err error
+	res Result
+}{
+	{relay.ErrConnectRefused, ResultConnectRefused},
+	{relay.ErrConnectMalformed, ResultConnectMalformed},
+	{relay.ErrConnectTooLarge, ResultConnectTooLarge},
+	{relay.ErrConnectClosed, ResultConnectClosed},
+	{relay.ErrConnectTimeout, ResultConnectTimeout},
+}
+
 func connectResult(err error) Result {
-	switch {
-	case errors.Is(err, relay.ErrConnectRefused):
-		return ResultConnectRefused
-	case errors.Is(err, relay.ErrConnectTimeout):
-		return ResultConnectTimeout
+	for _, m := range connectResults {
+		if errors.Is(err, m.err) {
+			return m.res
+		}
 	}
 	return ResultConnectFailed
 }
 
-// connectReason is the log's phrase: the status code of a refusal (never the
-// body, never the path).
+// connectReason is the log's phrase: a fixed text, with the status code of
+// a refusal ("…: 403"); never the answer's bytes, never the path.
 func connectReason(err error) string {
 	if errors.Is(err, relay.ErrConnectRefused) {
 		return err.Error()
 	}
-	for _, e := range []error{relay.ErrConnectTimeout, relay.ErrConnectTooLarge, relay.ErrConnectClosed, relay.ErrConnectMalformed} {
-		if errors.Is(err, e) {
-			return e.Error()
+	for _, m := range connectResults {
+		if errors.Is(err, m.err) {
+			return m.err.Error()
 		}
 	}
 	return "CONNECT failed"
@@ -134,15 +152,22 @@ func (s *Server) lookupAndDial(h tokens.Hash) *authResult {
 		return res.fail(ResultAuthFailed, "expired token")
 	case rec.ConsoleType != s.cfg.ConsoleType:
 		return res.fail(ResultAuthFailed, "wrong console type")
-	case rec.InternalAccessPath != nil && !relay.ValidAccessPath(*rec.InternalAccessPath):
-		return res.fail(ResultBadAccessPath, "internal_access_path is not a valid request target")
 	}
 	res.rec = rec
+	// Built (and checked) before any dial: a record that could inject bytes
+	// never causes a connection.
+	var pathReq []byte
+	if p := rec.InternalAccessPath; p != nil {
+		if pathReq, err = relay.AppendConnect(nil, *p, rec.Host, rec.Port); err != nil {
+			return res.fail(badRecord(err))
+		}
+	}
 	release, err := s.cfg.Reuse.Acquire(policy.Key(h), time.Unix(rec.Expires, 0))
 	if err != nil {
 		return res.fail(ResultTokenInUse, "token in use")
 	}
 	res.release = release
+	res.deadline = time.Now().Add(s.connectTimeout())
 	conn, err := s.dial(ctx, rec, res)
 	if errors.Is(err, relay.ErrTargetRefused) {
 		return res.fail(ResultTargetRefused, "compute host outside allowed targets")
@@ -153,10 +178,28 @@ func (s *Server) lookupAndDial(h tokens.Hash) *authResult {
 	if res.fd, err = relay.Detach(conn); err != nil {
 		return res.fail(ResultHostUnreachable, "compute host socket")
 	}
-	if p := rec.InternalAccessPath; p != nil {
-		res.connect = append(res.connect, relay.AppendConnect(nil, *p, rec.Host, rec.Port))
+	if pathReq != nil {
+		res.connect = append(res.connect, pathReq)
 	}
 	return res
+}
+
+// badRecord is the refusal of a record whose CONNECT request cannot be
+// written safely (the log never names the value).
+func badRecord(err error) (Result, string) {
+	if errors.Is(err, relay.ErrBadHost) {
+		return ResultHostUnreachable, "compute host is not an IP address or DNS name"
+	}
+	return ResultBadAccessPath, "internal_access_path is not a valid request target"
+}
+
+// connectTimeout bounds dial plus CONNECT answers (--connect-timeout); with
+// none configured, the client's handshake timeout bounds them.
+func (s *Server) connectTimeout() time.Duration {
+	if s.cfg.Dial.Timeout > 0 {
+		return s.cfg.Dial.Timeout
+	}
+	return s.cfg.HandshakeTimeout
 }
 
 // dial connects to the compute host, or to --compute-proxy with the
@@ -169,6 +212,7 @@ func (s *Server) dial(ctx context.Context, rec tokens.Record, res *authResult) (
 	conn, target, err := relay.DialProxy(ctx, rec.Host, rec.Port, s.cfg.Dial)
 	if err == nil {
 		res.connect = append(res.connect, p.AppendProxyConnect(nil, target))
+		res.viaProxy = true
 	}
 	return conn, err
 }

@@ -24,9 +24,12 @@ const (
 	ResultHostUnreachable    Result = "host_unreachable"    // 502
 	ResultTargetRefused      Result = "target_refused"      // 502: outside --allowed-targets
 	ResultBadAccessPath      Result = "bad_access_path"     // 502: internal_access_path is not a valid request target
-	ResultConnectRefused     Result = "connect_refused"     // 502: the CONNECT answer was not 2xx
-	ResultConnectFailed      Result = "connect_failed"      // 502: malformed or oversized answer, or the host closed
+	ResultConnectRefused     Result = "connect_refused"     // 502: the CONNECT answer was not 2xx (its status code is logged)
+	ResultConnectMalformed   Result = "connect_malformed"   // 502: the CONNECT answer is not a well-formed HTTP/1.x head
+	ResultConnectTooLarge    Result = "connect_too_large"   // 502: the CONNECT answer's head passed its byte cap
+	ResultConnectClosed      Result = "connect_closed"      // 502: the host or proxy closed before the answer's end
 	ResultConnectTimeout     Result = "connect_timeout"     // 502: no complete answer within --connect-timeout
+	ResultConnectFailed      Result = "connect_failed"      // 502: the CONNECT exchange failed otherwise (a socket error)
 	ResultHandshakeTimeout   Result = "handshake_timeout"   // closed: no upgrade within --handshake-timeout
 	ResultClientGone         Result = "client_gone"         // the client left before the upgrade
 	ResultShuttingDown       Result = "shutting_down"       // 503 or closed: the proxy is draining
@@ -39,7 +42,8 @@ var allResults = []Result{
 	ResultOK, ResultBadRequest, ResultUnsupportedVersion, ResultHeadersTooLarge, ResultNotWebSocket,
 	ResultAuthFailed, ResultTokenInUse, ResultOriginRefused, ResultOverCapacity, ResultOverloaded,
 	ResultStoreUnavailable, ResultHostUnreachable, ResultTargetRefused,
-	ResultBadAccessPath, ResultConnectRefused, ResultConnectFailed, ResultConnectTimeout,
+	ResultBadAccessPath, ResultConnectRefused, ResultConnectMalformed, ResultConnectTooLarge, ResultConnectClosed,
+	ResultConnectTimeout, ResultConnectFailed,
 	ResultHandshakeTimeout, ResultClientGone, ResultShuttingDown, ResultStatic, ResultMethodNotAllowed,
 	ResultTLSFailed, ResultPlainRefused,
 }
@@ -62,7 +66,7 @@ func (r Result) status() int {
 	case ResultOverCapacity, ResultOverloaded, ResultStoreUnavailable, ResultShuttingDown:
 		return 503
 	case ResultHostUnreachable, ResultTargetRefused, ResultBadAccessPath, ResultConnectRefused,
-		ResultConnectFailed, ResultConnectTimeout:
+		ResultConnectMalformed, ResultConnectTooLarge, ResultConnectClosed, ResultConnectTimeout, ResultConnectFailed:
 		return 502
 	}
 	return 500

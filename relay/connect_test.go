@@ -2,116 +2,121 @@ package relay
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 )
 
+// RFC 9112 §3.2.1 origin-form = absolute-path [ "?" query ], with the
+// characters of RFC 3986 §3.3 (pchar) and §3.4 (query), pct-encoded per §2.1.
 func TestValidAccessPath(t *testing.T) {
-	good := []string{"/", "/websockify", "/path?token=abc", "/a/b%20c?x=1&y=/z?", "/~user/;p=1:@!$&'()*+,="}
-	bad := []string{"", "path", "/a b", "/a\r\nHost: evil", "/a\nX", "/a\x00", "/é", "/%zz", "/%4", "/a#frag",
-		"http://host/", "/" + strings.Repeat("a", MaxAccessPath)}
-	for _, p := range good {
-		if !ValidAccessPath(p) {
-			t.Errorf("%q refused", p)
-		}
-	}
-	for _, p := range bad {
-		if ValidAccessPath(p) {
-			t.Errorf("%q accepted", p)
-		}
-	}
-}
-
-func TestAppendConnect(t *testing.T) {
-	if got := string(AppendConnect(nil, "/console?x=1", "10.0.0.5", 5900)); got != "CONNECT /console?x=1 HTTP/1.1\r\nHost: 10.0.0.5:5900\r\n\r\n" {
-		t.Fatalf("%q", got)
-	}
-	if got := string(AppendConnect(nil, "/c", "2001:db8::5", 443)); got != "CONNECT /c HTTP/1.1\r\nHost: [2001:db8::5]:443\r\n\r\n" {
-		t.Fatalf("%q", got)
-	}
-}
-
-// CONNECT answers (RFC 9110 §9.3.6, RFC 9112 §4), fed whole and one byte at
-// a time: the same outcome and the same console bytes.
-func TestConnectParser(t *testing.T) {
 	tests := []struct {
-		name, answer string
-		err          error
-		status       int
-		rest         string
-		incomplete   bool
+		path string
+		ok   bool
+		why  string
 	}{
-		{"200", "HTTP/1.1 200 OK\r\n\r\n", nil, 200, "", false},
-		{"200 with console bytes", "HTTP/1.1 200 Connection established\r\n\r\nRFB 003.008\n", nil, 200, "RFB 003.008\n", false},
-		{"HTTP/1.0 204", "HTTP/1.0 204 No Content\r\nX: y\r\n\r\n", nil, 204, "", false},
-		{"no reason phrase", "HTTP/1.1 200\r\n\r\nx", nil, 200, "x", false},
-		{"Content-Length ignored", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nRFB 003.008\n", nil, 200, "RFB 003.008\n", false},
-		{"non-2xx", "HTTP/1.1 403 Forbidden\r\n\r\n", ErrConnectRefused, 403, "", false},
-		{"200 in the reason of a 404", "HTTP/1.1 404 not 200 OK\r\n\r\n", ErrConnectRefused, 404, "", false},
-		{"302", "HTTP/1.1 302 Found\r\nLocation: /x\r\n\r\n", ErrConnectRefused, 302, "", false},
-		{"HTTP/2", "HTTP/2 200 OK\r\n\r\n", ErrConnectMalformed, 0, "", false},
-		{"HTTP/1.1 2000", "HTTP/1.1 2000\r\n\r\n", ErrConnectMalformed, 0, "", false},
-		{"lower-case", "http/1.1 200 OK\r\n\r\n", ErrConnectMalformed, 0, "", false},
-		{"bare LF", "HTTP/1.1 200 OK\n\n", ErrConnectMalformed, 0, "", false},
-		{"garbage", "SSH-2.0-OpenSSH\r\n", ErrConnectMalformed, 0, "", false},
-		{"endless headers", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-A: b\r\n", 2000), ErrConnectTooLarge, 200, "", false},
-		{"incomplete", "HTTP/1.1 200 OK\r\nX: y\r\n", nil, 200, "", true},
+		{"/", true, "the shortest absolute-path"},
+		{"/websockify", true, ""},
+		{"/console?token=abc&x=/y?z", true, "query may hold '/' and '?' (§3.4)"},
+		{"/a%20b%2F%zZ", false, "'%' needs two hex digits (§2.1)"},
+		{"/a%20b%2F", true, "pct-encoded, passed through"},
+		{"/~user/;p=1:@!$&'()*+,=-._", true, "unreserved, sub-delims, ':' and '@' (§3.3)"},
+		{"/" + strings.Repeat("a", MaxAccessPath-1), true, "exactly MaxAccessPath bytes"},
+		{"/" + strings.Repeat("a", MaxAccessPath), false, "over MaxAccessPath"},
+		{"", false, "empty"},
+		{"console", false, "not absolute"},
+		{"*", false, "asterisk-form is for OPTIONS only"},
+		{"http://host/x", false, "absolute-form"},
+		{"//host/x", true, "an empty first segment is still a path (§3.3); no authority in origin-form"},
+		{"/a b", false, "SP would end the request target"},
+		{"/a\r\nHost: evil", false, "CR LF would inject a header"},
+		{"/a\nX", false, "bare LF"},
+		{"/a\rX", false, "bare CR"},
+		{"/a\tb", false, "HTAB"},
+		{"/a\x00", false, "NUL"},
+		{"/a\x7f", false, "DEL"},
+		{"/é", false, "non-ASCII"},
+		{"/a#frag", false, "a fragment is never sent (RFC 9112 §3.2)"},
+		{"/%", false, "truncated escape"},
+		{"/%4", false, "truncated escape"},
+		{"/a\"b", false, "'\"' is not a pchar"},
+		{"/a<b>", false, "'<' '>' are not pchars"},
+		{"/a[b]", false, "gen-delims '[' ']' are not pchars"},
+		{"/a\\b", false, "backslash"},
 	}
 	for _, tc := range tests {
-		for _, split := range []bool{false, true} {
-			var p ConnectParser
-			var done bool
-			var rest []byte
-			var err error
-			if split {
-				for i := 0; i < len(tc.answer) && !done && err == nil; i++ {
-					done, rest, err = p.Feed([]byte{tc.answer[i]})
-					if done && i+1 < len(tc.answer) {
-						rest = append(rest, tc.answer[i+1:]...)
-					}
-				}
-			} else {
-				done, rest, err = p.Feed([]byte(tc.answer))
-			}
-			if !errors.Is(err, tc.err) || done == tc.incomplete && tc.err == nil || p.Status() != tc.status || string(rest) != tc.rest {
-				t.Errorf("%s (split %v): done %v rest %q err %v status %d", tc.name, split, done, rest, err, p.Status())
-			}
+		if got := ValidAccessPath(tc.path); got != tc.ok {
+			t.Errorf("%q (%s): got %v", tc.path, tc.why, got)
 		}
 	}
 }
 
-// FuzzConnectParser: the outcome and the console bytes do not depend on how
-// the answer is split.
-func FuzzConnectParser(f *testing.F) {
-	for _, s := range []string{"HTTP/1.1 200 OK\r\n\r\nRFB", "HTTP/1.0 403 x\r\n\r\n", "HTTP/1.1 200\r\nA: b\r\n\r\n", "x\n"} {
-		f.Add(s, uint16(3))
+// The request is exactly the request line, Host (RFC 9110 §7.2: host and
+// port; an IPv6 literal in brackets, RFC 3986 §3.2.2) and the blank line.
+func TestAppendConnect(t *testing.T) {
+	tests := []struct {
+		target, host string
+		port         int
+		want         string
+	}{
+		{"/console?x=1", "10.0.0.5", 5900, "CONNECT /console?x=1 HTTP/1.1\r\nHost: 10.0.0.5:5900\r\n\r\n"},
+		{"/c", "2001:db8::5", 443, "CONNECT /c HTTP/1.1\r\nHost: [2001:db8::5]:443\r\n\r\n"},
+		{"/c", "::ffff:10.0.0.5", 1, "CONNECT /c HTTP/1.1\r\nHost: [::ffff:10.0.0.5]:1\r\n\r\n"},
+		{"/c%2Fd", "compute-7.cell_1.example.org", 65535, "CONNECT /c%2Fd HTTP/1.1\r\nHost: compute-7.cell_1.example.org:65535\r\n\r\n"},
 	}
-	f.Fuzz(func(t *testing.T, answer string, cut uint16) {
-		whole := runParser([]byte(answer), len(answer))
-		split := runParser([]byte(answer), int(cut)%(len(answer)+1))
-		if whole != split {
-			t.Fatalf("whole %q, split at %d %q", whole, cut, split)
+	for _, tc := range tests {
+		got, err := AppendConnect([]byte("x"), tc.target, tc.host, tc.port)
+		if err != nil || string(got) != "x"+tc.want {
+			t.Errorf("%q %q %d: %q %v", tc.target, tc.host, tc.port, got, err)
 		}
-	})
+	}
 }
 
-func runParser(b []byte, cut int) string {
-	var p ConnectParser
-	parts := [][]byte{b[:cut], b[cut:]}
-	for i, part := range parts {
-		done, rest, err := p.Feed(part)
-		for _, e := range []error{ErrConnectRefused, ErrConnectMalformed, ErrConnectTooLarge} {
-			if errors.Is(err, e) {
-				return "err " + e.Error()
-			}
-		}
-		if done {
-			out := append([]byte(nil), rest...)
-			for _, later := range parts[i+1:] {
-				out = append(out, later...)
-			}
-			return "done " + string(out)
+// Nothing is appended for a target or host that could inject bytes.
+func TestAppendConnectRefuses(t *testing.T) {
+	tests := []struct {
+		target, host string
+		port         int
+		err          error
+	}{
+		{"/x HTTP/1.1\r\nHost: evil\r\n\r\nGET /", "10.0.0.5", 5900, ErrBadAccessPath},
+		{"/a b", "10.0.0.5", 5900, ErrBadAccessPath},
+		{"/é", "10.0.0.5", 5900, ErrBadAccessPath},
+		{"/c", "10.0.0.5\r\nX-Evil: 1", 5900, ErrBadHost},
+		{"/c", "fe80::1%eth0\r\nX-Evil: 1", 5900, ErrBadHost},
+		{"/c", "fe80::1%eth0", 5900, ErrBadHost},
+		{"/c", "host name", 5900, ErrBadHost},
+		{"/c", "", 5900, ErrBadHost},
+		{"/c", "h\x00", 5900, ErrBadHost},
+		{"/c", strings.Repeat("a", maxHostName+1), 5900, ErrBadHost},
+		{"/c", "10.0.0.5", 0, ErrBadHost},
+		{"/c", "10.0.0.5", 65536, ErrBadHost},
+	}
+	for _, tc := range tests {
+		got, err := AppendConnect([]byte("x"), tc.target, tc.host, tc.port)
+		if !errors.Is(err, tc.err) || string(got) != "x" {
+			t.Errorf("%q %q %d: %q %v, want %v and nothing appended", tc.target, tc.host, tc.port, got, err, tc.err)
 		}
 	}
-	return "incomplete"
+}
+
+// RFC 9112 §3.2.3 authority-form; RFC 9110 §11.7.1 Proxy-Authorization.
+func TestAppendProxyConnect(t *testing.T) {
+	tests := []struct {
+		auth   string
+		target netip.AddrPort
+		want   string
+	}{
+		{"", netip.MustParseAddrPort("10.0.0.5:5900"), "CONNECT 10.0.0.5:5900 HTTP/1.1\r\nHost: 10.0.0.5:5900\r\n\r\n"},
+		{"", netip.MustParseAddrPort("[2001:db8::5]:5901"), "CONNECT [2001:db8::5]:5901 HTTP/1.1\r\nHost: [2001:db8::5]:5901\r\n\r\n"},
+		{"", netip.AddrPortFrom(netip.MustParseAddr("fe80::1%a\r\nX: y"), 1), "CONNECT [fe80::1]:1 HTTP/1.1\r\nHost: [fe80::1]:1\r\n\r\n"},
+		{"Basic dTpw", netip.MustParseAddrPort("10.0.0.5:5900"),
+			"CONNECT 10.0.0.5:5900 HTTP/1.1\r\nHost: 10.0.0.5:5900\r\nProxy-Authorization: Basic dTpw\r\n\r\n"},
+	}
+	for _, tc := range tests {
+		p := &ForwardProxy{Addr: "127.0.0.1:3128", Auth: tc.auth}
+		if got := string(p.AppendProxyConnect(nil, tc.target)); got != tc.want {
+			t.Errorf("%v: %q", tc.target, got)
+		}
+	}
 }

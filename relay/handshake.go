@@ -1,11 +1,15 @@
 package relay
 
 import (
-	"errors"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// handshakeTick is how often a poller with CONNECT exchanges in progress
+// checks their deadlines: far below any --connect-timeout, and a poller
+// waiting only for answers wakes 20 times a second, not 1,000.
+const handshakeTick = 50 * time.Millisecond
 
 // handshake is a CONNECT exchange in progress on a poller: the request is
 // written and the answer parsed as its bytes arrive, so no goroutine waits
@@ -13,60 +17,114 @@ import (
 type handshake struct {
 	fd       int
 	gen      int32
-	out      []byte // request bytes not yet written
+	requests [][]byte
+	step     int    // the request being exchanged
+	out      []byte // its bytes not yet written
 	parser   ConnectParser
 	deadline time.Time
 	done     func(fd int, first []byte, err error)
 }
 
-// Handshake writes request (a CONNECT request, see AppendConnect) to fd, a
-// connected non-blocking socket the caller hands over, and reads the answer
-// on a poller within timeout. done runs on the poller goroutine, once: with
-// the fd handed back (deregistered) and the console bytes that came after the
-// answer (a new slice the callee owns), or with an error and fd -1 (the
-// socket is closed). request is retained until done runs: do not modify it.
-func (r *Relay) Handshake(fd int, request []byte, timeout time.Duration, done func(fd int, first []byte, err error)) {
+// HandshakeError is how a CONNECT exchange failed and at which request of
+// the chain (Step, from 0). Unwrap gives ErrConnectRefused (wrapped with the
+// status code), ErrConnectMalformed, ErrConnectTooLarge, ErrConnectClosed,
+// ErrConnectTimeout, or another error if the relay is closing.
+type HandshakeError struct {
+	Step int
+	Err  error
+}
+
+func (e *HandshakeError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *HandshakeError) Unwrap() error { return e.Err }
+
+// Handshake exchanges requests (CONNECT requests, see AppendConnect and
+// ForwardProxy.AppendProxyConnect; a forward proxy's first) one after the
+// other on fd, a connected non-blocking socket the caller hands over: a
+// poller writes each and reads its answer with ConnectParser, all within
+// timeout; no goroutine blocks meanwhile. Bytes after an answer's head are
+// console data only after the last one; before that they are
+// ErrConnectMalformed. done runs once, on the poller goroutine, and must not
+// block: with the fd handed back (deregistered, owned by the caller again)
+// and the console bytes that came after the last answer's head (a new slice
+// done owns, nil if none), or with a *HandshakeError and fd -1 (the socket is
+// closed). requests are retained until done runs: do not modify them.
+func (r *Relay) Handshake(fd int, requests [][]byte, timeout time.Duration, done func(fd int, first []byte, err error)) {
 	p := r.pollers[int(r.next.Add(1))%len(r.pollers)]
-	h := &handshake{fd: fd, out: request, deadline: time.Now().Add(timeout), done: done}
+	h := &handshake{fd: fd, requests: requests, deadline: time.Now().Add(timeout), done: done}
+	if len(requests) > 0 {
+		h.out = requests[0]
+	}
 	p.command(cmd{h: h, op: opHandshake})
 }
 
-// startHandshake registers h: writing its request, then reading.
+// startHandshake writes what the socket takes of h's request at once (a
+// fresh connection takes it all) and registers h for the rest and the answer.
 func (p *Poller) startHandshake(h *handshake) {
 	p.gen++
 	h.gen = p.gen
 	p.shakes[h.fd] = h
-	events := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
-	if len(h.out) > 0 {
-		events |= unix.EPOLLOUT
+	if len(h.requests) == 0 {
+		p.endHandshake(h, nil, nil) // nothing to exchange
+		return
 	}
-	ev := unix.EpollEvent{Events: events, Fd: int32(h.fd), Pad: h.gen}
+	if !p.writeRequest(h) {
+		return
+	}
+	ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, h.fd, &ev); err != nil {
 		p.endHandshake(h, nil, err)
 	}
 }
 
+// interest is the epoll interest of h: reading, and writing while request
+// bytes are left.
+func (h *handshake) interest() uint32 {
+	if len(h.out) > 0 {
+		return unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLOUT
+	}
+	return unix.EPOLLIN | unix.EPOLLRDHUP
+}
+
+// writeRequest writes what it can of h's request; false means h ended.
+func (p *Poller) writeRequest(h *handshake) bool {
+	if len(h.out) == 0 {
+		return true
+	}
+	n, err := write(h.fd, h.out)
+	if err != nil {
+		p.endHandshake(h, nil, ErrConnectClosed)
+		return false
+	}
+	h.out = h.out[n:]
+	return true
+}
+
 // handleHandshake reacts to epoll events on h.
 func (p *Poller) handleHandshake(h *handshake, events uint32) {
 	if events&unix.EPOLLOUT != 0 && len(h.out) > 0 {
-		n, err := write(h.fd, h.out)
-		if err != nil {
-			p.endHandshake(h, nil, ErrConnectClosed)
+		if !p.writeRequest(h) {
 			return
 		}
-		h.out = h.out[n:]
 		if len(h.out) == 0 {
-			ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(h.fd), Pad: h.gen}
+			ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
 			_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev)
 		}
 	}
-	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
-		return
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		p.readAnswer(h)
 	}
+}
+
+// readAnswer feeds one read of the answer to h's parser. The buffer is on
+// the poller's stack: nothing is allocated unless console bytes follow the
+// head in the same read (they are copied for done).
+func (p *Poller) readAnswer(h *handshake) {
 	var buf [connectAnswerRead]byte
 	n, err := unix.Read(h.fd, buf[:])
 	switch {
-	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+	case err == unix.EAGAIN || err == unix.EINTR:
 		return
 	case err != nil || n == 0:
 		p.endHandshake(h, nil, ErrConnectClosed)
@@ -76,8 +134,32 @@ func (p *Poller) handleHandshake(h *handshake, events uint32) {
 	switch {
 	case err != nil:
 		p.endHandshake(h, nil, err)
-	case done:
+	case !done:
+	case h.step+1 < len(h.requests):
+		p.nextRequest(h, len(rest))
+	case len(rest) > 0:
 		p.endHandshake(h, append([]byte(nil), rest...), nil)
+	default:
+		p.endHandshake(h, nil, nil)
+	}
+}
+
+// nextRequest goes on to the next request of h's chain once an answer is
+// complete; extra bytes after that answer mean the peer is not waiting for
+// it.
+func (p *Poller) nextRequest(h *handshake, extra int) {
+	if extra > 0 {
+		p.endHandshake(h, nil, ErrConnectMalformed)
+		return
+	}
+	h.step++
+	h.out, h.parser = h.requests[h.step], ConnectParser{}
+	if !p.writeRequest(h) {
+		return
+	}
+	if len(h.out) > 0 {
+		ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev)
 	}
 }
 
@@ -87,11 +169,12 @@ func (p *Poller) endHandshake(h *handshake, first []byte, err error) {
 		return
 	}
 	delete(p.shakes, h.fd)
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, h.fd, nil)
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, h.fd, nil) // ENOENT if never added
 	fd := h.fd
 	if err != nil {
 		_ = unix.Close(fd)
 		fd = -1
+		err = &HandshakeError{Step: h.step, Err: err}
 	}
 	h.done(fd, first, err)
 }
@@ -104,4 +187,15 @@ func (p *Poller) expireHandshakes() {
 			p.endHandshake(h, nil, ErrConnectTimeout)
 		}
 	}
+}
+
+// untilShakeTick lowers the poller's epoll timeout (ms, -1 for none) to
+// reach the next deadline check, rounded up so the poller never spins
+// before it.
+func untilShakeTick(timeout int, next time.Time) int {
+	ms := max(0, int((time.Until(next)+time.Millisecond-1)/time.Millisecond))
+	if timeout < 0 || ms < timeout {
+		return ms
+	}
+	return timeout
 }

@@ -110,10 +110,14 @@ func (p *Poller) run() {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, 256)
 	next := time.Now().Add(resampleEvery)
+	nextShake := time.Now().Add(handshakeTick)
 	for {
 		timeout := -1
-		if len(p.slow) > 0 || len(p.flushing) > 0 || len(p.shakes) > 0 {
+		if len(p.slow) > 0 || len(p.flushing) > 0 {
 			timeout = max(0, int(time.Until(next)/time.Millisecond))
+		}
+		if len(p.shakes) > 0 {
+			timeout = untilShakeTick(timeout, nextShake)
 		}
 		n, err := unix.EpollWait(p.epfd, events, timeout)
 		if err != nil && !errors.Is(err, unix.EINTR) {
@@ -134,11 +138,14 @@ func (p *Poller) run() {
 				p.handleHandshake(h, ev.Events)
 			}
 		}
-		if (len(p.slow) > 0 || len(p.flushing) > 0 || len(p.shakes) > 0) && !time.Now().Before(next) {
+		if (len(p.slow) > 0 || len(p.flushing) > 0) && !time.Now().Before(next) {
 			p.resample()
 			p.expireFlushing()
-			p.expireHandshakes()
 			next = time.Now().Add(resampleEvery)
+		}
+		if len(p.shakes) > 0 && !time.Now().Before(nextShake) {
+			p.expireHandshakes()
+			nextShake = time.Now().Add(handshakeTick)
 		}
 	}
 }

@@ -42,13 +42,17 @@ func ParseForwardProxy(raw, authFile string) (*ForwardProxy, error) {
 	return p, nil
 }
 
-// AppendProxyConnect appends `CONNECT ip:port HTTP/1.1` with Host and, when
-// set, Proxy-Authorization.
+// AppendProxyConnect appends to dst the authority-form request
+// `CONNECT ip:port HTTP/1.1` (RFC 9112 §3.2.3; an IPv6 address in brackets)
+// with Host naming the same authority and, when set, Proxy-Authorization,
+// then the blank line; it returns the extended slice. An address's zone is
+// dropped: it means nothing to the proxy, and netip accepts any bytes in it.
 func (p *ForwardProxy) AppendProxyConnect(dst []byte, target netip.AddrPort) []byte {
+	target = netip.AddrPortFrom(target.Addr().WithZone(""), target.Port())
 	dst = append(dst, "CONNECT "...)
-	dst = append(dst, target.String()...)
+	dst = target.AppendTo(dst)
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
-	dst = append(dst, target.String()...)
+	dst = target.AppendTo(dst)
 	if p.Auth != "" {
 		dst = append(dst, "\r\nProxy-Authorization: "...)
 		dst = append(dst, p.Auth...)

@@ -13,8 +13,12 @@ PACKAGES=(
 	x11vnc              # TestBrowserNoVNC: a real VNC server
 	x11-xserver-utils   # TestBrowserNoVNC: xsetroot paints the display a known colour
 	tinyproxy           # loop/e2e TestComputeProxyTinyproxy: a real forward proxy for --compute-proxy
+	squid               # loop/e2e TestComputeProxySquid: a second real forward proxy for --compute-proxy
 	mariadb-server      # relay/tokens and loop/e2e novadb tests: a real MariaDB holding Nova's tables
 	postgresql          # relay/tokens novadb tests: a real PostgreSQL holding Nova's tables
+	qemu-system-x86     # loop/e2e TestSerialQEMU, TestSpiceQEMU: real serial and SPICE consoles
+	websockify          # bench: the peer under Nova's proxy, measured side by side
+	haproxy             # bench: the plain TCP relay, the physical reference
 )
 
 missing=()
