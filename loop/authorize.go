@@ -43,8 +43,8 @@ func (r *authResult) cleanup() {
 // authorize runs on a worker: token lookup, policy, dial. Any CONNECT
 // exchange then runs on a relay poller, and the result goes back to the
 // session's loop; the worker never waits for an answer.
-func (ss *session) authorize(h tokens.Hash) {
-	res := ss.srv.lookupAndDial(h)
+func (ss *session) authorize(h tokens.Hash, originScheme string) {
+	res := ss.srv.lookupAndDial(h, originScheme)
 	if res.result != ResultOK || res.connect == nil {
 		ss.deliver(res)
 		return
@@ -132,8 +132,9 @@ func (ss *session) deliver(res *authResult) {
 
 // lookupAndDial is the blocking part of a handshake. The reuse guard is
 // taken before dialing: a refused client never causes a connection to a
-// compute host.
-func (s *Server) lookupAndDial(h tokens.Hash) *authResult {
+// compute host. originScheme is the accepted Origin's scheme, "" without
+// an Origin.
+func (s *Server) lookupAndDial(h tokens.Hash, originScheme string) *authResult {
 	res := &authResult{result: ResultOK, fd: -1}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
 	defer cancel()
@@ -152,6 +153,8 @@ func (s *Server) lookupAndDial(h tokens.Hash) *authResult {
 		return res.fail(ResultAuthFailed, "expired token")
 	case rec.ConsoleType != s.cfg.ConsoleType:
 		return res.fail(ResultAuthFailed, "wrong console type")
+	case policy.CheckAccessURLScheme(rec.AccessURLBase, originScheme) != nil:
+		return res.fail(ResultOriginRefused, "origin scheme does not fit access_url_base")
 	}
 	res.rec = rec
 	// Built (and checked) before any dial: a record that could inject bytes

@@ -64,7 +64,8 @@ func (ss *session) handshake() gnet.Action {
 		return ss.refuse(ResultOverCapacity, "max sessions reached")
 	}
 	ss.phase.Store(int32(phaseAuthorizing))
-	if !ss.srv.pool.submit(func() { ss.authorize(h) }) {
+	scheme := ss.originScheme
+	if !ss.srv.pool.submit(func() { ss.authorize(h, scheme) }) {
 		ss.phase.Store(int32(phaseHandshake))
 		ss.unadmit()
 		return ss.refuse(ResultOverloaded, "worker queue full")
@@ -122,6 +123,7 @@ func (ss *session) admission() (Result, string) {
 	if err := s.cfg.Origins.Check(req.Origin, req.HasOrigin, req.Host, secure); err != nil {
 		return ResultOriginRefused, "origin refused"
 	}
+	ss.originScheme = policy.OriginScheme(req.HasOrigin, secure)
 	return ResultOK, ""
 }
 

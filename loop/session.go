@@ -52,15 +52,18 @@ type session struct {
 	peer     netip.Addr
 	client   netip.Addr // the client's address, through trusted proxies
 	secure   bool       // the client came over TLS (the plaintext end of a bridge)
-	reqp     wsframe.RequestParser
-	req      *wsframe.Request // during the handshake only
-	key      [32]byte         // Sec-WebSocket-Key, copied out of the request
-	keyLen   int
-	proto    []byte // the chosen subprotocol (a static slice)
-	counted  bool   // the handshake result was counted
-	admitted bool   // counted against --max-sessions
-	rec      tokens.Record
-	release  func() // gives the token back to the reuse guard
+	// originScheme is the accepted Origin's scheme ("" without an Origin),
+	// for Nova's access_url_base rule once the record is known.
+	originScheme string
+	reqp         wsframe.RequestParser
+	req          *wsframe.Request // during the handshake only
+	key          [32]byte         // Sec-WebSocket-Key, copied out of the request
+	keyLen       int
+	proto        []byte // the chosen subprotocol (a static slice)
+	counted      bool   // the handshake result was counted
+	admitted     bool   // counted against --max-sessions
+	rec          tokens.Record
+	release      func() // gives the token back to the reuse guard
 
 	parser  wsframe.Parser
 	iov     [][]byte

@@ -87,7 +87,13 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 		cfg.PingInterval = -1
 	}
 	switch o.consoleType {
-	case "novnc", "serial", "spice-html5":
+	case "novnc", "spice-html5":
+	case "serial":
+		if o.web != "" {
+			// nova-serialproxy serves no files: its clients are programs
+			// (novaconsole, Horizon's xterm.js) that bring their own.
+			return cfg, errors.New("--web is not served with --console-type serial (nova-serialproxy serves no static files)")
+		}
 	default:
 		return cfg, fmt.Errorf("--console-type must be novnc, serial or spice-html5")
 	}

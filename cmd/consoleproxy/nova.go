@@ -38,7 +38,9 @@ func applyNovaConfig(o *options, explicit map[string]bool) error {
 			*dst, explicit[flag] = *v, true
 		}
 	}
-	take("web", nc.Web, &o.web)
+	if o.consoleType != "serial" { // nova-serialproxy ignores [DEFAULT] web
+		take("web", nc.Web, &o.web)
+	}
 	take("allowed-origins", origins(nc.AllowedOrigins), &o.allowedOrigins)
 	takeBool("enforce-session-timeout", nc.EnforceSessionTimeout, &o.enforceSessionTimeout)
 	if err := novaTLS(o, explicit, nc); err != nil {

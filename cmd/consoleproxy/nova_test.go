@@ -56,10 +56,10 @@ func TestNovaConfigTaken(t *testing.T) {
 	if o.sslCiphers != "" {
 		t.Errorf("ssl_ciphers without a cert must stay unused, as in Nova: %q", o.sslCiphers)
 	}
-	if o, _, _ := novaRun(t, novaConf, "--console-type", "serial"); o.listen != "0.0.0.0:16083" {
-		t.Errorf("serial listen %q", o.listen)
+	if o, _, _ := novaRun(t, novaConf, "--console-type", "serial"); o.listen != "0.0.0.0:16083" || o.web != "" {
+		t.Errorf("serial: listen %q, web %q (nova-serialproxy serves no files)", o.listen, o.web)
 	}
-	if o, _, _ := novaRun(t, novaConf, "--console-type", "spice-html5"); o.listen != "0.0.0.0:6082" {
+	if o, _, _ := novaRun(t, novaConf, "--console-type", "spice-html5"); o.listen != "0.0.0.0:6082" || o.web != "/usr/share/novnc" {
 		t.Errorf("spice listen %q", o.listen)
 	}
 }

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/consoleproxy/consoleproxy/loop"
@@ -135,5 +137,51 @@ func TestIPv6Listener(t *testing.T) {
 	c.send(2, []byte("v6"))
 	if string(c.readData(2)) != "v6" {
 		t.Fatal("no echo over IPv6")
+	}
+}
+
+// Nova's scheme rule on top of the Origin rules: a record's access_url_base
+// (http/ws or https/wss) must fit the Origin's scheme; a client without an
+// Origin is not a browser and is not checked. A refusal is a 403 counted as
+// origin_refused and never reaches the compute host.
+func TestAccessURLBaseScheme(t *testing.T) {
+	b := startBackend(t, echo)
+	trusted, _ := policy.ParseTrustedProxies("127.0.0.0/8")
+	p := startProxy(t, func(cfg *loop.Config) { cfg.Trusted = trusted })
+	plainOrigin := map[string]string{"Origin": "http://" + p.addr}
+	tlsOrigin := map[string]string{"Origin": "https://" + p.addr, "X-Forwarded-Proto": "https"}
+	tests := []struct {
+		name, base string
+		headers    map[string]string
+		status     int
+	}{
+		{"no access_url_base", "", plainOrigin, 101},
+		{"http base, http origin", "http://console.example.com:6080/vnc_lite.html", plainOrigin, 101},
+		{"ws base, http origin", "ws://console.example.com:6083/", plainOrigin, 101},
+		{"https base, https origin", "https://console.example.com:6080/vnc_lite.html", tlsOrigin, 101},
+		{"wss base, https origin", "wss://console.example.com:6083/", tlsOrigin, 101},
+		{"https base, no origin", "https://console.example.com:6080/vnc_lite.html", nil, 101},
+		{"https base, http origin", "https://console.example.com:6080/vnc_lite.html", plainOrigin, 403},
+		{"http base, https origin", "http://console.example.com:6080/vnc_lite.html", tlsOrigin, 403},
+		{"wss base, http origin", "wss://console.example.com:6083/", plainOrigin, 403},
+		{"base without a scheme", "console.example.com:6080/vnc_lite.html", plainOrigin, 403},
+	}
+	refused := 0
+	for _, tc := range tests {
+		before := b.accepts.Load()
+		tok := p.mint(b.port(), func(r *record) { r.AccessURLBase = tc.base })
+		c := dial(t, p.addr, req{token: tok, headers: tc.headers})
+		if c.resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.name, c.resp.StatusCode, tc.status)
+		}
+		if tc.status == 403 {
+			refused++
+			if b.accepts.Load() != before {
+				t.Errorf("%s: refused, yet the compute host got a connection", tc.name)
+			}
+		}
+	}
+	if m := metricsText(p); !strings.Contains(m, `consoleproxy_sessions_total{result="origin_refused"} `+strconv.Itoa(refused)) {
+		t.Errorf("origin_refused not counted %d times", refused)
 	}
 }

@@ -87,6 +87,7 @@ type record struct {
 	Port               int     `json:"port"`
 	InternalAccessPath *string `json:"internal_access_path"`
 	InstanceUUID       string  `json:"instance_uuid"`
+	AccessURLBase      string  `json:"access_url_base,omitempty"`
 	Expires            int64   `json:"expires"`
 	TokenHash          string  `json:"token_hash"`
 }

@@ -97,6 +97,8 @@ func TestNovaDatabase(t *testing.T) {
 	later := addToken(t, cell, b.port(), nil)
 	expired := addToken(t, cell, b.port(), func(tok *novadbtest.Token) { tok.Expires = time.Now().Add(-time.Second).Unix() })
 	serial := addToken(t, cell, b.port(), func(tok *novadbtest.Token) { tok.ConsoleType = "serial" })
+	httpsBase := "https://console.example.com:6080/vnc_lite.html"
+	overTLS := addToken(t, cell, b.port(), func(tok *novadbtest.Token) { tok.AccessURLBase = &httpsBase })
 	deletedUUID := novadbtest.NewUUID()
 	deleted := addToken(t, cell, b.port(), func(tok *novadbtest.Token) { tok.InstanceUUID = deletedUUID })
 	if err := cell.DeleteInstance(deletedUUID); err != nil {
@@ -114,6 +116,11 @@ func TestNovaDatabase(t *testing.T) {
 		if resp := dial(t, p.addr, req{token: token}); resp.resp.StatusCode != 403 {
 			t.Errorf("%s: status %d, want 403", name, resp.resp.StatusCode)
 		}
+	}
+	// Nova's scheme rule: a browser on http:// may not use a token whose
+	// access_url_base says https://.
+	if resp := dial(t, p.addr, req{token: overTLS, headers: map[string]string{"Origin": "http://" + p.addr}}); resp.resp.StatusCode != 403 {
+		t.Errorf("https access_url_base from an http origin: status %d, want 403", resp.resp.StatusCode)
 	}
 
 	if err := srv.Stop(); err != nil {
@@ -138,7 +145,7 @@ func TestNovaDatabase(t *testing.T) {
 	}
 
 	m := metricsOf(t, p)
-	for result, want := range map[string]int{"ok": 2, "auth_failed": 4, "store_unavailable": 3} {
+	for result, want := range map[string]int{"ok": 2, "auth_failed": 4, "origin_refused": 1, "store_unavailable": 3} {
 		if !strings.Contains(m, `consoleproxy_sessions_total{result="`+result+`"} `+strconv.Itoa(want)) {
 			t.Errorf("metrics: want %d %s:\n%s", want, result, grepLines(m, "sessions_total"))
 		}

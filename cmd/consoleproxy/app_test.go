@@ -1,0 +1,34 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+// TestConsoleTypes: each of Nova's console kinds is a valid listener; a
+// serial listener serves no static files, as nova-serialproxy; another kind
+// is refused.
+func TestConsoleTypes(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--console-type", "novnc", "--web", "/usr/share/novnc"}, ""},
+		{[]string{"--console-type", "spice-html5", "--web", "/usr/share/spice-html5"}, ""},
+		{[]string{"--console-type", "serial"}, ""},
+		{[]string{"--console-type", "serial", "--web", "/usr/share/novnc"}, "--web is not served with --console-type serial"},
+		{[]string{"--console-type", "rdp"}, "--console-type must be"},
+	} {
+		o, _, err := parseFlags(tc.args, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config(o, log)
+		if tc.err == "" && (err != nil || cfg.ConsoleType != o.consoleType) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%v: %v (console type %q), want error %q", tc.args, err, cfg.ConsoleType, tc.err)
+		}
+	}
+}
