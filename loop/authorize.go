@@ -166,8 +166,11 @@ func (s *Server) lookupAndDial(h tokens.Hash, originScheme string) *authResult {
 		}
 	}
 	release, err := s.cfg.Reuse.Acquire(policy.Key(h), time.Unix(rec.Expires, 0))
-	if err != nil {
+	switch {
+	case errors.Is(err, policy.ErrTokenInUse):
 		return res.fail(ResultTokenInUse, "token in use")
+	case err != nil: // a fleet guard that cannot reach its store: deny, 503
+		return res.fail(ResultStoreUnavailable, "reuse store unavailable")
 	}
 	res.release = release
 	res.deadline = time.Now().Add(s.connectTimeout())

@@ -16,6 +16,7 @@ PACKAGES=(
 	squid               # loop/e2e TestComputeProxySquid: a second real forward proxy for --compute-proxy
 	mariadb-server      # relay/tokens and loop/e2e novadb tests: a real MariaDB holding Nova's tables
 	postgresql          # relay/tokens novadb tests: a real PostgreSQL holding Nova's tables
+	redis-server        # relay/tokens (and loop/e2e) redis tests: a real Redis for tokens and fleet reuse
 	qemu-system-x86     # loop/e2e TestSerialQEMU, TestSpiceQEMU: real serial and SPICE consoles
 	websockify          # bench: the peer under Nova's proxy, measured side by side
 	haproxy             # bench: the plain TCP relay, the physical reference

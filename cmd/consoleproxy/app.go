@@ -24,6 +24,7 @@ type app struct {
 	log     *slog.Logger
 	srv     *loop.Server
 	store   tokens.Store
+	guard   *tokens.RedisGuard // nil: the in-process guard
 	metrics *http.Server
 	cancel  context.CancelFunc
 	webDir  string
@@ -46,6 +47,11 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 		return nil, err
 	}
 	a.store = cfg.Store
+	if err = a.openReuse(o, &cfg); err != nil {
+		a.store.Close()
+		cancel()
+		return nil, err
+	}
 	if a.srv, err = loop.New(cfg); err == nil {
 		err = a.loadWeb(o.web)
 	}
@@ -53,7 +59,7 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 		err = a.srv.Start()
 	}
 	if err != nil {
-		a.store.Close()
+		a.closeStores()
 		cancel()
 		return nil, err
 	}
@@ -134,8 +140,13 @@ func (a *app) openStore(ctx context.Context, o *options) (tokens.Store, error) {
 		return a.openEmbedded(ctx, strings.TrimPrefix(strings.TrimPrefix(spec, "embedded"), ":"), o.adminListen)
 	case strings.HasPrefix(spec, "novadb:"):
 		return a.openNovaDB(strings.TrimPrefix(spec, "novadb:"))
-	case strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
-		return nil, fmt.Errorf("--token-store %s…: not supported yet", strings.SplitN(spec, ":", 2)[0])
+	case isRedis(spec):
+		u, err := tokens.ParseRedisURL(spec)
+		if err != nil {
+			return nil, fmt.Errorf("--token-store: %w", err)
+		}
+		a.log.Info("token store: redis", "redis", u.String())
+		return tokens.OpenRedis(tokens.RedisConfig{URL: u, Logger: a.log}), nil
 	}
 	return nil, errors.New("--token-store must be file:PATH, novadb:DSN, redis://… or empty for the embedded store")
 }
@@ -229,6 +240,15 @@ func (a *app) stop(ctx context.Context) error {
 		_ = a.metrics.Close()
 	}
 	a.cancel()
-	a.store.Close()
+	a.closeStores()
 	return err
+}
+
+// closeStores closes the reuse guard (running its queued releases), then the
+// token store.
+func (a *app) closeStores() {
+	if a.guard != nil {
+		_ = a.guard.Close()
+	}
+	a.store.Close()
 }

@@ -32,3 +32,24 @@ func TestConsoleTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestReuseStore: --reuse-store wins; a Redis --token-store is the default
+// reuse store; otherwise reuse state stays in process; only Redis URLs are
+// accepted.
+func TestReuseStore(t *testing.T) {
+	for _, tc := range []struct {
+		tokenStore, reuseStore, want, err string
+	}{
+		{"", "", "", ""},
+		{"file:/x", "", "", ""},
+		{"redis://r1:6379/1", "", "redis://r1:6379/1", ""},
+		{"rediss://r1:6380", "redis://r2:6379", "redis://r2:6379", ""},
+		{"novadb:mysql://nova@db/nova", "redis://r2:6379", "redis://r2:6379", ""},
+		{"file:/x", "file:/y", "", "--reuse-store must be"},
+	} {
+		got, err := reuseStore(&options{tokenStore: tc.tokenStore, reuseStore: tc.reuseStore})
+		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%q %q: %q %v, want %q %q", tc.tokenStore, tc.reuseStore, got, err, tc.want, tc.err)
+		}
+	}
+}

@@ -21,6 +21,7 @@ type options struct {
 	pingInterval, drainTimeout                        time.Duration
 	enforceSessionTimeout                             bool
 	tokenReuse, logFormat, adminListen                string
+	reuseStore                                        string
 	maxSessions, workers, queue, maxClientBacklog     int
 	maxBuffered, maxMessage                           int64
 	demo                                              bool
@@ -58,6 +59,7 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 	fs.StringVar(&o.web, "web", "", "serve static files (noVNC) from this directory")
 	fs.BoolVar(&o.enforceSessionTimeout, "enforce-session-timeout", false, "end a session when its token expires")
 	fs.StringVar(&o.tokenReuse, "token-reuse", "exclusive", "exclusive|single-use|shared")
+	fs.StringVar(&o.reuseStore, "reuse-store", "", "redis://[user:pass@]host:port[/db] (or rediss://) holding --token-reuse state for the whole fleet; default: the --token-store if it is Redis, else in process")
 	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "a client must finish its HTTP upgrade within this")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close a session with no data either way for this long; 0 disables")
 	fs.IntVar(&o.maxSessions, "max-sessions", 0, "over this many sessions a new client gets HTTP 503; 0 means no cap")

@@ -236,7 +236,8 @@ func TestFlags(t *testing.T) {
 		t.Fatalf("env CONSOLEPROXY_LOG_FORMAT=xml not applied: %v %s", err, out)
 	}
 	for _, args := range [][]string{{"--cert", "x.pem"}, {"--token-store", "novadb:mysql://x"}, {"--allowed-origins", "http://a/b"},
-		{"--web", "/nonexistent"}, {"--compute-proxy", "ftp://127.0.0.1:3128"}, {"--token-reuse", "sometimes"}} {
+		{"--web", "/nonexistent"}, {"--compute-proxy", "ftp://127.0.0.1:3128"}, {"--token-reuse", "sometimes"},
+		{"--reuse-store", "file:/x"}, {"--token-store", "redis://:pw@127.0.0.1:notaport"}} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		cmd := exec.CommandContext(ctx, bin, append(args, "--listen", freePort(t), "--metrics-listen", "")...)
 		cmd.Dir = t.TempDir()

@@ -47,12 +47,15 @@ var ErrTokenInUse = errors.New("token already in use")
 // Key identifies a token without holding it: its SHA-256.
 type Key [32]byte
 
-// Guard enforces a reuse policy. A fleet-wide implementation (Redis) fits
-// behind the same interface.
+// Guard enforces a reuse policy: LocalGuard within one process, a fleet-wide
+// one (relay/tokens RedisGuard) across proxies sharing a Redis.
 type Guard interface {
 	// Acquire claims the token for a new session; release gives it back
 	// (idempotent). expires is the token's expiry: single-use memory is
-	// kept until then.
+	// kept until then. Acquire may block (it runs on a worker). err is
+	// ErrTokenInUse when the policy refuses (403); any other error means
+	// the guard could not decide, and the client is refused with 503.
+	// release must never block: it runs on an event loop.
 	Acquire(k Key, expires time.Time) (release func(), err error)
 }
 

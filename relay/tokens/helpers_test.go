@@ -17,9 +17,10 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	stopServers()
+	stopRedis()
 	if code == 0 {
 		if leaked := waitNoGoroutine("tokens.(*FileStore).watch", "tokens.(*Embedded).pruneLoop",
-			"database/sql.(*DB).connectionOpener"); leaked != "" {
+			"database/sql.(*DB).connectionOpener", "tokens.(*RedisGuard).run"); leaked != "" {
 			fmt.Fprintln(os.Stderr, "goroutine left behind:", leaked)
 			code = 1
 		}

@@ -83,7 +83,8 @@ func OpenNovaDB(cfg NovaDBConfig) (*NovaDB, error) {
 		return nil, err
 	}
 	s := &NovaDB{cfg: cfg, q: q, dia: d}
-	s.health = outage{log: cfg.Logger, interval: cfg.LogInterval, now: cfg.Now, what: cfg.DSN.String()}
+	s.health = outage{log: cfg.Logger, interval: cfg.LogInterval, now: cfg.Now,
+		name: "nova database", attr: "database", what: cfg.DSN.String()}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.QueryTimeout)
 	defer cancel()
 	if err := q.ping(ctx); err != nil {

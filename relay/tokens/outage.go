@@ -15,7 +15,9 @@ type outage struct {
 	log      *slog.Logger
 	interval time.Duration
 	now      func() time.Time
-	what     string // the redacted DSN
+	name     string // what is down, for the message: "nova database", "redis token store", …
+	attr     string // the log attribute naming the server: "database", "redis"
+	what     string // the server, redacted (no password)
 
 	down atomic.Bool // mirrors downLocked for the fast path of ok
 
@@ -40,7 +42,7 @@ func (o *outage) fail(reason string) {
 	if !o.last.IsZero() && now.Sub(o.last) < o.interval {
 		return
 	}
-	o.log.Warn("nova database unavailable: lookups answer 503 until it is back", "database", o.what,
+	o.log.Warn(o.name+" unavailable: lookups answer 503 until it is back", o.attr, o.what,
 		"err", reason, "down_for", now.Sub(o.since).Round(time.Millisecond).String(), "failed_lookups", o.failed)
 	o.last, o.failed, o.reported = now, 0, true
 }
@@ -58,7 +60,7 @@ func (o *outage) ok() {
 	o.downLocked = false
 	o.down.Store(false)
 	if o.reported {
-		o.log.Info("nova database available again", "database", o.what,
+		o.log.Info(o.name+" available again", o.attr, o.what,
 			"down_for", o.now().Sub(o.since).Round(time.Millisecond).String())
 	}
 }

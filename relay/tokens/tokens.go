@@ -1,8 +1,13 @@
 // Package tokens holds the token stores that turn a console token into a
 // compute-host target: a read-only JSON Lines file (file.go), an embedded
 // bbolt store with a small admin API that mints tokens (embedded.go,
-// admin.go), and Nova's own database (novadb.go). Stores hold and compare only SHA-256 hashes of tokens, as Nova's
+// admin.go), Nova's own database (novadb.go) and Redis (redis.go). Stores
+// hold and compare only SHA-256 hashes of tokens, as Nova's
 // console_auth_tokens table does; neither a token nor its hash is ever logged.
+//
+// RedisGuard (redisguard.go) is the fleet-wide loop/policy.Guard on the same
+// Redis plumbing: --token-reuse shared by every proxy on one Redis
+// (docs/fleet.md).
 package tokens
 
 import (

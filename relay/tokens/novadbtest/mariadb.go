@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/consoleproxy/consoleproxy/relay/internal/testproc"
 )
 
 // StartMariaDB creates a MariaDB data directory in a new temporary
@@ -27,8 +29,8 @@ func StartMariaDB() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Kind: MariaDB, Dir: dir, bin: bin, stopSig: syscall.SIGTERM, logPath: filepath.Join(dir, "server.log")}
-	if s.Port, err = freePort(); err != nil {
+	s := newServer(MariaDB, dir, bin, syscall.SIGTERM)
+	if s.Port, err = testproc.FreePort(); err != nil {
 		return nil, s.cleanup(err)
 	}
 	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "mysqld.sock")
@@ -41,7 +43,7 @@ func StartMariaDB() (*Server, error) {
 	if err != nil {
 		return nil, s.cleanup(err)
 	}
-	s.args = append([]string{"--no-defaults", "--datadir=" + data, "--socket=" + sock,
+	s.proc.Args = append([]string{"--no-defaults", "--datadir=" + data, "--socket=" + sock,
 		"--port=" + strconv.Itoa(s.Port), "--bind-address=127.0.0.1", "--skip-name-resolve",
 		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--tmpdir=" + dir,
 		"--innodb-buffer-pool-size=16M", "--innodb-flush-log-at-trx-commit=0",

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/consoleproxy/consoleproxy/relay/internal/testproc"
 )
 
 // pgBinDirs is where Debian installs PostgreSQL's server binaries.
@@ -34,23 +36,23 @@ func StartPostgres() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Kind: PostgreSQL, Dir: dir, bin: bin, stopSig: syscall.SIGINT, logPath: filepath.Join(dir, "server.log")}
-	if s.Port, err = freePort(); err != nil {
+	s := newServer(PostgreSQL, dir, bin, syscall.SIGINT)
+	if s.Port, err = testproc.FreePort(); err != nil {
 		return nil, s.cleanup(err)
 	}
 	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "sock")
 	if err := os.Mkdir(sock, 0o700); err != nil {
 		return nil, s.cleanup(err)
 	}
-	if s.cred, err = unprivileged(dir, sock); err != nil {
+	if s.proc.Cred, err = unprivileged(dir, sock); err != nil {
 		return nil, s.cleanup(err)
 	}
-	err = run(dir, s.cred, initdb, "-D", data, "-U", "postgres", "--auth-local=trust",
+	err = run(dir, s.proc.Cred, initdb, "-D", data, "-U", "postgres", "--auth-local=trust",
 		"--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C")
 	if err != nil {
 		return nil, s.cleanup(err)
 	}
-	s.args = []string{"-D", data, "-k", sock, "-p", strconv.Itoa(s.Port),
+	s.proc.Args = []string{"-D", data, "-k", sock, "-p", strconv.Itoa(s.Port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=500", "-c", "shared_buffers=16MB"}
 	s.admin = func(db string) (execer, error) {

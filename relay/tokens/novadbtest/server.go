@@ -7,15 +7,14 @@ package novadbtest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/relay/internal/testproc"
 )
 
 // Kinds of server.
@@ -39,16 +38,8 @@ type Server struct {
 	Dir  string // everything lives here
 	Port int    // on 127.0.0.1
 
-	bin     string
-	args    []string
-	cred    *syscall.Credential // nil: run as ourselves
-	stopSig syscall.Signal
-	logPath string
-	admin   func(db string) (execer, error) // a superuser connection over the Unix socket
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has been waited for
+	proc  testproc.Proc
+	admin func(db string) (execer, error) // a superuser connection over the Unix socket
 }
 
 // execer runs statements on an admin connection.
@@ -57,83 +48,31 @@ type execer interface {
 	close()
 }
 
+// newServer returns a Server of kind in dir running bin, stopped with sig.
+func newServer(kind, dir, bin string, sig syscall.Signal) *Server {
+	s := &Server{Kind: kind, Dir: dir}
+	s.proc = testproc.Proc{Name: kind, Bin: bin, Dir: dir, LogPath: filepath.Join(dir, "server.log"),
+		StopSig: sig, Ready: s.ready, Timeout: startTimeout}
+	return s
+}
+
 // Start starts the server process and waits until it accepts connections.
-func (s *Server) Start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		return errors.New("novadbtest: already running")
-	}
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o666)
+func (s *Server) Start() error { return s.proc.Start() }
+
+// ready runs SELECT 1 on an admin connection.
+func (s *Server) ready() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := s.admin("")
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
-	cmd := exec.Command(s.bin, s.args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = s.Dir, logf, logf
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "LC_ALL=C"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: s.cred}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("novadbtest: start %s: %w", s.Kind, err)
-	}
-	s.cmd, s.exited = cmd, make(chan struct{})
-	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(s.exited)
-	return s.waitReady()
-}
-
-// waitReady polls an admin connection until it works, the process exits or
-// the start-up timeout passes. Must hold s.mu.
-func (s *Server) waitReady() error {
-	deadline := time.Now().Add(startTimeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		c, err := s.admin("")
-		if err == nil {
-			err = c.exec(ctx, "SELECT 1")
-			c.close()
-		}
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			s.cmd = nil
-			return fmt.Errorf("novadbtest: %s exited during start-up: %v\n%s", s.Kind, err, s.logTail())
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.killLocked()
-			return fmt.Errorf("novadbtest: %s not ready after %s: %v\n%s", s.Kind, startTimeout, err, s.logTail())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	defer c.close()
+	return c.exec(ctx, "SELECT 1")
 }
 
 // Stop stops the server cleanly (its data stays) and waits for it.
-func (s *Server) Stop() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return nil
-	}
-	_ = s.cmd.Process.Signal(s.stopSig)
-	select {
-	case <-s.exited:
-	case <-time.After(startTimeout):
-		s.killLocked()
-		return fmt.Errorf("novadbtest: %s did not stop in %s", s.Kind, startTimeout)
-	}
-	s.cmd = nil
-	return nil
-}
-
-// killLocked kills the process and waits. Must hold s.mu.
-func (s *Server) killLocked() {
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-	s.cmd = nil
-}
+func (s *Server) Stop() error { return s.proc.Stop() }
 
 // Close stops the server and removes its directory.
 func (s *Server) Close() error {
@@ -142,15 +81,6 @@ func (s *Server) Close() error {
 		err = rmErr
 	}
 	return err
-}
-
-// logTail returns the end of the server's log, for start-up errors.
-func (s *Server) logTail() string {
-	b, _ := os.ReadFile(s.logPath)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(bytes.TrimSpace(b))
 }
 
 // Exec runs statements as the superuser in database db ("" for the
@@ -176,16 +106,6 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
-}
-
-// freePort returns a loopback port nothing listens on right now.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // lookBin finds a server binary on PATH or in the given directories.

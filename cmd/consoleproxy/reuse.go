@@ -1,0 +1,53 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/consoleproxy/consoleproxy/loop"
+	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/relay/tokens"
+)
+
+// isRedis reports whether spec is a redis:// or rediss:// URL.
+func isRedis(spec string) bool {
+	return strings.HasPrefix(spec, "redis://") || strings.HasPrefix(spec, "rediss://")
+}
+
+// reuseStore is where --token-reuse state lives: --reuse-store, else the
+// --token-store when it is Redis, else "" (in process).
+func reuseStore(o *options) (string, error) {
+	switch {
+	case o.reuseStore != "" && !isRedis(o.reuseStore):
+		return "", errors.New("--reuse-store must be redis://… or rediss://…")
+	case o.reuseStore != "":
+		return o.reuseStore, nil
+	case isRedis(o.tokenStore):
+		return o.tokenStore, nil
+	}
+	return "", nil
+}
+
+// openReuse replaces cfg.Reuse (the in-process guard config made) with a
+// Redis guard shared by the fleet when a Redis reuse store is configured.
+// --token-reuse shared needs no Redis.
+func (a *app) openReuse(o *options, cfg *loop.Config) error {
+	spec, err := reuseStore(o)
+	if err != nil || spec == "" {
+		return err
+	}
+	p, err := policy.ParseReusePolicy(o.tokenReuse)
+	if err != nil || p == policy.ReuseShared {
+		return err
+	}
+	u, err := tokens.ParseRedisURL(spec)
+	if err != nil {
+		return fmt.Errorf("--reuse-store: %w", err)
+	}
+	a.guard = tokens.OpenRedisGuard(tokens.RedisGuardConfig{URL: u, Policy: p, Logger: a.log})
+	cfg.Reuse = a.guard
+	a.log.Info("token reuse: fleet-wide in redis", "redis", u.String(), "policy", p.String(),
+		"lease", tokens.DefaultRedisLease.String())
+	return nil
+}

@@ -1,0 +1,182 @@
+package tokens
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/consoleproxy/consoleproxy/relay/tokens/redistest"
+)
+
+// sharedRedis is the redis-server the package's tests share (each test on
+// its own database number); TestMain stops it. Tests that stop Redis start
+// their own.
+var sharedRedis struct {
+	once sync.Once
+	srv  *redistest.Server
+	err  error
+	mu   sync.Mutex
+	next int // the next database number
+}
+
+// redisDB returns the shared server and a database number no other test
+// uses (Redis has 16).
+func redisDB(t testing.TB) (*redistest.Server, int) {
+	t.Helper()
+	sharedRedis.once.Do(func() { sharedRedis.srv, sharedRedis.err = redistest.Start("") })
+	if sharedRedis.err != nil {
+		t.Fatalf("redis-server: %v", sharedRedis.err)
+	}
+	sharedRedis.mu.Lock()
+	defer sharedRedis.mu.Unlock()
+	db := sharedRedis.next % 16
+	sharedRedis.next++
+	return sharedRedis.srv, db
+}
+
+func stopRedis() {
+	if sharedRedis.srv != nil {
+		_ = sharedRedis.srv.Close()
+	}
+}
+
+// ownRedis starts a server for this test alone.
+func ownRedis(t testing.TB, password string) *redistest.Server {
+	t.Helper()
+	srv, err := redistest.Start(password)
+	if err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
+// redisClient is the test's own client to srv (never through a forwarder).
+func redisClient(t testing.TB, srv *redistest.Server, db int) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: srv.Password, DB: db, DisableIdentity: true})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func mustURL(t testing.TB, spec string) RedisURL {
+	t.Helper()
+	u, err := ParseRedisURL(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// forwarder relays TCP to a Redis so a test can make Redis unreachable for
+// a guard while Redis itself goes on (and expires keys): stall holds new
+// connections without forwarding a byte, cut refuses them.
+type forwarder struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	stuck  bool
+}
+
+func startForwarder(t testing.TB, target string) *forwarder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &forwarder{ln: ln, target: target}
+	go f.accept()
+	t.Cleanup(f.cut)
+	return f
+}
+
+func (f *forwarder) addr() string { return f.ln.Addr().String() }
+
+func (f *forwarder) accept() {
+	for {
+		c, err := f.ln.Accept()
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.conns = append(f.conns, c)
+		stuck := f.stuck
+		f.mu.Unlock()
+		if !stuck {
+			go f.relay(c)
+		}
+	}
+}
+
+func (f *forwarder) relay(c net.Conn) {
+	up, err := net.Dial("tcp", f.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	f.mu.Lock()
+	f.conns = append(f.conns, up)
+	f.mu.Unlock()
+	go func() { _, _ = io.Copy(up, c); up.Close() }()
+	_, _ = io.Copy(c, up)
+	c.Close()
+}
+
+// closeAll closes every connection so far.
+func (f *forwarder) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conns {
+		c.Close()
+	}
+	f.conns = nil
+}
+
+// stall drops the current connections; new ones are held, never answered.
+func (f *forwarder) stall() {
+	f.mu.Lock()
+	f.stuck = true
+	f.mu.Unlock()
+	f.closeAll()
+}
+
+// unstall drops the held connections (their commands fail at once) and
+// forwards again.
+func (f *forwarder) unstall() {
+	f.mu.Lock()
+	f.stuck = false
+	f.mu.Unlock()
+	f.closeAll()
+}
+
+// cut refuses every connection from now on.
+func (f *forwarder) cut() {
+	f.ln.Close()
+	f.closeAll()
+}
+
+// keyState returns the value and the remaining lease of key ("" and 0 when
+// the key is gone).
+func keyState(t testing.TB, c *redis.Client, key string) (string, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := c.Get(ctx, key).Result()
+	if err == redis.Nil {
+		return "", 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl, err := c.PTTL(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, ttl
+}
