@@ -4,7 +4,7 @@ GO ?= go
 FUZZTIME ?= 10s
 BENCHTIME ?= 1s
 
-.PHONY: help build run test check fuzz bench deps clean
+.PHONY: help build run test check fuzz bench bench-compare deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -31,6 +31,9 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 
 bench: ## micro-benchmarks (go test -bench) with allocation counts
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+bench-compare: ## consoleproxy vs websockify vs haproxy, every scenario, side by side (~10 min); writes BENCHMARKS.md
+	@scripts/bench-compare.sh
 
 clean: ## remove build output
 	rm -rf bin

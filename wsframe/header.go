@@ -13,6 +13,10 @@ const MaxHeaderSize = ws.MaxHeaderSize
 // MaxServerHeaderSize is the longest header of an unmasked (server) frame.
 const MaxServerHeaderSize = ws.MaxHeaderSize - 4
 
+// HeaderLen returns the length of a frame header (RFC 6455 §5.2) given its
+// second byte: 2, plus 2 or 8 bytes of extended length, plus 4 of mask key.
+func HeaderLen(b1 byte) int { return headerLen(b1) }
+
 // headerLen returns the length of the header whose first two bytes are b0, b1.
 func headerLen(b1 byte) int {
 	n := 2

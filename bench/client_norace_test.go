@@ -1,0 +1,6 @@
+//go:build !race
+
+package bench
+
+// clientRaceEnabled skips allocation assertions: the race detector allocates.
+const clientRaceEnabled = false

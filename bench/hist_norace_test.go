@@ -1,0 +1,6 @@
+//go:build !race
+
+package bench
+
+// histRaceEnabled skips allocation assertions: the race detector allocates.
+const histRaceEnabled = false

@@ -1,0 +1,43 @@
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// schedstat's nanoseconds agree with stat's ticks for this process (within
+// the ticks' rounding), and a process whose threads lack schedstat falls
+// back to stat.
+func TestProcCPU(t *testing.T) {
+	x := 0
+	for i := 0; i < 50_000_000; i++ { // some CPU to read
+		x += i % 7
+	}
+	if x == 0 {
+		t.Fatal("unreachable")
+	}
+	pid := os.Getpid()
+	sched, ok := schedCPU("/proc/self/task")
+	if !ok {
+		t.Skip("this kernel has no schedstat")
+	}
+	st, ok := readStat(pid)
+	if !ok {
+		t.Fatal("no /proc/self/stat")
+	}
+	ticks := float64(st.utime+st.stime) / clockTicks
+	if sched <= 0 || sched < ticks-0.05 {
+		t.Fatalf("schedstat %.3f s, stat %.3f s", sched, ticks)
+	}
+	if cpu, ok := pidCPU(pid, false); !ok || cpu < sched {
+		t.Fatalf("pidCPU %.3f (%v), schedstat read before it %.3f", cpu, ok, sched)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := schedCPU(dir); ok {
+		t.Fatal("a thread without schedstat must make the caller fall back to stat")
+	}
+}

@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// procTarget is the PID and Stop of a target that is one process group;
+// Stop also removes the run's token file (tokens do not outlive their run).
+type procTarget struct {
+	p      *proc
+	tokens string
+}
+
+func (t *procTarget) PID() int { return t.p.pid() }
+
+func (t *procTarget) Stop() error {
+	err := t.p.stop()
+	if t.tokens != "" {
+		os.Remove(t.tokens)
+	}
+	return err
+}
+
+// consoleproxyTarget starts our proxy with a token file it writes.
+type consoleproxyTarget struct {
+	procTarget
+	bin  string
+	args []string
+}
+
+func (t *consoleproxyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint, error) {
+	file := filepath.Join(spec.Dir, "consoleproxy-tokens.jsonl")
+	t.tokens = file
+	exp := time.Now().Add(24 * time.Hour).Unix()
+	err := writeLines(file, len(spec.Tokens), func(i int) string {
+		sum := sha256.Sum256([]byte(tokenName(i)))
+		a := spec.Backend.Addr(spec.Tokens[i])
+		return fmt.Sprintf(`{"token_hash":"%s","console_type":"novnc","host":"127.0.0.1","port":%d,`+
+			`"internal_access_path":null,"instance_uuid":"00000000-0000-4000-8000-%012d","access_url_base":"","expires":%d}`,
+			hex.EncodeToString(sum[:]), a.Port, i, exp)
+	})
+	if err != nil {
+		return Endpoint{}, err
+	}
+	return startWS(ctx, &t.p, spec.Dir, "consoleproxy", t.bin, func(addr string) []string {
+		return append([]string{"--listen", addr, "--metrics-listen", "", "--admin-listen", "",
+			"--token-store", "file:" + file}, t.args...)
+	})
+}
+
+// websockifyTarget starts Debian's websockify with its TokenFile plugin.
+type websockifyTarget struct {
+	procTarget
+	bin string
+}
+
+func (t *websockifyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint, error) {
+	file := filepath.Join(spec.Dir, "websockify-tokens.txt")
+	t.tokens = file
+	err := writeLines(file, len(spec.Tokens), func(i int) string {
+		return fmt.Sprintf("%s: 127.0.0.1:%d", tokenName(i), spec.Backend.Addr(spec.Tokens[i]).Port)
+	})
+	if err != nil {
+		return Endpoint{}, err
+	}
+	return startWS(ctx, &t.p, spec.Dir, "websockify", t.bin, func(addr string) []string {
+		return []string{"--token-plugin", "TokenFile", "--token-source", file, addr}
+	})
+}
+
+// startWS starts a WebSocket proxy on a free port and waits for it to listen.
+func startWS(ctx context.Context, p **proc, dir, name, bin string, args func(addr string) []string) (Endpoint, error) {
+	port, err := freePort()
+	if err != nil {
+		return Endpoint{}, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	*p, err = startProc(dir, name, bin, args(addr)...)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	if err := waitListening(ctx, *p, addr); err != nil {
+		(*p).stop()
+		return Endpoint{}, fmt.Errorf("%s: %w (see %s.log)", name, err, filepath.Join(dir, name))
+	}
+	return wsEndpoint(port), nil
+}
+
+// haproxyTarget is the reference: haproxy in TCP mode, one frontend per
+// console mode, reached with plain TCP.
+type haproxyTarget struct {
+	procTarget
+	bin string
+}
+
+func (t *haproxyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint, error) {
+	var ep Endpoint
+	var b strings.Builder
+	fmt.Fprintf(&b, "global\n  maxconn 9500\ndefaults\n  mode tcp\n  maxconn 9500\n"+
+		"  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n")
+	for m := range numModes {
+		port, err := freePort()
+		if err != nil {
+			return ep, err
+		}
+		ep.Addrs[m] = addr4(port)
+		fmt.Fprintf(&b, "listen %s\n  bind 127.0.0.1:%d\n  server s 127.0.0.1:%d\n",
+			Mode(m), port, spec.Backend.Addr(Mode(m)).Port)
+	}
+	cfg := filepath.Join(spec.Dir, "haproxy.cfg")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
+		return ep, fmt.Errorf("haproxy config: %w", err)
+	}
+	var err error
+	if t.p, err = startProc(spec.Dir, "haproxy", t.bin, "-db", "-f", cfg); err != nil {
+		return ep, err
+	}
+	// haproxy binds every listener before it serves any: probing the echo one
+	// (whose console sends nothing unasked) tells for all.
+	if err := waitListening(ctx, t.p, ep.Addrs[ModeEcho].String()); err != nil {
+		t.p.stop()
+		return ep, fmt.Errorf("haproxy: %w (see %s)", err, filepath.Join(spec.Dir, "haproxy.log"))
+	}
+	return ep, nil
+}
+
+// writeLines writes n lines, line(i) each, to path.
+func writeLines(path string, n int, line func(i int) string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("token file: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	for i := range n {
+		w.WriteString(line(i))
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("token file: %w", err)
+	}
+	return f.Close()
+}
