@@ -19,6 +19,7 @@ type Config struct {
 	Duration     time.Duration // the measured phase of each run
 	ResultsDir   string        // results.jsonl, results.md, plots, proxy logs
 	BenchmarksMD string        // when set, also write this BENCHMARKS.md
+	ReportFrom   string        // cmd only: render the reports of this results.jsonl instead of running
 	Command      string        // the command line quoted in the report
 
 	Loops       int           // client event loops (epoll goroutines)

@@ -47,7 +47,7 @@ func TestWriteMarkdown(t *testing.T) {
 		{"hold", "| sessions |", []string{"RSS/session KiB ↓", "RSS/session vs tcp-relay", "PSS/session KiB ↓", "open fds |", "proxy CPU s ↓", "client CPU s |", "opened/failed"}, []string{"MB/s", "p99"}},
 		{"hold", "| 10 | websockify |", []string{"| 16.0 |", "| ×2 |", "30/**15**"}, nil},
 		{"hold", "| 10 | tcp-relay |", []string{"| 8.00 |", "| ref |", "30/0"}, []string{"×"}},
-		{"echo", "| sessions |", []string{"p50 ms ↓", "p99 ms ↓", "p99 vs tcp-relay", "p99.9 ms ↓", "max ms ↓"}, []string{"MB/s", "RSS", "sessions/s"}},
+		{"echo", "| sessions |", []string{"p50 ms ↓", "p90 ms ↓", "p99 ms ↓", "p99 vs tcp-relay", "p99.9 ms ↓", "max ms ↓"}, []string{"MB/s", "RSS", "sessions/s"}},
 		{"echo", "| 1000 | consoleproxy |", []string{"| 8.50 |", "| ×0.85 |"}, nil},
 		{"stream-down", "| sessions |", []string{"MB/s ↑", "MB/s vs tcp-relay", "MB/s/session ↑", "proxy CPU-s/GB ↓", "proxy CPU-s/GB vs tcp-relay"}, []string{"p99"}},
 		{"stream-down", "| 1000 | consoleproxy |", []string{"| 85.0 |", "| ×0.85 |", "| ×1.2 |"}, nil},

@@ -10,6 +10,7 @@ const (
 	MetricMBpsPerSession               // MB/s per session
 	MetricCPUPerGB                     // proxy CPU seconds per GB moved
 	MetricP50                          // latency median, ms
+	MetricP90                          // latency p90, ms
 	MetricP99                          // latency p99, ms
 	MetricP999                         // latency p99.9, ms
 	MetricMax                          // latency maximum, ms
@@ -68,6 +69,8 @@ func (m Metric) spec() metricSpec {
 		return metricSpec{"proxy CPU-s/GB", "", Lower, false, func(r *Result) float64 { return r.ProxyCPUSecPerGB }}
 	case MetricP50:
 		return latencySpec("p50", func(p *Percentiles) float64 { return p.P50 })
+	case MetricP90:
+		return latencySpec("p90", func(p *Percentiles) float64 { return p.P90 })
 	case MetricP99:
 		return latencySpec("p99", func(p *Percentiles) float64 { return p.P99 })
 	case MetricP999:

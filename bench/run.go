@@ -39,6 +39,16 @@ func Run(ctx context.Context, cfg Config, log io.Writer) ([]Result, error) {
 	return rs, writeReports(cfg, rs)
 }
 
+// Report writes cfg's reports (results.md in cfg.ResultsDir, and
+// cfg.BenchmarksMD if set) from rs, results read back from a results.jsonl,
+// without running anything: a report of an earlier run, rendered again.
+func Report(cfg Config, rs []Result) error {
+	if err := os.MkdirAll(cfg.ResultsDir, 0o755); err != nil {
+		return fmt.Errorf("results folder: %w", err)
+	}
+	return writeReports(cfg, rs)
+}
+
 func writeReports(cfg Config, rs []Result) error {
 	notes := runNotes(cfg, rs)
 	if err := WriteReport(cfg.ResultsDir, rs, cfg.Reference, cfg.Command); err != nil {

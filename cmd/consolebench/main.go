@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +24,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "consolebench:", err)
 		os.Exit(2)
 	}
+	if cfg.ReportFrom != "" {
+		if err := report(cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "consolebench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rs, err := bench.Run(ctx, cfg, os.Stderr)
@@ -31,6 +39,22 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stderr, "consolebench: %d runs; report in %s\n", len(rs), cfg.ResultsDir)
+}
+
+// report renders the reports of an earlier run from its results.jsonl
+// (--report FILE), into FILE's folder and --benchmarks-md.
+func report(cfg bench.Config) error {
+	f, err := os.Open(cfg.ReportFrom)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rs, err := bench.ReadJSONL(f)
+	if err != nil {
+		return err
+	}
+	cfg.ResultsDir = filepath.Dir(cfg.ReportFrom)
+	return bench.Report(cfg, rs)
 }
 
 func parseFlags(args []string) (bench.Config, error) {
@@ -47,6 +71,7 @@ func parseFlags(args []string) (bench.Config, error) {
 	fs.DurationVar(&c.OpenTimeout, "open-timeout", 0, "bound on opening a run's sessions (default 60s)")
 	fs.StringVar(&c.ResultsDir, "results", "bench-results", "results folder (results.jsonl, results.md, plots, proxy logs)")
 	fs.StringVar(&c.BenchmarksMD, "benchmarks-md", "", "also write this BENCHMARKS.md (plots under docs/bench beside it)")
+	fs.StringVar(&c.ReportFrom, "report", "", "run nothing: render the reports again from this results.jsonl of an earlier run (give that run's --command, --sessions and --cap)")
 	fs.StringVar(&c.Command, "command", "", "the command line quoted in the report (default: this one)")
 	fs.IntVar(&c.Loops, "loops", 0, "client event loops (default: number of CPUs)")
 	fs.IntVar(&c.SourceAddrs, "source-addrs", 8, "loopback source addresses 127.0.0.2… to spread connections over")
