@@ -193,7 +193,7 @@ func (p *Poller) expireHandshakes() {
 // reach the next deadline check, rounded up so the poller never spins
 // before it.
 func untilShakeTick(timeout int, next time.Time) int {
-	ms := max(0, int((time.Until(next)+time.Millisecond-1)/time.Millisecond))
+	ms := msUntil(next)
 	if timeout < 0 || ms < timeout {
 		return ms
 	}

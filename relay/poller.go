@@ -97,6 +97,15 @@ func (p *Poller) command(c cmd) {
 	_, _ = unix.Write(p.evfd, one[:])
 }
 
+// msUntil is epoll_wait's timeout for a deadline: whole milliseconds rounded
+// up, so a deadline less than a millisecond away sleeps instead of polling
+// with 0 in a busy loop until it passes.
+func msUntil(deadline time.Time) int { return ceilMillis(time.Until(deadline)) }
+
+func ceilMillis(d time.Duration) int {
+	return max(0, int((d+time.Millisecond-1)/time.Millisecond))
+}
+
 // shutdown stops the poller goroutine after closing every socket it owns.
 func (p *Poller) shutdown() {
 	p.mu.Lock()
@@ -114,7 +123,7 @@ func (p *Poller) run() {
 	for {
 		timeout := -1
 		if len(p.slow) > 0 || len(p.flushing) > 0 {
-			timeout = max(0, int(time.Until(next)/time.Millisecond))
+			timeout = msUntil(next)
 		}
 		if len(p.shakes) > 0 {
 			timeout = untilShakeTick(timeout, nextShake)

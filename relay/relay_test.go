@@ -325,3 +325,26 @@ func ioReadFull(c net.Conn, b []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// TestCeilMillis: a deadline under a millisecond away gives a 1 ms epoll
+// timeout, not 0 (which made a poller with a paused session spin through
+// epoll_wait until the resample tick: 700,000 calls a second under one
+// flat-out download).
+func TestCeilMillis(t *testing.T) {
+	for _, tc := range []struct {
+		in   time.Duration
+		want int
+	}{
+		{-time.Second, 0},
+		{0, 0},
+		{time.Nanosecond, 1},
+		{300 * time.Microsecond, 1},
+		{time.Millisecond, 1},
+		{time.Millisecond + time.Nanosecond, 2},
+		{50 * time.Millisecond, 50},
+	} {
+		if got := ceilMillis(tc.in); got != tc.want {
+			t.Errorf("ceilMillis(%v) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
