@@ -26,6 +26,7 @@ type authResult struct {
 	viaProxy bool      // connect[0] is the forward proxy's
 	deadline time.Time // for the CONNECT answers: --connect-timeout from the start of the dial
 	first    []byte    // console bytes that came with the last CONNECT answer
+	secured  bool      // the security proxy spoke for the client: greet it (security.go)
 }
 
 // cleanup gives back what an unused result holds.
@@ -46,7 +47,7 @@ func (r *authResult) cleanup() {
 func (ss *session) authorize(h tokens.Hash, originScheme string) {
 	res := ss.srv.lookupAndDial(h, originScheme)
 	if res.result != ResultOK || res.connect == nil {
-		ss.deliver(res)
+		ss.connected(res)
 		return
 	}
 	ss.exchange(res)
@@ -71,7 +72,7 @@ func (ss *session) exchange(res *authResult) {
 			}
 			res.fail(connectResult(err), res.stepName(step)+": "+connectReason(err))
 		}
-		ss.deliver(res)
+		ss.connected(res)
 	})
 }
 
@@ -265,7 +266,11 @@ func (ss *session) authorized(res *authResult) {
 	}
 	ss.host = s.relay.Attach(res.fd, ss)
 	ss.phase.Store(int32(phaseRelaying))
-	ss.host.Start()
+	if res.secured {
+		ss.greet() // the client's RFB handshake; takeRFB starts the host
+	} else {
+		ss.host.Start()
+	}
 	if ss.c.InboundBuffered() > 0 {
 		_ = ss.c.Wake(nil) // frames that arrived before the 101
 	}

@@ -24,6 +24,9 @@ type Config struct {
 	Relay       relay.Config
 	Request     wsframe.RequestLimits
 	TLS         *TLSConfig // nil: plain ws:// only
+	// Security is the RFB security proxy (VeNCrypt toward compute hosts);
+	// nil leaves the RFB stream alone (Nova's auth_schemes = none). novnc only.
+	Security *relay.SecurityProxy
 
 	HandshakeTimeout      time.Duration // the upgrade must finish within this; default 10s
 	IdleTimeout           time.Duration // no data either way for this long ends a session; 0 = off

@@ -61,12 +61,29 @@ func (ss *session) forward(buf []byte) gnet.Action {
 				continue
 			}
 			if ss.base64 {
+				before := len(scratch)
 				if scratch, err = ss.decode(scratch, ev); err != nil {
 					return ss.fail(EndInvalidUTF8)
 				}
+				if ss.rfbNeed > 0 {
+					rest, act := ss.takeRFB(scratch[before:])
+					if act != gnet.None {
+						return act
+					}
+					scratch = append(scratch[:before], rest...)
+				}
 				continue
 			}
-			iov = append(iov, ev.Payload)
+			p := ev.Payload
+			if ss.rfbNeed > 0 {
+				var act gnet.Action
+				if p, act = ss.takeRFB(p); act != gnet.None {
+					return act
+				}
+			}
+			if len(p) > 0 {
+				iov = append(iov, p)
+			}
 		case wsframe.Control:
 			if act := ss.control(ev, iov, scratch); act != gnet.None {
 				return act
@@ -138,16 +155,19 @@ func (ss *session) control(ev wsframe.Event, iov [][]byte, scratch []byte) gnet.
 // sendFirst sends the console bytes that came with the CONNECT answer as
 // the first frame. Runs on the loop, before the host socket starts.
 func (ss *session) sendFirst(first []byte) {
-	var frame []byte
-	if ss.base64 {
-		frame = wsframe.AppendHeader(nil, ws.OpText, wsframe.Base64EncodedLen(len(first)))
-		frame = wsframe.AppendBase64(frame, first)
-	} else {
-		frame = append(wsframe.AppendHeader(nil, ws.OpBinary, len(first)), first...)
-	}
-	_, _ = ss.c.Write(frame)
+	_, _ = ss.c.Write(ss.dataFrame(first))
 	ss.down.Add(int64(len(first)))
 	ss.srv.metrics.down.Add(len(first))
+}
+
+// dataFrame is p as one data frame of the session's subprotocol: binary,
+// or base64 text. Off the hot path (it allocates).
+func (ss *session) dataFrame(p []byte) []byte {
+	if ss.base64 {
+		frame := wsframe.AppendHeader(nil, ws.OpText, wsframe.Base64EncodedLen(len(p)))
+		return wsframe.AppendBase64(frame, p)
+	}
+	return append(wsframe.AppendHeader(nil, ws.OpBinary, len(p)), p...)
 }
 
 // HostData frames n host bytes in b (header written into the headroom, no

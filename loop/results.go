@@ -30,6 +30,8 @@ const (
 	ResultConnectClosed      Result = "connect_closed"      // 502: the host or proxy closed before the answer's end
 	ResultConnectTimeout     Result = "connect_timeout"     // 502: no complete answer within --connect-timeout
 	ResultConnectFailed      Result = "connect_failed"      // 502: the CONNECT exchange failed otherwise (a socket error)
+	ResultRFBFailed          Result = "rfb_failed"          // 502: the compute host's RFB security handshake did not fit (version, no common scheme, VeNCrypt subtype, closed, timed out)
+	ResultVeNCryptFailed     Result = "vencrypt_failed"     // 502: TLS with the compute host failed (certificate, name, handshake)
 	ResultHandshakeTimeout   Result = "handshake_timeout"   // closed: no upgrade within --handshake-timeout
 	ResultClientGone         Result = "client_gone"         // the client left before the upgrade
 	ResultShuttingDown       Result = "shutting_down"       // 503 or closed: the proxy is draining
@@ -43,7 +45,7 @@ var allResults = []Result{
 	ResultAuthFailed, ResultTokenInUse, ResultOriginRefused, ResultOverCapacity, ResultOverloaded,
 	ResultStoreUnavailable, ResultHostUnreachable, ResultTargetRefused,
 	ResultBadAccessPath, ResultConnectRefused, ResultConnectMalformed, ResultConnectTooLarge, ResultConnectClosed,
-	ResultConnectTimeout, ResultConnectFailed,
+	ResultConnectTimeout, ResultConnectFailed, ResultRFBFailed, ResultVeNCryptFailed,
 	ResultHandshakeTimeout, ResultClientGone, ResultShuttingDown, ResultStatic, ResultMethodNotAllowed,
 	ResultTLSFailed, ResultPlainRefused,
 }
@@ -66,7 +68,8 @@ func (r Result) status() int {
 	case ResultOverCapacity, ResultOverloaded, ResultStoreUnavailable, ResultShuttingDown:
 		return 503
 	case ResultHostUnreachable, ResultTargetRefused, ResultBadAccessPath, ResultConnectRefused,
-		ResultConnectMalformed, ResultConnectTooLarge, ResultConnectClosed, ResultConnectTimeout, ResultConnectFailed:
+		ResultConnectMalformed, ResultConnectTooLarge, ResultConnectClosed, ResultConnectTimeout, ResultConnectFailed,
+		ResultRFBFailed, ResultVeNCryptFailed:
 		return 502
 	}
 	return 500
@@ -91,11 +94,12 @@ const (
 	EndInvalidUTF8    End = "invalid_utf8"     // 1007
 	EndTooBig         End = "message_too_big"  // 1009
 	EndClientBacklog  End = "client_backlog"   // 1008: the client floods a slow host past its bound
+	EndRFBClient      End = "rfb_client"       // 1008: the client did not answer the security proxy with RFB 3.8 and None
 )
 
 var allEnds = []End{EndClientClosed, EndClientGone, EndHostClosed, EndHostError, EndIdleTimeout,
 	EndPingTimeout, EndSessionExpired, EndShutdown, EndProtocolError, EndUnsupported, EndInvalidUTF8,
-	EndTooBig, EndClientBacklog}
+	EndTooBig, EndClientBacklog, EndRFBClient}
 
 func (e End) code() uint16 {
 	switch e {
@@ -111,7 +115,7 @@ func (e End) code() uint16 {
 		return 1007
 	case EndTooBig:
 		return 1009
-	case EndClientBacklog:
+	case EndClientBacklog, EndRFBClient:
 		return 1008
 	}
 	return 1001

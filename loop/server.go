@@ -47,6 +47,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("loop: no token store")
 	}
 	cfg = cfg.withDefaults()
+	if cfg.Security != nil && cfg.ConsoleType != "novnc" {
+		return nil, fmt.Errorf("loop: the RFB security proxy (VeNCrypt) is for novnc consoles, not %s", cfg.ConsoleType)
+	}
 	r, err := relay.New(cfg.Relay)
 	if err != nil {
 		return nil, err

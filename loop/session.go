@@ -70,6 +70,11 @@ type session struct {
 	scratch []byte // base64 decoding
 	b64     wsframe.Base64Decoder
 
+	// rfbNeed is how many bytes of the client's answer to the security
+	// proxy's greeting are still to come (collected in rfbReply, not relayed).
+	rfbNeed  int
+	rfbReply [relay.ClientReplyLen]byte
+
 	sentQ    sentQueue          // host frames in flight to the client (poller pushes, loop pops)
 	onSentFn gnet.AsyncCallback // ss.onSent, bound once
 }

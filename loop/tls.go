@@ -113,19 +113,20 @@ func (s *Server) serveTLS(fd int, prefix []byte, el gnet.EventLoop, peer netip.A
 	bridge(tc, outer)
 }
 
-// bridge copies both ways until either side ends, then closes both.
-func bridge(tc *tls.Conn, outer net.Conn) {
+// bridge copies both ways between a TLS connection and the plaintext end
+// of a socket pair until either side ends, then closes both.
+func bridge(tc, outer net.Conn) {
 	var once sync.Once
 	closeBoth := func() { once.Do(func() { tc.Close(); outer.Close() }) }
 	done := make(chan struct{})
 	go func() {
-		copyBuffered(outer, tc) // client → proxy
+		copyBuffered(outer, tc) // TLS peer → plaintext end
 		if uc, ok := outer.(*net.UnixConn); ok {
 			_ = uc.CloseWrite()
 		}
 		close(done)
 	}()
-	copyBuffered(tc, outer) // proxy → client
+	copyBuffered(tc, outer) // plaintext end → TLS peer
 	closeBoth()
 	<-done
 }
@@ -180,13 +181,9 @@ const pairBuffer = 1 << 20
 
 // socketPair returns two connected Unix stream sockets as net.Conns.
 func socketPair() (net.Conn, net.Conn, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fds, err := pairFDs(0)
 	if err != nil {
 		return nil, nil, err
-	}
-	for _, fd := range fds {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, pairBuffer)
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, pairBuffer)
 	}
 	a, err := fileConn(fds[0], "tls-inner")
 	if err != nil {
@@ -199,6 +196,20 @@ func socketPair() (net.Conn, net.Conn, error) {
 		return nil, nil, err
 	}
 	return a, b, nil
+}
+
+// pairFDs is a connected pair of Unix stream sockets (close-on-exec, plus
+// flags) with pairBuffer socket buffers.
+func pairFDs(flags int) ([2]int, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|flags, 0)
+	if err != nil {
+		return fds, err
+	}
+	for _, fd := range fds {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, pairBuffer)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, pairBuffer)
+	}
+	return fds, nil
 }
 
 // fileConn wraps fd (taking ownership) as a net.Conn.

@@ -127,6 +127,9 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 	}
 	cfg.Reuse = policy.NewLocalGuard(reuse, time.Now)
 	cfg.Request = wsframe.RequestLimits{}
+	if cfg.Security, err = securityProxy(o); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
@@ -251,4 +254,27 @@ func (a *app) closeStores() {
 		_ = a.guard.Close()
 	}
 	a.store.Close()
+}
+
+// securityProxy builds the RFB security proxy from --vnc-auth-schemes and
+// the --vencrypt-* files; nil for "none" alone.
+func securityProxy(o *options) (*relay.SecurityProxy, error) {
+	schemes, err := relay.ParseSchemes(o.vncAuthSchemes)
+	if err != nil {
+		return nil, fmt.Errorf("--vnc-auth-schemes: %w", err)
+	}
+	sp, err := relay.NewSecurityProxy(relay.SecurityConfig{
+		Schemes: schemes, CAFile: o.vencryptCA, CertFile: o.vencryptCert, KeyFile: o.vencryptKey,
+		SkipHostname: o.vencryptSkipHostname,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if sp != nil && o.consoleType != "novnc" {
+		return nil, fmt.Errorf("--vnc-auth-schemes %s is for --console-type novnc", o.vncAuthSchemes)
+	}
+	if sp == nil && (o.vencryptCA != "" || o.vencryptCert != "" || o.vencryptKey != "") {
+		return nil, errors.New("--vencrypt-* files are set but --vnc-auth-schemes does not name vencrypt")
+	}
+	return sp, nil
 }

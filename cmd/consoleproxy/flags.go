@@ -25,6 +25,9 @@ type options struct {
 	maxSessions, workers, queue, maxClientBacklog     int
 	maxBuffered, maxMessage                           int64
 	demo                                              bool
+	vncAuthSchemes, vencryptCA                        string
+	vencryptCert, vencryptKey                         string
+	vencryptSkipHostname                              bool
 }
 
 type multi []string
@@ -57,6 +60,11 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 5*time.Second, "DNS plus TCP connect plus any CONNECT handshake toward a compute host")
 	fs.Var(&o.novaConfig, "nova-config", "read Nova's options from this nova.conf (repeatable; flags win)")
 	fs.StringVar(&o.web, "web", "", "serve static files (noVNC) from this directory")
+	fs.StringVar(&o.vncAuthSchemes, "vnc-auth-schemes", "none", "Nova's [vnc] auth_schemes toward compute hosts, in order of preference: none, vencrypt (TLS with X.509, the RFB security proxy)")
+	fs.StringVar(&o.vencryptCA, "vencrypt-ca-certs", "", "CA certificates compute hosts' VNC certificates must chain to (required with vencrypt)")
+	fs.StringVar(&o.vencryptCert, "vencrypt-client-cert", "", "the proxy's client certificate for VeNCrypt (with --vencrypt-client-key)")
+	fs.StringVar(&o.vencryptKey, "vencrypt-client-key", "", "the key of --vencrypt-client-cert")
+	fs.BoolVar(&o.vencryptSkipHostname, "vencrypt-skip-hostname", false, "check only the compute host certificate's chain, not that it names the token's host (Nova's behaviour)")
 	fs.BoolVar(&o.enforceSessionTimeout, "enforce-session-timeout", false, "end a session when its token expires")
 	fs.StringVar(&o.tokenReuse, "token-reuse", "exclusive", "exclusive|single-use|shared")
 	fs.StringVar(&o.reuseStore, "reuse-store", "", "redis://[user:pass@]host:port[/db] (or rediss://) holding --token-reuse state for the whole fleet; default: the --token-store if it is Redis, else in process")

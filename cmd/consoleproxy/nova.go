@@ -25,9 +25,6 @@ func applyNovaConfig(o *options, explicit map[string]bool) error {
 	if err != nil {
 		return fmt.Errorf("nova config: %w", err)
 	}
-	if err := refuseUnsupported(nc); err != nil {
-		return err
-	}
 	take := func(flag string, v *string, dst *string) {
 		if v != nil && *v != "" && !explicit[flag] {
 			*dst, explicit[flag] = *v, true
@@ -41,7 +38,17 @@ func applyNovaConfig(o *options, explicit map[string]bool) error {
 	if o.consoleType != "serial" { // nova-serialproxy ignores [DEFAULT] web
 		take("web", nc.Web, &o.web)
 	}
-	take("allowed-origins", origins(nc.AllowedOrigins), &o.allowedOrigins)
+	take("allowed-origins", listOpt(nc.AllowedOrigins), &o.allowedOrigins)
+	if o.consoleType == "novnc" { // [vnc] is nova-novncproxy's section
+		take("vnc-auth-schemes", listOpt(nc.VNCAuthSchemes), &o.vncAuthSchemes)
+	}
+	// Nova ignores the VeNCrypt files unless VeNCrypt is on; so does this
+	// (as flags they would be refused: set without effect).
+	if o.consoleType == "novnc" && strings.Contains(strings.ToLower(o.vncAuthSchemes), "vencrypt") {
+		take("vencrypt-ca-certs", nc.VeNCryptCACerts, &o.vencryptCA)
+		take("vencrypt-client-cert", nc.VeNCryptClientCert, &o.vencryptCert)
+		take("vencrypt-client-key", nc.VeNCryptClientKey, &o.vencryptKey)
+	}
 	takeBool("enforce-session-timeout", nc.EnforceSessionTimeout, &o.enforceSessionTimeout)
 	if err := novaTLS(o, explicit, nc); err != nil {
 		return err
@@ -55,19 +62,9 @@ func applyNovaConfig(o *options, explicit map[string]bool) error {
 	return novaTokenStore(o, explicit, nc)
 }
 
-// refuseUnsupported fails on nova.conf settings consoleproxy cannot honour
-// yet.
-func refuseUnsupported(nc novaconf.Options) error {
-	if s := nc.VNCAuthSchemes; s != nil && strings.Contains(strings.ToLower(*s), "vencrypt") {
-		return fmt.Errorf("nova config: %s: [vnc] auth_schemes = %s: VeNCrypt towards compute hosts is not supported yet",
-			nc.Where["vnc.auth_schemes"], *s)
-	}
-	return nil
-}
-
-// origins turns oslo's ListOpt text (commas, possibly across continuation
-// lines) into --allowed-origins' comma-separated form.
-func origins(v *string) *string {
+// listOpt turns oslo's ListOpt text (commas, possibly across continuation
+// lines) into a flag's comma-separated form.
+func listOpt(v *string) *string {
 	if v == nil {
 		return nil
 	}

@@ -91,7 +91,6 @@ func TestNovaConfigFlagsWin(t *testing.T) {
 // with the file, line and option named; a database URL never shows.
 func TestNovaConfigRefused(t *testing.T) {
 	for _, tc := range []struct{ conf, want string }{
-		{"[vnc]\nauth_schemes = vencrypt,none\n", "nova.conf:2: [vnc] auth_schemes = vencrypt,none: VeNCrypt"},
 		{"[DEFAULT]\nssl_only = true\n[database]\nconnection = mysql://a:b@c/d\n", "nova.conf:2: [DEFAULT] ssl_only is true but no cert"},
 		{"[DEFAULT]\ncert = /c.pem\n[console]\nssl_minimum_version = tlsv1_1\n[database]\nconnection = mysql://a:b@c/d\n", "nova.conf:4: [console] ssl_minimum_version"},
 		{"[DEFAULT]\ncert = /c.pem\n[console]\nssl_ciphers = HIGH:!aNULL\n[database]\nconnection = mysql://a:b@c/d\n", "nova.conf:4: [console] ssl_ciphers"},
@@ -117,5 +116,66 @@ func TestNovaConfigTLS(t *testing.T) {
 	if o.cert != "/etc/nova/console.pem" || o.key != o.cert || !o.sslOnly || o.sslMinVersion != "tlsv1.3" ||
 		o.sslCiphers != "ECDHE-RSA-AES128-GCM-SHA256" {
 		t.Fatalf("%+v", o)
+	}
+}
+
+// TestNovaConfigVeNCrypt: nova-novncproxy's [vnc] auth_schemes and VeNCrypt
+// files become the --vnc-auth-schemes and --vencrypt-* options (flags
+// win); the other console types do not read [vnc]. The files are checked
+// when the security proxy is built: vencrypt without a CA stops start-up.
+func TestNovaConfigVeNCrypt(t *testing.T) {
+	conf := "[vnc]\nauth_schemes = vencrypt,\n  none\nvencrypt_ca_certs = /etc/pki/ca.pem\n" +
+		"vencrypt_client_cert = /etc/pki/c.pem\nvencrypt_client_key = /etc/pki/k.pem\n[database]\nconnection = mysql://a:b@c/d\n"
+	o, _, err := novaRun(t, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.vncAuthSchemes != "vencrypt,none" || o.vencryptCA != "/etc/pki/ca.pem" ||
+		o.vencryptCert != "/etc/pki/c.pem" || o.vencryptKey != "/etc/pki/k.pem" {
+		t.Fatalf("took %q %q %q %q", o.vncAuthSchemes, o.vencryptCA, o.vencryptCert, o.vencryptKey)
+	}
+	if o, _, err = novaRun(t, conf, "--vnc-auth-schemes", "none"); err != nil || o.vncAuthSchemes != "none" {
+		t.Fatalf("flag did not win: %q %v", o.vncAuthSchemes, err)
+	}
+	if o, _, err = novaRun(t, conf, "--vnc-auth-schemes", "none"); err != nil || o.vencryptCA != "" {
+		t.Fatalf("VeNCrypt files taken without VeNCrypt: %q %v", o.vencryptCA, err)
+	}
+	if _, err := securityProxy(o); err != nil {
+		t.Fatalf("unused VeNCrypt files in nova.conf stop start-up: %v", err)
+	}
+	if o, _, err = novaRun(t, conf, "--console-type", "serial"); err != nil || o.vncAuthSchemes != "none" || o.vencryptCA != "" {
+		t.Fatalf("serial took [vnc]: %q %q %v", o.vncAuthSchemes, o.vencryptCA, err)
+	}
+	o, _, err = novaRun(t, "[vnc]\nauth_schemes = vencrypt\n[database]\nconnection = mysql://a:b@c/d\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := securityProxy(o); err == nil || !strings.Contains(err.Error(), "vencrypt_ca_certs") {
+		t.Fatalf("vencrypt without a CA: %v", err)
+	}
+}
+
+// TestSecurityProxyFlags: what the start-up refuses about the security
+// proxy's flags, each with a message naming the flag.
+func TestSecurityProxyFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // "" is no error
+	}{
+		{nil, ""},
+		{[]string{"--vnc-auth-schemes", "none"}, ""},
+		{[]string{"--vnc-auth-schemes", "vnc"}, "--vnc-auth-schemes"},
+		{[]string{"--vnc-auth-schemes", "vencrypt"}, "--vencrypt-ca-certs"},
+		{[]string{"--vnc-auth-schemes", "vencrypt", "--vencrypt-ca-certs", "/nonexistent/ca.pem"}, "/nonexistent/ca.pem"},
+		{[]string{"--vencrypt-ca-certs", "/etc/ca.pem"}, "does not name vencrypt"},
+	} {
+		o, _, err := parseFlags(tc.args, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = securityProxy(o)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%q: %v, want %q", tc.args, err, tc.want)
+		}
 	}
 }

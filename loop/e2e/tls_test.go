@@ -31,6 +31,8 @@ type pki struct {
 	certFile, keyFile string
 	caFile            string
 	client            tls.Certificate
+	// clientFile and clientKeyFile hold client as files.
+	clientFile, clientKeyFile string
 }
 
 func newPKI(t testing.TB) *pki {
@@ -47,6 +49,7 @@ func newPKI(t testing.TB) *pki {
 	p.certFile, p.keyFile = p.issue(t, "server", 2)
 	cf, kf := p.issue(t, "client", 3)
 	p.client, _ = tls.LoadX509KeyPair(cf, kf)
+	p.clientFile, p.clientKeyFile = cf, kf
 	return p
 }
 

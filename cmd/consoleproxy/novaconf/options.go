@@ -21,8 +21,10 @@ type Options struct {
 	EnforceSessionTimeout *bool
 	// [vnc], [serial_console], [spice]: where each proxy listens
 	Listen map[string]HostPort // by console type: novnc, serial, spice-html5
-	// [vnc] auth_schemes: "none" or a list naming vencrypt
-	VNCAuthSchemes *string
+	// [vnc] auth_schemes: "none" or a list naming vencrypt, and VeNCrypt's
+	// certificate files
+	VNCAuthSchemes                                         *string
+	VeNCryptCACerts, VeNCryptClientCert, VeNCryptClientKey *string
 	// [database] connection: an SQLAlchemy URL; a secret (never in messages)
 	DatabaseConnection *string
 
@@ -68,6 +70,9 @@ func Read(fs *Files) (Options, error) {
 	r.str(&o.SSLMinimumVersion, Name{"console", "ssl_minimum_version"})
 	r.boolean(&o.EnforceSessionTimeout, Name{"consoleauth", "enforce_session_timeout"})
 	r.str(&o.VNCAuthSchemes, Name{"vnc", "auth_schemes"})
+	r.str(&o.VeNCryptCACerts, Name{"vnc", "vencrypt_ca_certs"})
+	r.str(&o.VeNCryptClientCert, Name{"vnc", "vencrypt_client_cert"})
+	r.str(&o.VeNCryptClientKey, Name{"vnc", "vencrypt_client_key"})
 	// oslo.db's deprecated spellings of [database] connection.
 	r.str(&o.DatabaseConnection, Name{"database", "connection"}, Name{"DEFAULT", "sql_connection"},
 		Name{"DATABASE", "sql_connection"}, Name{"sql", "connection"})

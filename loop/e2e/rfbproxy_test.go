@@ -1,0 +1,259 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/base64"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/consoleproxy/consoleproxy/loop"
+	"github.com/consoleproxy/consoleproxy/relay"
+)
+
+// rfbPlainHost is an RFB 3.8 server offering security types types; after the
+// proxy picks one it sends SecurityResult OK and echoes. What it read of
+// the proxy's handshake goes to got (version, then the chosen type).
+func rfbPlainHost(types []byte, got chan<- []byte) func(*backend, net.Conn) {
+	return func(_ *backend, c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		_, _ = io.WriteString(c, "RFB 003.008\n")
+		hs := make([]byte, 12+1)
+		if _, err := io.ReadFull(c, hs[:12]); err != nil {
+			return
+		}
+		_, _ = c.Write(append([]byte{byte(len(types))}, types...))
+		if _, err := io.ReadFull(c, hs[12:]); err != nil {
+			return
+		}
+		got <- hs
+		_, _ = c.Write([]byte{0, 0, 0, 0})
+		_ = c.SetDeadline(time.Time{})
+		copyPlain(c, c)
+	}
+}
+
+func withSecurity(t *testing.T, schemes ...relay.Scheme) func(*loop.Config) {
+	t.Helper()
+	sp, err := relay.NewSecurityProxy(relay.SecurityConfig{Schemes: schemes, CAFile: newPKI(t).caFile}) // these hosts never get as far as TLS
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(cfg *loop.Config) { cfg.Security = sp }
+}
+
+// The security proxy speaks for the client, one message per step after
+// each of the client's answers (the host's SecurityResult was read by the
+// proxy already); the client's answers may be split across frames and share
+// a frame with console data, and none of them reaches the host, which sees
+// only the proxy's version and its choice of None. On both subprotocols.
+func TestRFBSecurityProxySplitAnswer(t *testing.T) {
+	for _, proto := range []string{"binary", "base64"} {
+		t.Run(proto, func(t *testing.T) {
+			got := make(chan []byte, 1)
+			back := startBackend(t, rfbPlainHost([]byte{2, 1}, got))
+			p := startProxy(t, withSecurity(t, relay.SchemeVeNCrypt, relay.SchemeNone))
+			c := open(t, p.addr, req{protocol: proto, token: p.mint(back.port(), nil)})
+			op := ws.OpBinary
+			if proto == "base64" {
+				op = ws.OpText
+			}
+			// Each of the proxy's messages is a WebSocket message of its own,
+			// sent once the client's answer to the one before is complete.
+			wantMessage(t, c, relay.GreetVersion)
+			c.send(op, encodeFor(proto, "RFB 00"))
+			c.send(op, encodeFor(proto, "3.008\n"))
+			wantMessage(t, c, relay.GreetTypes)
+			c.send(op, encodeFor(proto, "\x01hello"))
+			wantMessage(t, c, relay.GreetResult)
+			if hs := <-got; string(hs) != "RFB 003.008\n\x01" {
+				t.Fatalf("host read %q: want the proxy's version and type None", hs)
+			}
+			if r := c.readData(5); string(r) != "hello" {
+				t.Fatalf("after the answer: %q, want the echo of hello alone", r)
+			}
+		})
+	}
+}
+
+// wantMessage requires the next data message to be exactly want.
+func wantMessage(t *testing.T, c *wsClient, want []byte) {
+	t.Helper()
+	m, err := c.next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.op == ws.OpClose {
+		t.Fatalf("close %d, want the message %q", closeCode(m), want)
+	}
+	if got := c.readDataFrom(m); !bytes.Equal(got, want) {
+		t.Fatalf("message %q, want %q", got, want)
+	}
+}
+
+// rfbAnswer plays a pipelining client through the proxy's handshake: its
+// version, None and console data in one frame.
+func rfbAnswer(t *testing.T, c *wsClient, data string) {
+	t.Helper()
+	wantMessage(t, c, relay.GreetVersion)
+	c.send(ws.OpBinary, []byte("RFB 003.008\n\x01"+data))
+	wantMessage(t, c, relay.GreetTypes)
+	wantMessage(t, c, relay.GreetResult)
+}
+
+// encodeFor is a payload as the subprotocol carries it.
+func encodeFor(proto, s string) []byte {
+	if proto == "base64" {
+		return []byte(base64.StdEncoding.EncodeToString([]byte(s)))
+	}
+	return []byte(s)
+}
+
+// A client that answers the greeting with another RFB version is closed
+// with 1008 and the host never sees its bytes (the host echoes); a host offering none of the
+// configured schemes is a 502 (rfb_failed) before any upgrade.
+func TestRFBSecurityProxyRefusals(t *testing.T) {
+	got := make(chan []byte, 1)
+	back := startBackend(t, rfbPlainHost([]byte{1}, got))
+	p := startProxy(t, withSecurity(t, relay.SchemeVeNCrypt, relay.SchemeNone))
+	c := open(t, p.addr, req{protocol: "binary", token: p.mint(back.port(), nil)})
+	wantMessage(t, c, relay.GreetVersion)
+	c.send(ws.OpBinary, []byte("RFB 003.007\n\x01"))
+	// An echo of the answer would mean it reached the host.
+	if code, data := c.expectClose(); code != 1008 || len(data) > 0 {
+		t.Fatalf("close %d after %q, want 1008 and nothing", code, data)
+	}
+	if hs := <-got; string(hs) != "RFB 003.008\n\x01" {
+		t.Fatalf("host read %q", hs)
+	}
+
+	only := startProxy(t, withSecurity(t, relay.SchemeVeNCrypt))
+	r := dial(t, only.addr, req{protocol: "binary", token: only.mint(back.port(), nil)})
+	if r.resp.StatusCode != 502 {
+		t.Fatalf("host without VeNCrypt: %d, want 502", r.resp.StatusCode)
+	}
+	if m := metricsText(only); !strings.Contains(m, `consoleproxy_sessions_total{result="rfb_failed"} 1`) {
+		t.Fatalf("no rfb_failed in\n%s", grepLines(m, "rfb_failed"))
+	}
+}
+
+// vencryptHost is an RFB 3.8 server offering VeNCrypt X509None only, with
+// the server certificate of k, requiring a client certificate from k's CA;
+// after TLS it sends SecurityResult result and echoes.
+func vencryptHost(t *testing.T, k *pki, result byte) func(*backend, net.Conn) {
+	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: k.pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	return func(_ *backend, c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		buf := make([]byte, 12)
+		steps := []struct {
+			send []byte
+			read int
+		}{
+			{[]byte("RFB 003.008\n"), 12}, // versions
+			{[]byte{1, 19}, 1},            // security types: VeNCrypt; the choice
+			{[]byte{0, 2}, 2},             // VeNCrypt 0.2 both ways
+			{[]byte{0, 1, 0, 0, 1, 4}, 4}, // version ok; one subtype, X509None; the choice
+			{[]byte{1}, 0},                // subtype accepted
+		}
+		for _, s := range steps {
+			if _, err := c.Write(s.send); err != nil {
+				return
+			}
+			if _, err := io.ReadFull(c, buf[:s.read]); err != nil {
+				return
+			}
+		}
+		tc := tls.Server(c, cfg)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		if _, err := tc.Write([]byte{0, 0, 0, result}); err != nil {
+			return
+		}
+		_ = c.SetDeadline(time.Time{})
+		copyPlain(tc, tc)
+	}
+}
+
+// VeNCrypt toward a Go TLS server: a session works when the certificate
+// chains to --vencrypt-ca-certs and names the token's host; otherwise the
+// client gets 502 vencrypt_failed before any upgrade, with the cause named
+// in the log: an unknown authority, a certificate for another name (unless
+// the name check is skipped, as Nova does), no client certificate (TLS 1.3
+// reports that only after the handshake: the proxy reads the host's
+// SecurityResult before the 101 to see it). A failed SecurityResult is 502
+// rfb_failed.
+func TestVeNCryptTLSChecks(t *testing.T) {
+	k := newPKI(t)
+	good := startBackend(t, vencryptHost(t, k, 0))
+	refusing := startBackend(t, vencryptHost(t, k, 1))
+	proxyWith := func(cfg relay.SecurityConfig) *proxy {
+		cfg.Schemes = []relay.Scheme{relay.SchemeVeNCrypt}
+		sp, err := relay.NewSecurityProxy(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startProxy(t, func(c *loop.Config) { c.Security = sp })
+	}
+	full := relay.SecurityConfig{CAFile: k.caFile, CertFile: k.clientFile, KeyFile: k.clientKeyFile}
+
+	p := proxyWith(full)
+	c := open(t, p.addr, req{protocol: "binary", token: p.mint(good.port(), nil)})
+	rfbAnswer(t, c, "ping")
+	if r := c.readData(4); string(r) != "ping" {
+		t.Fatalf("echo through TLS: %q", r)
+	}
+
+	other := newPKI(t)
+	skip := full
+	skip.SkipHostname = true
+	noClient := full
+	noClient.CertFile, noClient.KeyFile = "", ""
+	for _, tc := range []struct {
+		name   string
+		cfg    relay.SecurityConfig
+		host   string
+		port   int
+		result string
+		reason string
+	}{
+		{"unknown authority", relay.SecurityConfig{CAFile: other.caFile, CertFile: k.clientFile, KeyFile: k.clientKeyFile},
+			"127.0.0.1", good.port(), "vencrypt_failed", "unknown authority"},
+		{"another name", full, "localhost", good.port(), "vencrypt_failed", "does not name"},
+		{"no client certificate", noClient, "127.0.0.1", good.port(), "vencrypt_failed", "refused the TLS handshake"},
+		{"SecurityResult failed", full, "127.0.0.1", refusing.port(), "rfb_failed", "SecurityResult is a failure"},
+		{"name not checked, another CA", relay.SecurityConfig{CAFile: other.caFile, CertFile: k.clientFile,
+			KeyFile: k.clientKeyFile, SkipHostname: true}, "localhost", good.port(), "vencrypt_failed", "unknown authority"},
+	} {
+		p := proxyWith(tc.cfg)
+		r := dial(t, p.addr, req{protocol: "binary", token: p.mint(tc.port, func(r *record) { r.Host = tc.host })})
+		if r.resp.StatusCode != 502 {
+			t.Errorf("%s: %d, want 502", tc.name, r.resp.StatusCode)
+			continue
+		}
+		if m := metricsText(p); !strings.Contains(m, `consoleproxy_sessions_total{result="`+tc.result+`"} 1`) {
+			t.Errorf("%s: no %s in\n%s", tc.name, tc.result, grepLines(m, "consoleproxy_sessions_total"))
+		}
+		if logs := p.logs.String(); !strings.Contains(logs, tc.reason) {
+			t.Errorf("%s: log lacks %q:\n%s", tc.name, tc.reason, logs)
+		}
+	}
+
+	ps := proxyWith(skip)
+	c = open(t, ps.addr, req{protocol: "binary", token: ps.mint(good.port(), func(r *record) { r.Host = "localhost" })})
+	rfbAnswer(t, c, "pong")
+	if r := c.readData(4); string(r) != "pong" {
+		t.Fatalf("--vencrypt-skip-hostname: %q", r)
+	}
+}
