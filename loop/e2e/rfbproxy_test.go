@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +14,14 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/consoleproxy/consoleproxy/loop"
+	"github.com/consoleproxy/consoleproxy/loop/policy"
 	"github.com/consoleproxy/consoleproxy/relay"
 )
 
 // rfbPlainHost is an RFB 3.8 server offering security types types; after the
 // proxy picks one it sends SecurityResult OK and echoes. What it read of
-// the proxy's handshake goes to got (version, then the chosen type).
+// the proxy's handshake goes to got (version, then the chosen type) unless
+// got is nil.
 func rfbPlainHost(types []byte, got chan<- []byte) func(*backend, net.Conn) {
 	return func(_ *backend, c net.Conn) {
 		defer c.Close()
@@ -32,14 +35,16 @@ func rfbPlainHost(types []byte, got chan<- []byte) func(*backend, net.Conn) {
 		if _, err := io.ReadFull(c, hs[12:]); err != nil {
 			return
 		}
-		got <- hs
+		if got != nil {
+			got <- hs
+		}
 		_, _ = c.Write([]byte{0, 0, 0, 0})
 		_ = c.SetDeadline(time.Time{})
 		copyPlain(c, c)
 	}
 }
 
-func withSecurity(t *testing.T, schemes ...relay.Scheme) func(*loop.Config) {
+func withSecurity(t testing.TB, schemes ...relay.Scheme) func(*loop.Config) {
 	t.Helper()
 	sp, err := relay.NewSecurityProxy(relay.SecurityConfig{Schemes: schemes, CAFile: newPKI(t).caFile}) // these hosts never get as far as TLS
 	if err != nil {
@@ -146,7 +151,7 @@ func TestRFBSecurityProxyRefusals(t *testing.T) {
 // vencryptHost is an RFB 3.8 server offering VeNCrypt X509None only, with
 // the server certificate of k, requiring a client certificate from k's CA;
 // after TLS it sends SecurityResult result and echoes.
-func vencryptHost(t *testing.T, k *pki, result byte) func(*backend, net.Conn) {
+func vencryptHost(t testing.TB, k *pki, result byte) func(*backend, net.Conn) {
 	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -255,5 +260,55 @@ func TestVeNCryptTLSChecks(t *testing.T) {
 	rfbAnswer(t, c, "pong")
 	if r := c.readData(4); string(r) != "pong" {
 		t.Fatalf("--vencrypt-skip-hostname: %q", r)
+	}
+}
+
+// BenchmarkSecurityProxyHandshake measures what the security proxy adds to
+// a handshake (upgrade, lookup, dial, the host's RFB security handshake,
+// 101), one client at a time, against the same proxy without it, in the
+// same run: "passthrough" (no security proxy, an echo host), "none" (the
+// proxy speaks RFB with the host: versions, types, SecurityResult) and
+// "vencrypt" (the same plus VeNCrypt and a TLS 1.3 handshake with client
+// certificates, ECDSA P-256, both ends on this machine). Compare the
+// medians.
+func BenchmarkSecurityProxyHandshake(b *testing.B) {
+	k := newPKI(b)
+	sec := func(schemes ...relay.Scheme) func(*loop.Config) {
+		sp, err := relay.NewSecurityProxy(relay.SecurityConfig{Schemes: schemes, CAFile: k.caFile,
+			CertFile: k.clientFile, KeyFile: k.clientKeyFile})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return func(cfg *loop.Config) {
+			cfg.Security = sp
+			cfg.Reuse = policy.NewLocalGuard(policy.ReuseShared, time.Now)
+		}
+	}
+	shared := func(cfg *loop.Config) { cfg.Reuse = policy.NewLocalGuard(policy.ReuseShared, time.Now) }
+	for _, tc := range []struct {
+		name string
+		host func(*backend, net.Conn)
+		cfg  func(*loop.Config)
+	}{
+		{"passthrough", echo, shared},
+		{"none", rfbPlainHost([]byte{1}, nil), sec(relay.SchemeVeNCrypt, relay.SchemeNone)},
+		{"vencrypt", vencryptHost(b, k, 0), sec(relay.SchemeVeNCrypt)},
+	} {
+		back := startBackend(b, tc.host)
+		p := startProxy(b, tc.cfg)
+		token := p.mint(back.port(), nil)
+		b.Run(tc.name, func(b *testing.B) {
+			lat := make([]time.Duration, 0, b.N)
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				if err := handshake(p.addr, token); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
 	}
 }
