@@ -21,16 +21,27 @@ func TestIdleSessionMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scale test")
 	}
-	t.Run("plain", func(t *testing.T) { idleSessionMemory(t, false) })
-	t.Run("tls", func(t *testing.T) { idleSessionMemory(t, true) })
+	t.Run("plain", func(t *testing.T) { idleSessionMemory(t, "plain") })
+	t.Run("tls", func(t *testing.T) { idleSessionMemory(t, "tls") })
+	t.Run("vencrypt", func(t *testing.T) { idleSessionMemory(t, "vencrypt") })
 }
 
-func idleSessionMemory(t *testing.T, useTLS bool) {
+// idleSessionMemory opens n idle sessions through the real binary: plain
+// ws://, wss:// (mode tls) or ws:// with VeNCrypt toward the host (mode
+// vencrypt: a Go TLS server plays the compute host) and logs the proxy's
+// RSS per session.
+func idleSessionMemory(t *testing.T, mode string) {
+	useTLS := mode == "tls"
 	n := 200
 	if v := os.Getenv("CONSOLEPROXY_SCALE"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
-	b := startBackend(t, echo)
+	k := newPKI(t)
+	host := echo
+	if mode == "vencrypt" {
+		host = vencryptHost(t, k, 0)
+	}
+	b := startBackend(t, host)
 	lines := make([]string, 0, n+1)
 	toks := make([]string, 0, n+1)
 	for i := 0; i <= n; i++ {
@@ -39,13 +50,20 @@ func idleSessionMemory(t *testing.T, useTLS bool) {
 		lines = append(lines, tokenLine(tok, b.port()))
 	}
 	args := []string{"--ping-interval", "0"}
-	var k *pki
-	if useTLS {
-		k = newPKI(t)
+	switch mode {
+	case "tls":
 		args = append(args, "--cert", k.certFile, "--key", k.keyFile)
+	case "vencrypt":
+		args = append(args, "--vnc-auth-schemes", "vencrypt", "--vencrypt-ca-certs", k.caFile,
+			"--vencrypt-client-cert", k.clientFile, "--vencrypt-client-key", k.clientKeyFile)
 	}
 	p := startBinary(t, lines, args...)
 	openOne := func(tok string) *wsClient {
+		if mode == "vencrypt" {
+			c := open(t, p.addr, req{token: tok, protocol: "binary"})
+			rfbAnswer(t, c, "")
+			return c
+		}
 		if !useTLS {
 			return open(t, p.addr, req{token: tok, protocol: "binary"})
 		}
@@ -77,8 +95,8 @@ func idleSessionMemory(t *testing.T, useTLS bool) {
 	if want := "consoleproxy_sessions_active " + strconv.Itoa(n+1); !strings.Contains(body, want) {
 		t.Fatalf("metrics lack %q", want)
 	}
-	t.Logf("tls=%v: %d idle sessions: proxy RSS %d → %d KiB, %.2f KiB per session; opened in %v (%.0f/s)",
-		useTLS, n, before, after, float64(after-before)/float64(n), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+	t.Logf("%s: %d idle sessions: proxy RSS %d → %d KiB, %.2f KiB per session; opened in %v (%.0f/s)",
+		mode, n, before, after, float64(after-before)/float64(n), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
 	for _, c := range clients {
 		c.conn.Close()
 	}
