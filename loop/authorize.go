@@ -27,6 +27,7 @@ type authResult struct {
 	deadline time.Time // for the CONNECT answers: --connect-timeout from the start of the dial
 	first    []byte    // console bytes that came with the last CONNECT answer
 	secured  bool      // the security proxy spoke for the client: greet it (security.go)
+	pending  bool      // fd's connect is in progress: a relay poller completes it
 }
 
 // cleanup gives back what an unused result holds.
@@ -41,12 +42,13 @@ func (r *authResult) cleanup() {
 	}
 }
 
-// authorize runs on a worker: token lookup, policy, dial. Any CONNECT
-// exchange then runs on a relay poller, and the result goes back to the
-// session's loop; the worker never waits for an answer.
+// authorize runs on a worker: token lookup, policy, the start of the dial.
+// The connect (for a host with one address) and any CONNECT exchange then
+// run on a relay poller, and the result goes back to the session's loop;
+// the worker never waits for the compute host's answers.
 func (ss *session) authorize(h tokens.Hash, originScheme string) {
 	res := ss.srv.lookupAndDial(h, originScheme)
-	if res.result != ResultOK || res.connect == nil {
+	if res.result != ResultOK || (res.connect == nil && !res.pending) {
 		ss.connected(res)
 		return
 	}
@@ -62,8 +64,12 @@ func (ss *session) exchange(res *authResult) {
 		ss.deliver(res.fail(ResultConnectTimeout, res.stepName(0)+": "+relay.ErrConnectTimeout.Error()))
 		return
 	}
-	ss.srv.relay.Handshake(res.fd, res.connect, timeout, func(fd int, first []byte, err error) {
-		res.fd, res.first = fd, first
+	run := ss.srv.relay.Handshake
+	if res.pending {
+		run = ss.srv.relay.Connect
+	}
+	run(res.fd, res.connect, timeout, func(fd int, first []byte, err error) {
+		res.fd, res.first, res.pending = fd, first, false
 		if err != nil {
 			step := 0
 			var he *relay.HandshakeError
@@ -98,6 +104,9 @@ var connectResults = []struct {
 }
 
 func connectResult(err error) Result {
+	if errors.Is(err, relay.ErrUnreachable) {
+		return ResultHostUnreachable // the connect itself, on the poller
+	}
 	for _, m := range connectResults {
 		if errors.Is(err, m.err) {
 			return m.res
@@ -111,6 +120,9 @@ func connectResult(err error) Result {
 func connectReason(err error) string {
 	if errors.Is(err, relay.ErrConnectRefused) {
 		return err.Error()
+	}
+	if errors.Is(err, relay.ErrUnreachable) {
+		return relay.ErrUnreachable.Error()
 	}
 	for _, m := range connectResults {
 		if errors.Is(err, m.err) {
@@ -175,6 +187,23 @@ func (s *Server) lookupAndDial(h tokens.Hash, originScheme string) *authResult {
 	}
 	res.release = release
 	res.deadline = time.Now().Add(s.connectTimeout())
+	if s.cfg.Dial.Proxy == nil {
+		fd, ok, err := relay.StartConnect(ctx, rec.Host, rec.Port, s.cfg.Dial)
+		switch {
+		case errors.Is(err, relay.ErrTargetRefused):
+			return res.fail(ResultTargetRefused, "compute host outside allowed targets")
+		case err != nil:
+			return res.fail(ResultHostUnreachable, "compute host unreachable")
+		case ok:
+			res.fd, res.pending = fd, true
+			if pathReq != nil {
+				res.connect = append(res.connect, pathReq)
+			}
+			return res
+		}
+	}
+	// Through --compute-proxy, or to a name with several addresses: a
+	// blocking dial that tries each.
 	conn, err := s.dial(ctx, rec, res)
 	if errors.Is(err, relay.ErrTargetRefused) {
 		return res.fail(ResultTargetRefused, "compute host outside allowed targets")

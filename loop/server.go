@@ -60,6 +60,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[*session]struct{}{}, sweeper: make(chan struct{}),
 	}
 	s.metrics.set.NewGauge("consoleproxy_worker_queue_length", func() float64 { return float64(s.QueueLen()) })
+	s.metrics.set.NewGauge("consoleproxy_host_handshakes_pending", func() float64 { return float64(s.relay.Handshaking()) })
 	return s, nil
 }
 

@@ -38,19 +38,11 @@ var (
 // against Allowed, and connects to the first that answers, with TCP
 // no-delay and keepalive. Blocking: call it off the event loop.
 func Dial(ctx context.Context, host string, port int, cfg DialConfig) (*net.TCPConn, error) {
-	if cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
-		defer cancel()
-	}
-	addrs, err := resolve(ctx, host, cfg.Resolver)
+	ctx, cancel := cfg.bound(ctx)
+	defer cancel()
+	addrs, err := resolveAllowed(ctx, host, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: resolve: %v", ErrUnreachable, err)
-	}
-	for _, a := range addrs {
-		if !allowed(a, cfg.Allowed) {
-			return nil, ErrTargetRefused
-		}
+		return nil, err
 	}
 	keep := cfg.KeepAlive
 	if keep <= 0 {
@@ -81,6 +73,30 @@ func Dial(ctx context.Context, host string, port int, cfg DialConfig) (*net.TCPC
 		last = err
 	}
 	return nil, fmt.Errorf("%w: %v", ErrUnreachable, last)
+}
+
+// bound is ctx within Timeout, when set.
+func (cfg DialConfig) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if cfg.Timeout > 0 {
+		return context.WithTimeout(ctx, cfg.Timeout)
+	}
+	return ctx, func() {}
+}
+
+// resolveAllowed resolves host and checks every address against Allowed:
+// ErrUnreachable if it does not resolve, ErrTargetRefused if any address
+// is outside.
+func resolveAllowed(ctx context.Context, host string, cfg DialConfig) ([]netip.Addr, error) {
+	addrs, err := resolve(ctx, host, cfg.Resolver)
+	if err != nil {
+		return nil, fmt.Errorf("%w: resolve: %v", ErrUnreachable, err)
+	}
+	for _, a := range addrs {
+		if !allowed(a, cfg.Allowed) {
+			return nil, ErrTargetRefused
+		}
+	}
+	return addrs, nil
 }
 
 func resolve(ctx context.Context, host string, r *net.Resolver) ([]netip.Addr, error) {
@@ -163,6 +179,62 @@ func Detach(c *net.TCPConn) (int, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return -1, err
+	}
+	return fd, nil
+}
+
+// StartConnect resolves host within cfg.Timeout, checks every address
+// against Allowed and, when host has one address (an IP literal, as Nova
+// stores it), opens a non-blocking socket with no-delay and keepalive and
+// starts connecting: Relay.Connect completes the connect on a poller, so no
+// goroutine waits for the compute host. ok is false for a name with several
+// addresses (or an IPv6 zone): Dial tries them in turn, blocking.
+func StartConnect(ctx context.Context, host string, port int, cfg DialConfig) (fd int, ok bool, err error) {
+	ctx, cancel := cfg.bound(ctx)
+	defer cancel()
+	addrs, err := resolveAllowed(ctx, host, cfg)
+	if err != nil {
+		return -1, true, err
+	}
+	if len(addrs) != 1 || addrs[0].Zone() != "" {
+		return -1, false, nil
+	}
+	fd, err = connectNonblocking(netip.AddrPortFrom(addrs[0], uint16(port)), cfg.KeepAlive)
+	return fd, true, err
+}
+
+// connectNonblocking opens the socket and issues connect; EINPROGRESS is
+// the normal outcome.
+func connectNonblocking(ap netip.AddrPort, keep time.Duration) (int, error) {
+	if keep <= 0 {
+		keep = 30 * time.Second
+	}
+	family := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	if ap.Addr().Is4() {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return -1, fmt.Errorf("%w: socket: %v", ErrUnreachable, err)
+	}
+	secs := int(max(keep/time.Second, 1))
+	for _, o := range []struct{ level, name, value int }{
+		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, max(secs/3, 1)},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 3},
+	} {
+		_ = unix.SetsockoptInt(fd, o.level, o.name, o.value)
+	}
+	err = unix.Connect(fd, sa)
+	for errors.Is(err, unix.EINTR) {
+		err = unix.Connect(fd, sa) // the connect goes on; a repeat reports its state
+	}
+	if err != nil && !errors.Is(err, unix.EINPROGRESS) && !errors.Is(err, unix.EALREADY) {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	return fd, nil
 }

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"fmt"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -15,14 +16,15 @@ const handshakeTick = 50 * time.Millisecond
 // written and the answer parsed as its bytes arrive, so no goroutine waits
 // for a compute host per session. Poller goroutine only.
 type handshake struct {
-	fd       int
-	gen      int32
-	requests [][]byte
-	step     int    // the request being exchanged
-	out      []byte // its bytes not yet written
-	parser   ConnectParser
-	deadline time.Time
-	done     func(fd int, first []byte, err error)
+	fd         int
+	gen        int32
+	connecting bool // the socket's connect is still in progress (Connect)
+	requests   [][]byte
+	step       int    // the request being exchanged
+	out        []byte // its bytes not yet written
+	parser     ConnectParser
+	deadline   time.Time
+	done       func(fd int, first []byte, err error)
 }
 
 // HandshakeError is how a CONNECT exchange failed and at which request of
@@ -51,10 +53,27 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 // done owns, nil if none), or with a *HandshakeError and fd -1 (the socket is
 // closed). requests are retained until done runs: do not modify them.
 func (r *Relay) Handshake(fd int, requests [][]byte, timeout time.Duration, done func(fd int, first []byte, err error)) {
+	r.startHandshake(&handshake{fd: fd, requests: requests, deadline: time.Now().Add(timeout), done: done})
+}
+
+// Connect is Handshake on a socket whose non-blocking connect is still in
+// progress (StartConnect): the poller waits for the connect, then exchanges
+// requests (none is fine), all within timeout. A failed or timed-out
+// connect is a *HandshakeError wrapping ErrUnreachable.
+func (r *Relay) Connect(fd int, requests [][]byte, timeout time.Duration, done func(fd int, first []byte, err error)) {
+	r.startHandshake(&handshake{fd: fd, requests: requests, deadline: time.Now().Add(timeout), done: done, connecting: true})
+}
+
+func (r *Relay) startHandshake(h *handshake) {
 	p := r.pollers[int(r.next.Add(1))%len(r.pollers)]
-	h := &handshake{fd: fd, requests: requests, deadline: time.Now().Add(timeout), done: done}
-	if len(requests) > 0 {
-		h.out = requests[0]
+	if len(h.requests) > 0 {
+		h.out = h.requests[0]
+	}
+	r.shaking.Add(1)
+	done := h.done
+	h.done = func(fd int, first []byte, err error) {
+		r.shaking.Add(-1)
+		done(fd, first, err)
 	}
 	p.command(cmd{h: h, op: opHandshake})
 }
@@ -65,6 +84,13 @@ func (p *Poller) startHandshake(h *handshake) {
 	p.gen++
 	h.gen = p.gen
 	p.shakes[h.fd] = h
+	if h.connecting {
+		ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(h.fd), Pad: h.gen}
+		if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, h.fd, &ev); err != nil {
+			p.endHandshake(h, nil, err)
+		}
+		return
+	}
 	if len(h.requests) == 0 {
 		p.endHandshake(h, nil, nil) // nothing to exchange
 		return
@@ -101,8 +127,37 @@ func (p *Poller) writeRequest(h *handshake) bool {
 	return true
 }
 
+// connected finishes h's connect once epoll reports the socket writable
+// (or failed): then the exchange starts, or h ends if it has none.
+func (p *Poller) connected(h *handshake) {
+	soerr, err := unix.GetsockoptInt(h.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err == nil && soerr != 0 {
+		err = unix.Errno(soerr)
+	}
+	if err != nil {
+		p.endHandshake(h, nil, fmt.Errorf("%w: %v", ErrUnreachable, err))
+		return
+	}
+	h.connecting = false
+	if len(h.requests) == 0 {
+		p.endHandshake(h, nil, nil)
+		return
+	}
+	if !p.writeRequest(h) {
+		return
+	}
+	ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev); err != nil {
+		p.endHandshake(h, nil, err)
+	}
+}
+
 // handleHandshake reacts to epoll events on h.
 func (p *Poller) handleHandshake(h *handshake, events uint32) {
+	if h.connecting {
+		p.connected(h) // EPOLLOUT, or ERR/HUP: SO_ERROR says which
+		return
+	}
 	if events&unix.EPOLLOUT != 0 && len(h.out) > 0 {
 		if !p.writeRequest(h) {
 			return
@@ -183,7 +238,11 @@ func (p *Poller) endHandshake(h *handshake, first []byte, err error) {
 func (p *Poller) expireHandshakes() {
 	now := time.Now()
 	for _, h := range p.shakes {
-		if now.After(h.deadline) {
+		switch {
+		case !now.After(h.deadline):
+		case h.connecting:
+			p.endHandshake(h, nil, fmt.Errorf("%w: connect timed out", ErrUnreachable))
+		default:
 			p.endHandshake(h, nil, ErrConnectTimeout)
 		}
 	}

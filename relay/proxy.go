@@ -65,19 +65,11 @@ func (p *ForwardProxy) AppendProxyConnect(dst []byte, target netip.AddrPort) []b
 // socket and the compute host's address to CONNECT to. Blocking: call it off
 // the event loop.
 func DialProxy(ctx context.Context, host string, port int, cfg DialConfig) (*net.TCPConn, netip.AddrPort, error) {
-	if cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
-		defer cancel()
-	}
-	addrs, err := resolve(ctx, host, cfg.Resolver)
+	ctx, cancel := cfg.bound(ctx)
+	defer cancel()
+	addrs, err := resolveAllowed(ctx, host, cfg)
 	if err != nil {
-		return nil, netip.AddrPort{}, fmt.Errorf("%w: resolve: %v", ErrUnreachable, err)
-	}
-	for _, a := range addrs {
-		if !allowed(a, cfg.Allowed) {
-			return nil, netip.AddrPort{}, ErrTargetRefused
-		}
+		return nil, netip.AddrPort{}, err
 	}
 	d := net.Dialer{KeepAlive: 30 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", cfg.Proxy.Addr)
