@@ -99,19 +99,24 @@ func (s *Server) secureHost(ss *session, res *authResult) {
 // securityResult maps a security handshake error to its result and a fixed
 // phrase for the log (never the peer's bytes).
 func securityResult(err error) (Result, string) {
-	var ne net.Error
-	switch {
-	case errors.Is(err, relay.ErrVeNCryptTLS):
+	if errors.Is(err, relay.ErrVeNCryptTLS) {
 		return ResultVeNCryptFailed, tlsReason(err)
-	case errors.Is(err, relay.ErrRFBVersion), errors.Is(err, relay.ErrRFBRefused),
-		errors.Is(err, relay.ErrRFBNoScheme), errors.Is(err, relay.ErrVeNCrypt), errors.Is(err, relay.ErrRFBClosed),
-		errors.Is(err, relay.ErrRFBAuthFailed):
-		return ResultRFBFailed, err.Error()
-	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+	}
+	for _, e := range rfbErrors {
+		if errors.Is(err, e) {
+			return ResultRFBFailed, e.Error()
+		}
+	}
+	var ne net.Error
+	if (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, context.DeadlineExceeded) {
 		return ResultRFBFailed, "RFB handshake with the compute host timed out"
 	}
 	return ResultRFBFailed, "RFB handshake with the compute host failed"
 }
+
+// rfbErrors are the RFB failures whose own text is the log's phrase.
+var rfbErrors = []error{relay.ErrRFBVersion, relay.ErrRFBRefused, relay.ErrRFBNoScheme,
+	relay.ErrVeNCrypt, relay.ErrRFBClosed, relay.ErrRFBAuthFailed}
 
 // hostPair is a socket pair for a TLS bridge toward a compute host: the
 // non-blocking fd the relay poller owns, and the bridge's net.Conn.
