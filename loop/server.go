@@ -79,6 +79,11 @@ func (s *Server) Buffered() int64 {
 	return most
 }
 
+// Observe adds a series read from f at each scrape to the server's
+// metrics: for parts wired in beside the server (the fleet reuse guard).
+// Call it before Start; a name already taken panics.
+func (s *Server) Observe(name string, f func() float64) { s.metrics.set.NewGauge(name, f) }
+
 // SetWeb replaces the static site (nil: plain GETs get 404). Any goroutine.
 func (s *Server) SetWeb(site *web.Site) { s.web.Store(site) }
 

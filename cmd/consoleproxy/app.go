@@ -53,6 +53,7 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 		return nil, err
 	}
 	if a.srv, err = loop.New(cfg); err == nil {
+		a.observeGuard()
 		err = a.loadWeb(o.web)
 	}
 	if err == nil {

@@ -51,3 +51,15 @@ func (a *app) openReuse(o *options, cfg *loop.Config) error {
 		"lease", tokens.DefaultRedisLease.String())
 	return nil
 }
+
+// observeGuard exposes the fleet guard's losses: releases dropped with the
+// queue full (their claims lapse with the lease) and claims found taken by
+// another session at renewal (a lease that lapsed while Redis was away).
+func (a *app) observeGuard() {
+	if a.guard == nil {
+		return
+	}
+	g := a.guard
+	a.srv.Observe("consoleproxy_reuse_releases_dropped_total", func() float64 { return float64(g.Dropped()) })
+	a.srv.Observe("consoleproxy_reuse_leases_lost_total", func() float64 { return float64(g.Lost()) })
+}

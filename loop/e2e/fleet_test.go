@@ -159,5 +159,11 @@ func TestFleetBinaries(t *testing.T) {
 		if !strings.Contains(logs, "token reuse: fleet-wide in redis") || !strings.Contains(logs, ":xxxxx@") {
 			t.Fatalf("log lacks the fleet guard's redacted URL:\n%s", logs)
 		}
+		m := metricsOf(t, p)
+		for _, series := range []string{"consoleproxy_reuse_releases_dropped_total 0\n", "consoleproxy_reuse_leases_lost_total 0\n"} {
+			if !strings.Contains(m, series) {
+				t.Fatalf("metrics lack %q:\n%s", series, grepLines(m, "reuse"))
+			}
+		}
 	}
 }
