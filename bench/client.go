@@ -18,6 +18,7 @@ type ClientConfig struct {
 	Path          func(token int) string // the request URI for a token (WebSocket only)
 	MsgSize       int                    // echo message bytes (≥ 8)
 	FrameSize     int                    // stream-up frame payload bytes
+	StreamRate    int64                  // stream-up payload bytes per second per session; 0 is flat out
 	ChurnMessages int                    // churn: echoes before a session closes
 	TokenPool     int                    // churn: tokens cycle through 0…TokenPool-1
 	FDLimit       int                    // highest fd the loops may hold
@@ -158,10 +159,11 @@ func (c *Client) SetStream(on bool) {
 	c.each(func(l *loop) {
 		l.stream = streamStopping
 		if on {
-			l.stream = streamOn
+			l.stream, l.streamStart = streamOn, l.cl.since()
 		}
 		for _, s := range l.conns {
 			if s != nil && s.state == stOpen {
+				s.streamBase = s.sent
 				l.flush(s)
 			}
 		}

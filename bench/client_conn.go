@@ -53,7 +53,11 @@ type conn struct {
 	wbuf   []byte // whole frames not yet written; owned by this conn
 	tplOff int64  // bytes of the stream template written (cycle position = tplOff % len)
 	sent   int64  // payload bytes sent
-	recv   int64  // payload bytes received
+	// streamBase is sent when streaming began; throttled: waiting for the
+	// stream rate's budget (listed in loop.throttled).
+	streamBase int64
+	throttled  bool
+	recv       int64 // payload bytes received
 
 	verifyAt int64 // replies needed to count as verified (0: not verifying)
 }

@@ -40,14 +40,16 @@ type loop struct {
 	rtt, hs *Histogram
 	errs    map[string]int
 
-	pacing    bool
-	paceRate  float64 // per session
-	paceStart time.Duration
-	paceDone  int64
-	paced     []*conn
-	paceNext  int
-	stream    streamState
-	churning  bool
+	pacing      bool
+	paceRate    float64 // per session
+	paceStart   time.Duration
+	paceDone    int64
+	paced       []*conn
+	paceNext    int
+	stream      streamState
+	streamStart time.Duration // when streaming began (ClientConfig.StreamRate's clock)
+	throttled   []*conn       // stream sessions waiting for budget
+	churning    bool
 
 	stats loopStats
 	tid   atomic.Int64
@@ -115,6 +117,7 @@ func (l *loop) run() {
 		}
 		l.runCmds()
 		l.pace()
+		l.unthrottle()
 		l.dial()
 	}
 	for _, c := range l.conns {
@@ -132,7 +135,7 @@ func (l *loop) timeout() int {
 		// Wake for the next due message, at most every millisecond.
 		gap := 1000 / (l.paceRate * float64(len(l.paced)))
 		return int(min(max(gap, 1), 50))
-	case len(l.queue) > 0:
+	case len(l.queue) > 0, len(l.throttled) > 0:
 		return 5
 	}
 	return 50

@@ -229,6 +229,11 @@ func (l *loop) pump(c *conn) {
 		chunk := w.stream[off:]
 		if l.stream == streamStopping {
 			chunk = chunk[:w.unit-off%w.unit]
+		} else if budget := l.streamBudget(c); budget <= 0 {
+			l.throttle(c)
+			return
+		} else if budget < int64(len(chunk)) {
+			chunk = chunk[:budget] // wire bytes ≤ payload budget: at most the rate
 		}
 		n, err := unix.Write(c.fd, chunk)
 		if err == unix.EAGAIN {
@@ -261,4 +266,39 @@ func (l *loop) pace() {
 		}
 	}
 	l.paceDone = total
+}
+
+// streamBudget is how many more payload bytes c may send at the configured
+// stream rate (ClientConfig.StreamRate); flat out, unbounded.
+func (l *loop) streamBudget(c *conn) int64 {
+	rate := l.cl.cfg.StreamRate
+	if rate <= 0 {
+		return int64(len(l.cl.wire.stream))
+	}
+	allowed := int64((l.now - l.streamStart).Seconds() * float64(rate))
+	return allowed - (c.sent - c.streamBase)
+}
+
+// throttle parks c until the loop's next round gives it budget.
+func (l *loop) throttle(c *conn) {
+	if !c.throttled {
+		c.throttled = true
+		l.throttled = append(l.throttled, c)
+	}
+}
+
+// unthrottle pumps the parked stream sessions again (each round, about
+// every 5 ms while any is parked).
+func (l *loop) unthrottle() {
+	if len(l.throttled) == 0 {
+		return
+	}
+	parked := l.throttled
+	l.throttled = nil
+	for _, c := range parked {
+		c.throttled = false
+		if c.state == stOpen && len(c.wbuf) == 0 {
+			l.pump(c)
+		}
+	}
 }

@@ -141,7 +141,7 @@ func runEnv(ctx context.Context, cfg Config, sc *scenario, k runKey, fdLimit int
 	defer target.Stop()
 	client, err := NewClient(ClientConfig{Loops: cfg.Loops, SourceAddrs: cfg.SourceAddrs, MaxInflight: cfg.MaxInflight,
 		WebSocket: ep.WebSocket, Addrs: ep.Addrs, Host: ep.Host, Path: ep.Path, MsgSize: p.EchoSize,
-		FrameSize: p.FrameSize, ChurnMessages: p.ChurnMessages, TokenPool: len(tokens), FDLimit: fdLimit})
+		FrameSize: p.FrameSize, StreamRate: p.StreamRate, ChurnMessages: p.ChurnMessages, TokenPool: len(tokens), FDLimit: fdLimit})
 	if err != nil {
 		return err
 	}

@@ -118,3 +118,41 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
 }
+
+// TestStreamRate: with --stream-rate the clients (stream-up) and the
+// backends (stream-down) send at most that many payload bytes per second per
+// session. The bound is checked against the whole run's wall-clock time,
+// warm-up included, plus one frame per session: a loose upper bound that a
+// slow machine cannot break (it only sends less), while flat out these
+// sessions move hundreds of times more.
+func TestStreamRate(t *testing.T) {
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		haproxy = "/usr/sbin/haproxy"
+	}
+	const sessions, rate = 20, 256 << 10
+	dir := t.TempDir()
+	cfg := bench.Config{
+		Targets: []string{"tcp-relay"}, Scenarios: []string{"stream-up", "stream-down"},
+		Sessions: []int{sessions}, Rounds: 1, Duration: time.Second,
+		ResultsDir: filepath.Join(dir, "results"), HaproxyPath: haproxy, Command: "go test ./bench/e2e",
+		Params: bench.Params{StreamRate: rate},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	rs, err := bench.Run(ctx, cfg, testWriter{t})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	elapsed := time.Since(start).Seconds()
+	for _, r := range rs {
+		checkCounts(t, &r, sessions)
+		bound := int64(float64(sessions*rate)*elapsed) + sessions*(64<<10)
+		if r.BytesSent <= 0 || r.BytesSent > bound {
+			t.Errorf("%s at %d B/s per session: %d bytes sent in %.1f s, want 1..%d", r.Scenario, rate, r.BytesSent, elapsed, bound)
+		}
+		t.Logf("%s: %d bytes in %.1f s of run, %.0f B/s per session over the measured %.1f s",
+			r.Scenario, r.BytesSent, elapsed, r.MBps*1e6/sessions, r.Seconds)
+	}
+}

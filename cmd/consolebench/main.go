@@ -84,7 +84,7 @@ func parseFlags(args []string) (bench.Config, error) {
 	fs.Float64Var(&p.EchoMaxTotal, "echo-max-total", 0, "echo: cap on messages per second over all sessions, lowering the per-session rate at large counts; 0 is none")
 	fs.IntVar(&p.EchoSize, "echo-size", 64, "echo, churn, mixed typing: message bytes (at least 8)")
 	fs.IntVar(&p.FrameSize, "frame-size", 4096, "stream-up: payload bytes per WebSocket frame")
-	fs.Int64Var(&p.StreamRate, "stream-rate", 0, "stream-down: bytes per second per session; 0 is flat out")
+	fs.Int64Var(&p.StreamRate, "stream-rate", 0, "stream-down and stream-up: payload bytes per second per session (the backends' sending, the clients' sending); 0 is flat out")
 	fs.IntVar(&p.ChurnMessages, "churn-echoes", 1, "churn: echoes per session before it closes")
 	fs.Float64Var(&p.TypingShare, "mixed-typing", 0.2, "mixed: share of sessions typing")
 	fs.Float64Var(&p.BurstShare, "mixed-bursts", 0.1, "mixed: share of sessions receiving screen bursts")
