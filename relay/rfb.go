@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 )
 
 // The RFB security proxy (Nova's nova/console/securityproxy/rfb.py): with
@@ -100,7 +101,8 @@ type SecurityConfig struct {
 // concurrent use.
 type SecurityProxy struct {
 	schemes      []Scheme
-	tls          *tls.Config
+	cfg          SecurityConfig
+	tls          atomic.Pointer[tls.Config] // nil without vencrypt; swapped by Reload
 	skipHostname bool
 }
 
@@ -131,33 +133,48 @@ func NewSecurityProxy(cfg SecurityConfig) (*SecurityProxy, error) {
 	if len(cfg.Schemes) == 0 || (len(cfg.Schemes) == 1 && cfg.Schemes[0] == SchemeNone) {
 		return nil, nil
 	}
-	p := &SecurityProxy{schemes: cfg.Schemes, skipHostname: cfg.SkipHostname}
+	p := &SecurityProxy{schemes: cfg.Schemes, cfg: cfg, skipHostname: cfg.SkipHostname}
 	if !p.offers(SchemeVeNCrypt) {
 		return p, nil
 	}
+	if err := p.Reload(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Reload reads the CA and client certificate files again (SIGHUP: a
+// rotated certificate is used from the next session on). On an error the
+// previous ones stay. Without vencrypt it does nothing.
+func (p *SecurityProxy) Reload() error {
+	if !p.offers(SchemeVeNCrypt) {
+		return nil
+	}
+	cfg := p.cfg
 	if cfg.CAFile == "" {
-		return nil, errors.New("vencrypt: no CA certificates for compute hosts (--vencrypt-ca-certs, [vnc] vencrypt_ca_certs)")
+		return errors.New("vencrypt: no CA certificates for compute hosts (--vencrypt-ca-certs, [vnc] vencrypt_ca_certs)")
 	}
 	pem, err := os.ReadFile(cfg.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("vencrypt: %w", err)
+		return fmt.Errorf("vencrypt: %w", err)
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("vencrypt: %s holds no PEM certificate", cfg.CAFile)
+		return fmt.Errorf("vencrypt: %s holds no PEM certificate", cfg.CAFile)
 	}
-	p.tls = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	tc := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	switch {
 	case cfg.CertFile != "" && cfg.KeyFile != "":
 		c, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("vencrypt: client certificate %s and key %s: %w", cfg.CertFile, cfg.KeyFile, err)
+			return fmt.Errorf("vencrypt: client certificate %s and key %s: %w", cfg.CertFile, cfg.KeyFile, err)
 		}
-		p.tls.Certificates = []tls.Certificate{c}
+		tc.Certificates = []tls.Certificate{c}
 	case cfg.CertFile != "" || cfg.KeyFile != "":
-		return nil, errors.New("vencrypt: a client certificate needs its key and a key its certificate")
+		return errors.New("vencrypt: a client certificate needs its key and a key its certificate")
 	}
-	return p, nil
+	p.tls.Store(tc)
+	return nil
 }
 
 func (p *SecurityProxy) offers(s Scheme) bool {
@@ -225,7 +242,7 @@ func securityResult(r io.Reader) error {
 
 // handshakeTLS runs VeNCrypt's TLS as the client.
 func (p *SecurityProxy) handshakeTLS(ctx context.Context, conn net.Conn, host string) (net.Conn, error) {
-	cfg := p.tls.Clone()
+	cfg := p.tls.Load().Clone()
 	if p.skipHostname {
 		cfg.InsecureSkipVerify = true // the chain is still checked, below
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return verifyChain(cs, cfg.RootCAs) }

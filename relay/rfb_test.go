@@ -619,3 +619,51 @@ func TestRFBIsTLSAlert(t *testing.T) {
 		}
 	}
 }
+
+// Reload picks up rotated files for the next handshake: a proxy whose CA
+// file now names another CA trusts that CA's hosts; files that no longer
+// load leave the previous certificates in place.
+func TestSecurityProxyReload(t *testing.T) {
+	ca := testpki.NewCA(t, "compute CA")
+	next := testpki.NewCA(t, "next compute CA")
+	client := ca.Issue(t, "consoleproxy", x509.ExtKeyUsageClientAuth, nil)
+	caFile := ca.WriteCert(t, filepath.Join(t.TempDir(), "ca.pem"))
+	sp := newTestSecurityProxy(t, SecurityConfig{Schemes: []Scheme{SchemeVeNCrypt}, CAFile: caFile,
+		CertFile: client.CertFile, KeyFile: client.KeyFile})
+	clients := x509.NewCertPool()
+	clients.AddCert(ca.Cert)
+	handshake := func(server testpki.Leaf) error {
+		t.Helper()
+		h := vencryptHost(t, server.TLS, clients, make(chan string, 1), "\x00\x00\x00\x00")
+		c := dialRFB(t, h.addr)
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), rfbHangGuard)
+		defer cancel()
+		got, _, err := sp.Negotiate(ctx, c, "127.0.0.1")
+		if got != nil {
+			got.Close()
+		}
+		h.wait(t)
+		return err
+	}
+	rotated := next.Issue(t, "compute-1", x509.ExtKeyUsageServerAuth, loopback)
+	if err := handshake(rotated); !errors.Is(err, ErrVeNCryptTLS) {
+		t.Fatalf("before the rotation: %v, want ErrVeNCryptTLS", err)
+	}
+	next.WriteCert(t, caFile)
+	if err := sp.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(rotated); err != nil {
+		t.Fatalf("after Reload: %v", err)
+	}
+	if err := os.WriteFile(caFile, []byte("not PEM"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Reload(); err == nil || !strings.Contains(err.Error(), caFile) {
+		t.Fatalf("Reload of a broken CA file: %v, want an error naming it", err)
+	}
+	if err := handshake(rotated); err != nil {
+		t.Fatalf("after a failed Reload the previous CA must stay: %v", err)
+	}
+}

@@ -29,6 +29,8 @@ type app struct {
 	cancel  context.CancelFunc
 	webDir  string
 	cert    *loop.CertHolder // nil without TLS
+	// security is the RFB security proxy, nil without VeNCrypt.
+	security *relay.SecurityProxy
 }
 
 func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error) {
@@ -36,7 +38,7 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{log: log}
+	a := &app{log: log, security: cfg.Security}
 	if cfg.TLS, a.cert, err = tlsConfig(o, explicit); err != nil {
 		return nil, err
 	}
@@ -229,6 +231,11 @@ func (a *app) reload() {
 	}
 	if err := a.loadWeb(a.webDir); err != nil {
 		a.log.Warn("reload of --web failed; the previous files stay", "err", err.Error())
+	}
+	if a.security != nil {
+		if err := a.security.Reload(); err != nil {
+			a.log.Warn("reload of the VeNCrypt certificates failed; the previous ones stay", "err", err.Error())
+		}
 	}
 	if err := a.store.Reload(); err != nil {
 		a.log.Warn("reload failed", "err", err.Error())

@@ -6,8 +6,11 @@ import (
 	"encoding/base64"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -310,5 +313,46 @@ func BenchmarkSecurityProxyHandshake(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 		})
+	}
+}
+
+// SIGHUP re-reads the VeNCrypt files of the real binary: a compute host
+// whose certificate the configured CA did not sign is refused (502) until
+// the CA file names its CA and the proxy gets SIGHUP; then sessions go
+// through.
+func TestVeNCryptSIGHUP(t *testing.T) {
+	old, hostPKI := newPKI(t), newPKI(t)
+	host := startBackend(t, vencryptHost(t, hostPKI, 0))
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	copyFile(t, old.caFile, caFile)
+	p := startBinary(t, []string{tokenLine("sighup-vencrypt", host.port())},
+		"--vnc-auth-schemes", "vencrypt", "--vencrypt-ca-certs", caFile,
+		"--vencrypt-client-cert", hostPKI.clientFile, "--vencrypt-client-key", hostPKI.clientKeyFile)
+	if r := dial(t, p.addr, req{protocol: "binary", token: "sighup-vencrypt"}); r.resp.StatusCode != 502 {
+		t.Fatalf("host certificate from another CA: %d, want 502", r.resp.StatusCode)
+	}
+	copyFile(t, hostPKI.caFile, caFile)
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	var c *wsClient
+	waitFor(t, "the rotated CA after SIGHUP", func() bool {
+		if r := dial(t, p.addr, req{protocol: "binary", token: "sighup-vencrypt"}); r.resp.StatusCode == 101 {
+			c = r
+		}
+		return c != nil
+	})
+	rfbAnswer(t, c, "after")
+	if got := c.readData(5); string(got) != "after" {
+		t.Fatalf("echo through the rotated TLS: %q", got)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
