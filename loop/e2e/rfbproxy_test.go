@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"encoding/base64"
@@ -354,5 +355,35 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Behind internal_access_path the host's RFB version comes in the same read
+// as the CONNECT answer: the security proxy takes it from there, and the
+// session works as without the CONNECT.
+func TestRFBSecurityProxyAfterConnect(t *testing.T) {
+	requests := make(chan string, 1)
+	host := startBackend(t, connectEndpoint(requests, func(c net.Conn, br *bufio.Reader) {
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\nRFB 003.008\n")
+		hs := make([]byte, 12+1)
+		if _, err := io.ReadFull(br, hs[:12]); err != nil {
+			return
+		}
+		_, _ = c.Write([]byte{1, 1})
+		if _, err := io.ReadFull(br, hs[12:]); err != nil || string(hs) != "RFB 003.008\n\x01" {
+			return
+		}
+		_, _ = c.Write([]byte{0, 0, 0, 0})
+		copyPlain(c, br)
+	}))
+	p := startProxy(t, withSecurity(t, relay.SchemeVeNCrypt, relay.SchemeNone))
+	path := "/console?token=inner"
+	c := open(t, p.addr, req{protocol: "binary", token: p.mint(host.port(), func(r *record) { r.InternalAccessPath = &path })})
+	if got := <-requests; !strings.HasPrefix(got, "CONNECT /console?token=inner HTTP/1.1\r\n") {
+		t.Fatalf("request %q", got)
+	}
+	rfbAnswer(t, c, "through")
+	if got := c.readData(7); string(got) != "through" {
+		t.Fatalf("echo %q", got)
 	}
 }
