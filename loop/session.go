@@ -70,8 +70,9 @@ type session struct {
 	scratch []byte // base64 decoding
 	b64     wsframe.Base64Decoder
 
-	// rfbNeed is how many bytes of the client's answer to the security
-	// proxy's greeting are still to come (collected in rfbReply, not relayed).
+	// rfbNeed is how many bytes of the client's answers to the security
+	// proxy (its RFB version, its security type) are still to come,
+	// collected in rfbReply and never relayed.
 	rfbNeed  int
 	rfbReply [relay.ClientReplyLen]byte
 
