@@ -144,10 +144,11 @@ func values(req *wsframe.Request, name string) [][]byte {
 
 // refuse answers with the status for r and closes. Runs on the loop.
 func (ss *session) refuse(r Result, why string) gnet.Action {
-	ss.count(r) // before the answer, so whoever reads it sees the count
-	_, _ = ss.c.Write(wsframe.AppendError(nil, r.status()))
+	// Counted and logged before the answer, so whoever reads it finds both.
+	ss.count(r)
 	ss.srv.cfg.Logger.Info("session refused", "peer", ss.client.String(), "instance", ss.rec.InstanceUUID,
 		"result", string(r), "reason", why)
+	_, _ = ss.c.Write(wsframe.AppendError(nil, r.status()))
 	return gnet.Close
 }
 

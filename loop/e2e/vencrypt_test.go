@@ -152,15 +152,12 @@ func refused(t *testing.T, p *proxy, port int, result, reason string) {
 	if r.resp.StatusCode != 502 {
 		t.Fatalf("status %d, want 502 (%s)", r.resp.StatusCode, result)
 	}
-	var line string
-	waitFor(t, "the session's log line", func() bool { // logged just after the answer
-		for _, l := range strings.Split(p.logs.String(), "\n") {
-			if strings.Contains(l, uuid) && strings.Contains(l, `"result":`) {
-				line = l
-			}
+	var line string // logged before the answer was written
+	for _, l := range strings.Split(p.logs.String(), "\n") {
+		if strings.Contains(l, uuid) && strings.Contains(l, `"result":`) {
+			line = l
 		}
-		return line != ""
-	})
+	}
 	if !strings.Contains(line, `"result":"`+result+`"`) || !strings.Contains(line, reason) {
 		t.Errorf("logged %s, want result %s and %q", line, result, reason)
 	}
