@@ -203,7 +203,8 @@ func (s *Server) lookupAndDial(h tokens.Hash, originScheme string) *authResult {
 		}
 	}
 	// Through --compute-proxy, or to a name with several addresses: a
-	// blocking dial that tries each.
+	// blocking dial that tries each (resolving the name again: Nova's table
+	// holds IP addresses, so this is the rare case).
 	conn, err := s.dial(ctx, rec, res)
 	if errors.Is(err, relay.ErrTargetRefused) {
 		return res.fail(ResultTargetRefused, "compute host outside allowed targets")
