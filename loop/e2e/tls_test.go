@@ -1,14 +1,8 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -19,15 +13,15 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/consoleproxy/consoleproxy/relay/testpki"
 )
 
-// pki is a test CA with a server certificate for 127.0.0.1 and a client
-// certificate, written to files.
+// pki is a test CA (relay/testpki) with a server certificate for
+// 127.0.0.1 and a client certificate, written to files.
 type pki struct {
-	dir               string
+	ca                *testpki.CA
 	pool              *x509.CertPool
-	ca                *x509.Certificate
-	caKey             *ecdsa.PrivateKey
 	certFile, keyFile string
 	caFile            string
 	client            tls.Certificate
@@ -37,45 +31,20 @@ type pki struct {
 
 func newPKI(t testing.TB) *pki {
 	t.Helper()
-	p := &pki{dir: t.TempDir(), pool: x509.NewCertPool()}
-	p.caKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &p.caKey.PublicKey, p.caKey)
-	p.ca, _ = x509.ParseCertificate(der)
-	p.pool.AddCert(p.ca)
-	p.caFile = p.write(t, "ca.pem", "CERTIFICATE", der)
-	p.certFile, p.keyFile = p.issue(t, "server", 2)
-	cf, kf := p.issue(t, "client", 3)
-	p.client, _ = tls.LoadX509KeyPair(cf, kf)
-	p.clientFile, p.clientKeyFile = cf, kf
+	ca := testpki.NewCA(t, "test CA")
+	p := &pki{ca: ca, pool: ca.Pool, caFile: ca.File}
+	p.certFile, p.keyFile = p.issue(t, "server")
+	c := ca.Issue(t, "client", x509.ExtKeyUsageClientAuth, nil)
+	p.client, p.clientFile, p.clientKeyFile = c.TLS, c.CertFile, c.KeyFile
 	return p
 }
 
-// issue writes a certificate signed by the CA and its key.
-func (p *pki) issue(t testing.TB, name string, serial int64) (string, string) {
+// issue writes a server certificate for 127.0.0.1 signed by the CA and its
+// key.
+func (p *pki) issue(t testing.TB, name string) (string, string) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	return p.write(t, name+".pem", "CERTIFICATE", der), p.write(t, name+"-key.pem", "EC PRIVATE KEY", kder)
-}
-
-func (p *pki) write(t testing.TB, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	l := p.ca.Issue(t, name, x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
+	return l.CertFile, l.KeyFile
 }
 
 // tlsRefused tries a TLS connection and an upgrade request; it returns nil
@@ -133,7 +102,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	// SIGHUP with a new certificate: the live session stays, new clients see the new one.
-	newCert, newKey := k.issue(t, "server2", 9)
+	newCert, newKey := k.issue(t, "server2")
 	for _, f := range [][2]string{{newCert, k.certFile}, {newKey, k.keyFile}} {
 		data, _ := os.ReadFile(f[0])
 		_ = os.WriteFile(f[1], data, 0o600)
@@ -144,8 +113,8 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if serial := c2.conn.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber.Int64(); serial != 9 {
-		t.Fatalf("after SIGHUP the server shows certificate %d", serial)
+	if cn := c2.conn.(*tls.Conn).ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "server2" {
+		t.Fatalf("after SIGHUP the server shows certificate %q, want server2", cn)
 	}
 	c.send(ws.OpBinary, []byte("still up"))
 	if got := string(c.readData(8)); got != "still up" {
@@ -194,13 +163,13 @@ func TestMutualTLS(t *testing.T) {
 // do not match.
 func TestTLSStartupErrors(t *testing.T) {
 	k := newPKI(t)
-	_, otherKey := k.issue(t, "other", 5)
+	_, otherKey := k.issue(t, "other")
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--cert", k.certFile, "--key", otherKey}, "does not match"},
-		{[]string{"--cert", filepath.Join(k.dir, "missing.pem"), "--key", k.keyFile}, "cannot read"},
+		{[]string{"--cert", filepath.Join(t.TempDir(), "missing.pem"), "--key", k.keyFile}, "cannot read"},
 		{[]string{"--cert", k.certFile}, "go together"},
 		{[]string{"--ssl-only"}, "needs --cert"},
 		{[]string{"--cert", k.certFile, "--key", k.keyFile, "--ssl-ciphers", "RC4-MD5"}, "RC4-MD5"},
