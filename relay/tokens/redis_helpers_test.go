@@ -74,14 +74,17 @@ func mustURL(t testing.TB, spec string) RedisURL {
 }
 
 // forwarder relays TCP to a Redis so a test can make Redis unreachable for
-// a guard while Redis itself goes on (and expires keys): stall holds new
-// connections without forwarding a byte, cut refuses them.
+// a guard while Redis itself goes on (and expires keys): stall holds every
+// byte (of the connections open and of new ones) without forwarding it,
+// cut refuses connections.
 type forwarder struct {
 	ln     net.Listener
 	target string
 	mu     sync.Mutex
+	cond   *sync.Cond // signalled when stuck changes
 	conns  []net.Conn
 	stuck  bool
+	held   int // bytes that arrived while stuck
 }
 
 func startForwarder(t testing.TB, target string) *forwarder {
@@ -91,6 +94,7 @@ func startForwarder(t testing.TB, target string) *forwarder {
 		t.Fatal(err)
 	}
 	f := &forwarder{ln: ln, target: target}
+	f.cond = sync.NewCond(&f.mu)
 	go f.accept()
 	t.Cleanup(f.cut)
 	return f
@@ -106,11 +110,8 @@ func (f *forwarder) accept() {
 		}
 		f.mu.Lock()
 		f.conns = append(f.conns, c)
-		stuck := f.stuck
 		f.mu.Unlock()
-		if !stuck {
-			go f.relay(c)
-		}
+		go f.relay(c)
 	}
 }
 
@@ -123,9 +124,40 @@ func (f *forwarder) relay(c net.Conn) {
 	f.mu.Lock()
 	f.conns = append(f.conns, up)
 	f.mu.Unlock()
-	go func() { _, _ = io.Copy(up, c); up.Close() }()
-	_, _ = io.Copy(c, up)
+	go func() { f.copy(up, c); up.Close() }()
+	f.copy(c, up)
 	c.Close()
+}
+
+// copy forwards src to dst, holding each read while the forwarder is stuck.
+func (f *forwarder) copy(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			f.mu.Lock()
+			if f.stuck {
+				f.held += n
+			}
+			for f.stuck {
+				f.cond.Wait()
+			}
+			f.mu.Unlock()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// heldBytes is how many bytes arrived since stall.
+func (f *forwarder) heldBytes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.held
 }
 
 // closeAll closes every connection so far.
@@ -138,21 +170,22 @@ func (f *forwarder) closeAll() {
 	f.conns = nil
 }
 
-// stall drops the current connections; new ones are held, never answered.
+// stall holds every byte from now on, in both directions: a command sent
+// meanwhile gets no answer.
 func (f *forwarder) stall() {
 	f.mu.Lock()
-	f.stuck = true
+	f.stuck, f.held = true, 0
 	f.mu.Unlock()
-	f.closeAll()
 }
 
 // unstall drops the held connections (their commands fail at once) and
 // forwards again.
 func (f *forwarder) unstall() {
+	f.closeAll()
 	f.mu.Lock()
 	f.stuck = false
+	f.cond.Broadcast()
 	f.mu.Unlock()
-	f.closeAll()
 }
 
 // cut refuses every connection from now on.

@@ -175,9 +175,9 @@ func TestRedisGuardReleaseQueueFull(t *testing.T) {
 	}
 	fw.stall()
 	rels["tok-q1"]() // the goroutine takes it and waits for an answer
-	checkFor(t, "the goroutine busy with the first release", func() error {
-		if len(g.releases) != 0 {
-			return errors.New("still queued")
+	checkFor(t, "the goroutine waiting for Redis with the first release", func() error {
+		if len(g.releases) != 0 || fw.heldBytes() == 0 {
+			return errors.New("the release is not on the wire yet")
 		}
 		return nil
 	})
