@@ -24,6 +24,7 @@ check: ## gofmt, go vet
 
 test: deps check build ## install deps, then vet, race-enabled tests and a short run of every fuzz target
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run 'NoAlloc' ./...   # allocation counts skip under -race
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)

@@ -276,11 +276,14 @@ func (ss *session) authorized(res *authResult) {
 		_ = ss.c.Close()
 		return
 	}
+	if _, err := ss.c.Write(wsframe.AppendSwitching(nil, ss.key[:ss.keyLen], ss.proto)); err != nil {
+		res.cleanup() // gnet closed the client inside the write (OnClose ran)
+		return
+	}
 	ss.rec, ss.release = res.rec, res.release
 	if s.cfg.EnforceSessionTimeout {
 		ss.expires.Store(res.rec.Expires)
 	}
-	_, _ = ss.c.Write(wsframe.AppendSwitching(nil, ss.key[:ss.keyLen], ss.proto))
 	ss.parser.Reset(wsframe.Config{
 		MaxFrameSize: s.cfg.MaxFrameSize, MaxMessageSize: s.cfg.MaxMessageSize,
 		RefuseText: !ss.base64, RefuseBinary: ss.base64,
@@ -291,17 +294,22 @@ func (ss *session) authorized(res *authResult) {
 	ss.count(ResultOK)
 	s.metrics.active.Add(1)
 	s.metrics.handshake.Update(now.Sub(ss.accepted).Seconds())
-	if len(res.first) > 0 {
-		ss.sendFirst(res.first) // before any host data: gnet writes in order
-	}
 	ss.host = s.relay.Attach(res.fd, ss)
 	ss.phase.Store(int32(phaseRelaying))
+	// From here the session is relaying: if a write below fails, OnClose
+	// ran inside it and finishRelaying closed the host and released the
+	// token, so nothing more is done.
+	if len(res.first) > 0 && !ss.sendFirst(res.first) { // before any host data: gnet writes in order
+		return
+	}
 	if res.secured {
-		ss.greet() // the client's RFB handshake; takeRFB starts the host
+		if !ss.greet() { // the client's RFB handshake; takeRFB starts the host
+			return
+		}
 	} else {
 		ss.host.Start()
 	}
-	if ss.c.InboundBuffered() > 0 {
-		_ = ss.c.Wake(nil) // frames that arrived before the 101
+	if ss.c.InboundBuffered() > 0 || ss.c.ReadPaused() {
+		_ = ss.c.Wake(nil) // frames that arrived before the 101; resumes reading
 	}
 }

@@ -37,9 +37,12 @@ type Config struct {
 	Queue                 int           // handshakes waiting for a worker; default 1024
 	MaxFrameSize          int64         // client frame payload cap; default wsframe.DefaultMaxFrameSize
 	MaxMessageSize        int64         // client message cap; default wsframe.DefaultMaxMessageSize
-	MaxClientBacklog      int           // client bytes held back while the host is slow; default 1 MiB
 	DrainTimeout          time.Duration // how long SIGTERM waits for sessions to close; default 10s
-	EventLoops            int           // gnet loops; default one per core
+	// WriteTimeout closes a client or compute host that takes no byte for
+	// this long while the proxy holds bytes for it; also both sockets'
+	// TCP_USER_TIMEOUT. 0 means DefaultWriteTimeout; <0 turns it off.
+	WriteTimeout time.Duration
+	EventLoops   int // gnet loops; default one per core
 
 	Logger *slog.Logger     // nil means slog.Default()
 	Now    func() time.Time // nil means time.Now
@@ -51,11 +54,21 @@ const (
 	DefaultPingInterval     = 30 * time.Second
 	DefaultWorkers          = 64
 	DefaultQueue            = 1024
-	DefaultMaxClientBacklog = 1 << 20
 	DefaultDrainTimeout     = 10 * time.Second
+	DefaultWriteTimeout     = 30 * time.Second
+	// controlHeld bounds the pongs and close frames queued for a client
+	// beyond the host data the relay bounds (relay.Config.HighWater plus a
+	// read): past it, reading the client's pings waits for its outbound
+	// buffer to drain.
+	controlHeld = 64 << 10
 	// maxPeek bounds the client bytes parsed in one go, so a backlog held
 	// back behind a slow host never becomes one giant slice.
 	maxPeek = 64 << 10
+	// MaxHeldUp bounds the client bytes one session holds toward its
+	// compute host: at most one parsed batch the host has not taken (in
+	// relay) plus one read of gnet's still unparsed (reading is paused
+	// meanwhile, so TCP pushes the client back).
+	MaxHeldUp = 2 * maxPeek
 )
 
 func (c Config) withDefaults() Config {
@@ -71,11 +84,14 @@ func (c Config) withDefaults() Config {
 	if c.Queue <= 0 {
 		c.Queue = DefaultQueue
 	}
-	if c.MaxClientBacklog <= 0 {
-		c.MaxClientBacklog = DefaultMaxClientBacklog
-	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.WriteTimeout > 0 && c.Relay.WriteTimeout == 0 {
+		c.Relay.WriteTimeout = c.WriteTimeout
 	}
 	if c.EventLoops <= 0 {
 		c.EventLoops = runtime.NumCPU()

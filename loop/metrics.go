@@ -11,13 +11,16 @@ import (
 // serverMetrics are the contract's metric names, in a Set of the server's
 // own (so tests can run several servers in one process).
 type serverMetrics struct {
-	set       *metrics.Set
-	active    atomic.Int64
-	results   map[Result]*metrics.Counter
-	ends      map[End]*metrics.Counter
-	up, down  *metrics.Counter
-	handshake *metrics.PrometheusHistogram
-	duration  *metrics.PrometheusHistogram
+	set      *metrics.Set
+	active   atomic.Int64
+	results  map[Result]*metrics.Counter
+	ends     map[End]*metrics.Counter
+	up, down *metrics.Counter
+	// acceptErrors counts accept(2) failures for lack of descriptors or
+	// memory; shed counts the waiting connections closed because of them.
+	acceptErrors, shed *metrics.Counter
+	handshake          *metrics.PrometheusHistogram
+	duration           *metrics.PrometheusHistogram
 }
 
 func newServerMetrics() *serverMetrics {
@@ -29,6 +32,8 @@ func newServerMetrics() *serverMetrics {
 	for _, e := range allEnds {
 		m.ends[e] = m.set.NewCounter(fmt.Sprintf(`consoleproxy_session_ends_total{reason=%q}`, e))
 	}
+	m.acceptErrors = m.set.NewCounter("consoleproxy_accept_errors_total")
+	m.shed = m.set.NewCounter("consoleproxy_connections_shed_total")
 	m.up = m.set.NewCounter(`consoleproxy_bytes_total{direction="client_to_host"}`)
 	m.down = m.set.NewCounter(`consoleproxy_bytes_total{direction="host_to_client"}`)
 	m.handshake = m.set.NewPrometheusHistogram("consoleproxy_handshake_duration_seconds")

@@ -13,104 +13,170 @@ import (
 )
 
 // clientData parses the client's frames in place and writes their payloads
-// to the host. While the host has not taken earlier bytes, input is held
-// back in gnet's buffer (bounded by MaxClientBacklog). Runs on the loop.
+// to the host. While the host has not taken earlier bytes, the rest waits in
+// gnet's buffer and reading the client is paused, so TCP pushes the client
+// back (HostWritable resumes). Runs on the loop.
 func (ss *session) clientData() gnet.Action {
 	c := ss.c
+	defer func() { ss.noteHeldUp() }()
 	for {
 		if ss.host.Pending() > 0 {
-			if c.InboundBuffered() > ss.srv.cfg.MaxClientBacklog {
-				return ss.fail(EndClientBacklog)
-			}
-			return gnet.None // HostWritable wakes us
+			ss.hostFull = true
+			return ss.updateRead()
 		}
+		ss.hostFull = false
 		avail := c.InboundBuffered()
 		if avail == 0 {
-			return gnet.None
+			return ss.updateRead()
 		}
 		// Peek may copy when gnet's ring wraps; either way every byte peeked
 		// is parsed (unmasked in place) and discarded in this call.
 		buf, _ := c.Peek(min(avail, maxPeek))
-		act := ss.forward(buf)
-		_, _ = c.Discard(len(buf))
-		if act != gnet.None {
+		if act := ss.forward(buf); act != gnet.None {
 			return act
 		}
 	}
 }
 
-// forward parses buf whole and writes the data payloads to the host in one
-// writev. buf is borrowed from gnet for this call only.
+// updateRead pauses reading the client while the host holds bytes back or
+// the client's own outbound buffer is over its bound, and resumes it
+// otherwise. Loop only.
+func (ss *session) updateRead() gnet.Action {
+	want := ss.hostFull || ss.outFull
+	if want == ss.c.ReadPaused() {
+		return gnet.None
+	}
+	var err error
+	if want {
+		err = ss.c.PauseRead()
+	} else {
+		err = ss.c.ResumeRead()
+	}
+	if err != nil {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// noteHeldUp records the client bytes the session holds for its host.
+func (ss *session) noteHeldUp() {
+	if phase(ss.phase.Load()) == phaseRelaying {
+		ss.heldUp.Store(int64(ss.c.InboundBuffered() + ss.host.Pending()))
+	}
+}
+
+// answer is what a batch owes the client once its data went to the host:
+// a pong for the last ping (RFC 6455 §5.5.3 allows answering only the most
+// recent), or the echo of its close.
+type answer struct {
+	pong      [wsframe.MaxControlPayload]byte
+	pongLen   int // -1: no ping
+	closing   bool
+	closeCode ws.StatusCode
+}
+
+// forward parses buf, writes its data payloads to the host in one writev,
+// discards what it parsed, and only then answers the client: a failed write
+// to the client runs OnClose inside gnet, and by then the batch is done, so
+// OnClose's forwardRest starts from the next unparsed byte. buf is borrowed
+// from gnet for this call only.
 func (ss *session) forward(buf []byte) gnet.Action {
-	iov := ss.iov[:0]
-	scratch := ss.scratch[:0]
-	defer func() { ss.iov = iov[:0] }()
-	for len(buf) > 0 {
-		ev, n, err := ss.parser.Next(buf)
-		buf = buf[n:]
+	b := getUpBatch(buf)
+	defer b.put()
+	ans := answer{pongLen: -1}
+	ss.inBatch = true
+	n, act := ss.parse(b, &ans)
+	if act != gnet.None {
+		return act // the connection is closing or closed: inBatch stays
+	}
+	if ans.closing {
+		ss.closing()
+	}
+	if act := ss.toHost(b.iov, b.size); act != gnet.None {
+		return act
+	}
+	_, _ = ss.c.Discard(n)
+	ss.inBatch = false
+	return ss.answer(&ans)
+}
+
+// parse feeds b.buf to the frame parser until it is used up or a close frame
+// ends it, collecting data payloads in b and the owed answer in ans. It
+// returns the bytes parsed.
+func (ss *session) parse(b *upBatch, ans *answer) (int, gnet.Action) {
+	var scratch *bytebufferpool.ByteBuffer
+	if ss.base64 {
+		scratch = b.scratchBuffer()
+	}
+	off := 0
+	for off < len(b.buf) && !ans.closing {
+		ev, n, err := ss.parser.Next(b.buf[off:])
+		off += n
 		if err != nil {
 			var pe *wsframe.ProtocolError
 			if errors.As(err, &pe) {
-				return ss.fail(endFor(uint16(pe.Code)))
+				return off, ss.fail(endFor(uint16(pe.Code)))
 			}
-			return ss.fail(EndProtocolError)
+			return off, ss.fail(EndProtocolError)
 		}
 		switch ev.Kind {
 		case wsframe.Data:
-			if len(ev.Payload) == 0 {
-				continue
-			}
-			if ss.base64 {
-				before := len(scratch)
-				if scratch, err = ss.decode(scratch, ev); err != nil {
-					return ss.fail(EndInvalidUTF8)
-				}
-				if ss.rfbNeed > 0 {
-					rest, act := ss.takeRFB(scratch[before:])
-					if act != gnet.None {
-						return act
-					}
-					scratch = append(scratch[:before], rest...)
-				}
-				continue
-			}
-			p := ev.Payload
-			if ss.rfbNeed > 0 {
-				var act gnet.Action
-				if p, act = ss.takeRFB(p); act != gnet.None {
-					return act
-				}
-			}
-			if len(p) > 0 {
-				iov = append(iov, p)
+			if act := ss.data(b, ev, off, scratch); act != gnet.None {
+				return off, act
 			}
 		case wsframe.Control:
-			if act := ss.control(ev, iov, scratch); act != gnet.None {
-				return act
-			}
+			ss.control(ev, ans)
 		}
 	}
-	if len(scratch) > 0 {
-		iov = append(iov, scratch)
-		ss.scratch = scratch
+	if scratch != nil {
+		b.addOther(scratch.B) // decoded bytes: in the batch's writev, after the rest
 	}
-	return ss.toHost(iov)
+	return off, gnet.None
 }
 
-// toHost writes iov to the host and accounts for it.
-func (ss *session) toHost(iov [][]byte) gnet.Action {
-	if len(iov) == 0 {
+// data takes one data payload: in place (binary), or decoded into scratch
+// (base64); the security proxy's client answers are taken first.
+func (ss *session) data(b *upBatch, ev wsframe.Event, end int, scratch *bytebufferpool.ByteBuffer) gnet.Action {
+	if len(ev.Payload) == 0 {
 		return gnet.None
 	}
-	total := 0
-	for _, b := range iov {
-		total += len(b)
+	if ss.base64 {
+		before := len(scratch.B)
+		var err error
+		if scratch.B, err = ss.decode(scratch.B, ev); err != nil {
+			return ss.fail(EndInvalidUTF8)
+		}
+		if ss.rfbNeed > 0 {
+			rest, act := ss.takeRFB(scratch.B[before:])
+			if act != gnet.None {
+				return act
+			}
+			scratch.B = append(scratch.B[:before], rest...)
+		}
+		return gnet.None
+	}
+	p := ev.Payload
+	if ss.rfbNeed > 0 {
+		var act gnet.Action
+		if p, act = ss.takeRFB(p); act != gnet.None {
+			return act
+		}
+	}
+	b.add(p, end)
+	return gnet.None
+}
+
+// toHost writes iov (size bytes) to the host and accounts for it. What the
+// host does not take at once is copied and held by relay.
+func (ss *session) toHost(iov [][]byte, size int) gnet.Action {
+	if size == 0 {
+		return gnet.None
 	}
 	if _, err := ss.host.Write(iov); err != nil {
 		return ss.fail(EndHostError)
 	}
-	ss.up.Add(int64(total))
-	ss.srv.metrics.up.Add(total)
+	ss.up.Add(int64(size))
+	ss.srv.metrics.up.Add(size)
 	ss.lastData.Store(ss.srv.cfg.Now().UnixNano())
 	return gnet.None
 }
@@ -127,37 +193,64 @@ func (ss *session) decode(scratch []byte, ev wsframe.Event) ([]byte, error) {
 	return scratch, err
 }
 
-// control answers pings and the client's close.
-func (ss *session) control(ev wsframe.Event, iov [][]byte, scratch []byte) gnet.Action {
+// control notes what a ping or the client's close asks for; the answer is
+// written after the batch's data went to the host (answer).
+func (ss *session) control(ev wsframe.Event, ans *answer) {
 	switch ev.OpCode {
 	case ws.OpPing:
-		_, _ = ss.c.Write(wsframe.AppendControl(nil, ws.OpPong, ev.Payload))
+		ans.pongLen = copy(ans.pong[:], ev.Payload)
 	case ws.OpClose:
-		if len(scratch) > 0 {
-			iov = append(iov, scratch)
-		}
-		ss.toHost(iov) // what came before the close still reaches the host
 		code, _ := wsframe.ParseClose(ev.Payload)
 		if code == ws.StatusNoStatusRcvd {
 			code = ws.StatusNormalClosure
 		}
-		reason := EndClientClosed
-		if ss.ended.CompareAndSwap(false, true) {
-			ss.endReason.Store(&reason)
-			_, _ = ss.c.Write(wsframe.CloseFrame(code))
-		}
+		ans.closing, ans.closeCode = true, code
+	}
+}
+
+// closing marks the session ended by its client before the batch's data
+// goes to the host, so a close of the client inside a later write does not
+// parse anything after the close frame.
+func (ss *session) closing() {
+	reason := EndClientClosed
+	if ss.ended.CompareAndSwap(false, true) {
+		ss.endReason.Store(&reason)
+	}
+}
+
+// answer writes what the batch owes the client. A failed write closed the
+// connection inside gnet (OnClose ran): nothing touches it afterwards.
+func (ss *session) answer(ans *answer) gnet.Action {
+	c := ss.c
+	if ans.closing {
 		ss.host.CloseWrite() // what the client sent reaches the host first
+		_, _ = c.Write(wsframe.CloseFrame(ans.closeCode))
 		return gnet.Close
 	}
+	if ans.pongLen < 0 {
+		return gnet.None
+	}
+	var frame [wsframe.MaxControlPayload + 2]byte
+	if _, err := c.Write(wsframe.AppendControl(frame[:0], ws.OpPong, ans.pong[:ans.pongLen])); err != nil {
+		return gnet.Close
+	}
+	ss.sampleOut()
+	// Pongs for a client that reads nothing must not pile up: past the
+	// bound, reading its pings waits until its outbound buffer drains.
+	ss.outFull = c.OutboundBuffered() > ss.srv.outBound()
 	return gnet.None
 }
 
 // sendFirst sends the console bytes that came with the CONNECT answer as
-// the first frame. Runs on the loop, before the host socket starts.
-func (ss *session) sendFirst(first []byte) {
-	_, _ = ss.c.Write(ss.dataFrame(first))
+// the first frame. Runs on the loop, before the host socket starts. False
+// means the write failed and gnet closed the connection inside it.
+func (ss *session) sendFirst(first []byte) bool {
+	if _, err := ss.c.Write(ss.dataFrame(first)); err != nil {
+		return false
+	}
 	ss.down.Add(int64(len(first)))
 	ss.srv.metrics.down.Add(len(first))
+	return true
 }
 
 // dataFrame is p as one data frame of the session's subprotocol: binary,
@@ -179,7 +272,7 @@ func (ss *session) HostData(b *bytebufferpool.ByteBuffer, n int) {
 	}
 	start := relay.Headroom - wsframe.HeaderSize(n)
 	wsframe.PutHeader(b.B[start:], ws.Header{Fin: true, OpCode: ws.OpBinary, Length: int64(n)})
-	ss.send(b, b.B[start:relay.Headroom+n], n)
+	ss.queue(pendingFrame{buf: b, n: n}, b.B[start:relay.Headroom+n])
 }
 
 // hostDataBase64 re-encodes host bytes as one base64 text frame.
@@ -189,26 +282,22 @@ func (ss *session) hostDataBase64(b *bytebufferpool.ByteBuffer, n int) {
 	out.B = wsframe.AppendHeader(out.B[:0], ws.OpText, enc)
 	out.B = wsframe.AppendBase64(out.B, b.B[relay.Headroom:relay.Headroom+n])
 	relay.PutBuffer(b)
-	ss.sendPooled(out, n)
-}
-
-// send queues frame (a slice of b) to the client; b goes back to its pool
-// once gnet has written or copied it (onSent). Poller goroutine.
-func (ss *session) send(b *bytebufferpool.ByteBuffer, frame []byte, n int) {
-	ss.queue(pendingFrame{buf: b, n: n}, frame)
-}
-
-func (ss *session) sendPooled(out *bytebufferpool.ByteBuffer, n int) {
 	ss.queue(pendingFrame{buf: out, n: n, pooled: true}, out.B)
 }
 
+// queue hands frame (a slice of f.buf) to the client's loop; f.buf goes
+// back to its pool once gnet has written or copied it (onSent). The whole
+// frame counts against the session's bound, header and base64 growth
+// included, not only the host's bytes. Poller goroutine.
 func (ss *session) queue(f pendingFrame, frame []byte) {
+	f.wire = len(frame)
+	ss.host.Charge(f.wire - f.n)
 	ss.sentQ.push(f)
 	if err := ss.c.AsyncWrite(frame, ss.onSentFn); err != nil {
 		if f, ok := ss.sentQ.popNewest(); ok {
 			f.release()
 		}
-		ss.host.Ack(f.n, 0)
+		ss.host.Ack(f.wire, 0)
 	}
 }
 
@@ -220,7 +309,7 @@ func (ss *session) onSent(c gnet.Conn, err error) error {
 		return nil
 	}
 	f.release()
-	ss.sent(c, f.n, err)
+	ss.sent(c, f, err)
 	return nil
 }
 
@@ -232,17 +321,18 @@ func (f pendingFrame) release() {
 	}
 }
 
-// sent runs on the loop after gnet took n host bytes (err nil) or dropped
-// them (the client is gone).
-func (ss *session) sent(c gnet.Conn, n int, err error) {
+// sent runs on the loop after gnet took frame f (err nil) or dropped it
+// (the client is gone).
+func (ss *session) sent(c gnet.Conn, f pendingFrame, err error) {
 	out := 0
 	if err == nil && phase(ss.phase.Load()) == phaseRelaying {
 		out = c.OutboundBuffered()
-		ss.down.Add(int64(n))
-		ss.srv.metrics.down.Add(n)
+		ss.down.Add(int64(f.n))
+		ss.srv.metrics.down.Add(f.n)
 		ss.lastData.Store(ss.srv.cfg.Now().UnixNano())
+		ss.sampleOut()
 	}
-	ss.host.Ack(n, out)
+	ss.host.Ack(f.wire, out)
 }
 
 // HostWritable resumes held-back client input. Poller goroutine.
@@ -251,6 +341,10 @@ func (ss *session) HostWritable() { _ = ss.c.Wake(nil) }
 // HostClosed ends the session: 1000 after every byte the host sent, or
 // 1011 when the socket failed. Poller goroutine.
 func (ss *session) HostClosed(err error) {
+	if errors.Is(err, relay.ErrWriteTimeout) {
+		ss.end(EndHostStalled)
+		return
+	}
 	if err != nil {
 		ss.end(EndHostError)
 		return
@@ -264,6 +358,7 @@ func (ss *session) Resample() {
 	_ = ss.c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 		if phase(ss.phase.Load()) == phaseRelaying {
 			ss.host.SetOutbound(ss.c.OutboundBuffered())
+			ss.sampleOut()
 		}
 		return nil
 	}))

@@ -81,31 +81,32 @@ type End string
 
 // Session ends and their close codes (CONTRACT.md).
 const (
-	EndClientClosed   End = "client_closed"    // the client sent close: echoed
-	EndClientGone     End = "client_gone"      // the client's TCP connection ended
-	EndHostClosed     End = "host_closed"      // 1000
-	EndHostError      End = "host_error"       // 1011
-	EndIdleTimeout    End = "idle_timeout"     // 1001
-	EndPingTimeout    End = "ping_timeout"     // 1001: no answer to pings
-	EndSessionExpired End = "session_expired"  // 1001: --enforce-session-timeout
-	EndShutdown       End = "shutdown"         // 1001
-	EndProtocolError  End = "protocol_error"   // 1002
-	EndUnsupported    End = "unsupported_data" // 1003
-	EndInvalidUTF8    End = "invalid_utf8"     // 1007
-	EndTooBig         End = "message_too_big"  // 1009
-	EndClientBacklog  End = "client_backlog"   // 1008: the client floods a slow host past its bound
-	EndRFBClient      End = "rfb_client"       // 1008: the client did not answer the security proxy with RFB 3.8 and None
+	EndClientClosed   End = "client_closed"        // the client sent close: echoed
+	EndClientGone     End = "client_gone"          // the client's TCP connection ended
+	EndHostClosed     End = "host_closed"          // 1000
+	EndHostError      End = "host_error"           // 1011
+	EndIdleTimeout    End = "idle_timeout"         // 1001
+	EndPingTimeout    End = "ping_timeout"         // 1001: no answer to pings
+	EndSessionExpired End = "session_expired"      // 1001: --enforce-session-timeout
+	EndShutdown       End = "shutdown"             // 1001
+	EndProtocolError  End = "protocol_error"       // 1002
+	EndUnsupported    End = "unsupported_data"     // 1003
+	EndInvalidUTF8    End = "invalid_utf8"         // 1007
+	EndTooBig         End = "message_too_big"      // 1009
+	EndClientStalled  End = "client_write_timeout" // closed: the client took no byte for --write-timeout while the proxy held bytes for it
+	EndHostStalled    End = "host_write_timeout"   // 1011: the compute host took no byte for --write-timeout
+	EndRFBClient      End = "rfb_client"           // 1008: the client did not answer the security proxy with RFB 3.8 and None
 )
 
 var allEnds = []End{EndClientClosed, EndClientGone, EndHostClosed, EndHostError, EndIdleTimeout,
 	EndPingTimeout, EndSessionExpired, EndShutdown, EndProtocolError, EndUnsupported, EndInvalidUTF8,
-	EndTooBig, EndClientBacklog, EndRFBClient}
+	EndTooBig, EndClientStalled, EndHostStalled, EndRFBClient}
 
 func (e End) code() uint16 {
 	switch e {
 	case EndHostClosed, EndClientClosed:
 		return 1000
-	case EndHostError:
+	case EndHostError, EndHostStalled:
 		return 1011
 	case EndProtocolError:
 		return 1002
@@ -115,7 +116,7 @@ func (e End) code() uint16 {
 		return 1007
 	case EndTooBig:
 		return 1009
-	case EndClientBacklog, EndRFBClient:
+	case EndRFBClient:
 		return 1008
 	}
 	return 1001

@@ -93,7 +93,7 @@ func (s *Server) secureHost(ss *session, res *authResult) {
 	}
 	res.fd = inner
 	ss.deliver(res)
-	bridge(secured, outer) // ends when the poller closes inner or the host ends TLS
+	bridge(secured, outer, s.cfg.WriteTimeout) // ends when the poller closes inner or the host ends TLS
 }
 
 // securityResult maps a security handshake error to its result and a fixed
@@ -136,10 +136,12 @@ func hostPair() (int, net.Conn, error) {
 // greet sends the security proxy's first handshake message and starts
 // collecting the client's answers. Loop; the host socket is started only
 // once the client is through (takeRFB), so no host byte can overtake the
-// proxy's messages.
-func (ss *session) greet() {
-	_, _ = ss.c.Write(ss.dataFrame(relay.GreetVersion))
+// proxy's messages. False means the write failed: gnet closed the client
+// inside it.
+func (ss *session) greet() bool {
 	ss.rfbNeed = relay.ClientReplyLen
+	_, err := ss.c.Write(ss.dataFrame(relay.GreetVersion))
+	return err == nil
 }
 
 // takeRFB collects the client's answers from the front of p, sends the next
@@ -162,12 +164,16 @@ func (ss *session) takeRFB(p []byte) ([]byte, gnet.Action) {
 			if relay.CheckClientVersion(ss.rfbReply[:end]) != nil {
 				return nil, ss.fail(EndRFBClient)
 			}
-			_, _ = ss.c.Write(ss.dataFrame(relay.GreetTypes))
+			if _, err := ss.c.Write(ss.dataFrame(relay.GreetTypes)); err != nil {
+				return nil, gnet.Close // closed inside the write
+			}
 		default:
 			if relay.CheckClientChoice(ss.rfbReply[relay.ClientVersionLen]) != nil {
 				return nil, ss.fail(EndRFBClient)
 			}
-			_, _ = ss.c.Write(ss.dataFrame(relay.GreetResult))
+			if _, err := ss.c.Write(ss.dataFrame(relay.GreetResult)); err != nil {
+				return nil, gnet.Close // closed inside the write
+			}
 			ss.host.Start()
 		}
 	}

@@ -11,6 +11,7 @@ import (
 type pendingFrame struct {
 	buf    *bytebufferpool.ByteBuffer
 	n      int  // host bytes it carries
+	wire   int  // the frame's bytes (header, base64 growth included)
 	pooled bool // from bytebufferpool (base64), not relay's read pool
 }
 

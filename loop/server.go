@@ -35,6 +35,9 @@ type Server struct {
 	admitted atomic.Int64 // sessions authorizing or relaying (--max-sessions)
 	web      atomic.Pointer[web.Site]
 	tlsWG    sync.WaitGroup // TLS hand-offs and bridges
+	// acceptLog rate-limits the accept-failure warning (a hot path while
+	// descriptors are short).
+	acceptLog logEvery
 
 	mu       sync.Mutex // guards sessions
 	sessions map[*session]struct{}
@@ -77,6 +80,13 @@ func (s *Server) Buffered() int64 {
 		}
 	}
 	return most
+}
+
+// outBound is the most a client's outbound buffer may hold before reading
+// its pings pauses: the relay's bound on host data plus controlHeld.
+func (s *Server) outBound() int {
+	rc := s.relay.Config()
+	return int(rc.HighWater) + rc.ReadSize + controlHeld
 }
 
 // Observe adds a series read from f at each scrape to the server's
@@ -196,6 +206,9 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		s.metrics.results[ResultShuttingDown].Inc()
 		return nil, gnet.Close
 	}
+	if s.cfg.WriteTimeout > 0 {
+		relay.SetUserTimeout(c.Fd(), s.cfg.WriteTimeout)
+	}
 	ss := newSession(s, c)
 	c.SetContext(ss)
 	s.mu.Lock()
@@ -213,6 +226,37 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	return ss.onTraffic()
 }
 
+// OnOutboundDrained runs when a client's outbound buffer, after holding
+// bytes its socket could not take at once, is empty again (gnet patch):
+// a session waiting to close closes, and reading paused for the client's
+// own backlog resumes.
+func (s *Server) OnOutboundDrained(c gnet.Conn) gnet.Action {
+	ss, _ := c.Context().(*session)
+	if ss == nil || phase(ss.phase.Load()) != phaseRelaying {
+		return gnet.None
+	}
+	ss.holdSince.Store(0)
+	if ss.drainClose.Load() {
+		return gnet.Close
+	}
+	if ss.outFull {
+		ss.outFull = false
+		return ss.updateRead()
+	}
+	return gnet.None
+}
+
+// OnAcceptError counts connections shed because the process ran out of
+// descriptors (gnet patch: the listener stays up and backs off).
+func (s *Server) OnAcceptError(err error, shed int) {
+	s.metrics.acceptErrors.Inc()
+	s.metrics.shed.Add(shed)
+	s.acceptLog.Do(func() {
+		s.cfg.Logger.Warn("accept failed: out of descriptors or memory; shedding waiting connections and backing off",
+			"err", err.Error(), "shed", shed)
+	})
+}
+
 // OnClose ends the session's accounting.
 func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	ss, _ := c.Context().(*session)
@@ -224,6 +268,19 @@ func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	delete(s.sessions, ss)
 	s.mu.Unlock()
 	return gnet.None
+}
+
+// logEvery runs a logging function at most once per minute.
+type logEvery struct{ last atomic.Int64 }
+
+func (l *logEvery) Do(f func()) {
+	now, last := time.Now().UnixNano(), l.last.Load()
+	if last != 0 && now-last < int64(time.Minute) {
+		return
+	}
+	if l.last.CompareAndSwap(last, now) {
+		f()
+	}
 }
 
 func sockaddrToAddrPort(sa unix.Sockaddr) netip.AddrPort {
@@ -259,4 +316,16 @@ func (g gnetLogger) Errorf(f string, a ...any) {
 }
 func (g gnetLogger) Fatalf(f string, a ...any) {
 	g.l.Error("gnet fatal", "msg", fmt.Sprintf(f, a...))
+}
+
+// HeldUp is the most client bytes any one session holds toward its compute
+// host (read from the client, not yet taken by the host's socket).
+func (s *Server) HeldUp() int64 {
+	var most int64
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		most = max(most, ss.heldUp.Load())
+	}
+	return most
 }

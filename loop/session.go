@@ -9,6 +9,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/bytebufferpool"
 
 	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
@@ -42,9 +43,13 @@ type session struct {
 	clientSeen atomic.Int64        // unix nanos of the last bytes from the client (ping timeout)
 	lastPing   atomic.Int64        // unix nanos of the last ping sent
 	up, down   atomic.Int64        // payload bytes each way
+	heldUp     atomic.Int64        // client bytes held for the host, as last seen on the loop
 	host       *relay.Conn         // set on the loop before the poller starts, then read-only
 	base64     bool                // the "base64" subprotocol; set before relaying, then read-only
 	expires    atomic.Int64        // unix seconds: --enforce-session-timeout; 0 = never
+	// holdSince is when the client was last seen taking bytes while the
+	// proxy held some for it (unix nanos); 0 while it holds none.
+	holdSince atomic.Int64
 
 	// Loop only.
 	accepted time.Time
@@ -65,10 +70,16 @@ type session struct {
 	rec          tokens.Record
 	release      func() // gives the token back to the reuse guard
 
-	parser  wsframe.Parser
-	iov     [][]byte
-	scratch []byte // base64 decoding
-	b64     wsframe.Base64Decoder
+	parser wsframe.Parser
+	b64    wsframe.Base64Decoder
+	// Why reading the client is paused (updateRead): the host holds bytes
+	// back, or the client's outbound buffer is over its bound.
+	hostFull, outFull bool
+	// inBatch is set while forward parses a batch it has not discarded: a
+	// client closed inside a write then (the security proxy's messages)
+	// must not have that batch parsed again by forwardRest.
+	inBatch     bool
+	flushedSeen uint64 // the client's Flushed() at the last sample (sampleOut)
 
 	// rfbNeed is how many bytes of the client's answers to the security
 	// proxy (its RFB version, its security type) are still to come,
@@ -98,10 +109,12 @@ func (ss *session) onTraffic() gnet.Action {
 	case phaseHandshake:
 		return ss.handshake()
 	case phaseAuthorizing:
-		if ss.c.InboundBuffered() > ss.srv.cfg.MaxClientBacklog {
+		// Bytes sent before the 101 wait in gnet's buffer; past one batch,
+		// reading pauses until the session relays (authorized wakes it).
+		if ss.c.InboundBuffered() >= maxPeek && ss.c.PauseRead() != nil {
 			return gnet.Close
 		}
-		return gnet.None // bytes sent before the 101 wait in gnet's buffer
+		return gnet.None
 	case phaseRelaying:
 		return ss.clientData()
 	}
@@ -160,20 +173,52 @@ func (ss *session) closeAfterFrame(c gnet.Conn, err error) error {
 	if err != nil || c.OutboundBuffered() == 0 {
 		return c.Close()
 	}
-	ss.drainClose.Store(true)
+	ss.drainClose.Store(true) // OnOutboundDrained closes, or --write-timeout
+	ss.sampleOut()
 	return nil
 }
 
 // fail ends the session from its own loop: close frame now, then close.
+// If the close frame's write fails, gnet has closed the connection inside
+// it (OnClose ran); nothing here touches the connection afterwards.
 func (ss *session) fail(reason End) gnet.Action {
+	if ss.host != nil {
+		ss.host.Close()
+	}
 	if ss.ended.CompareAndSwap(false, true) {
 		ss.endReason.Store(&reason)
 		_, _ = ss.c.Write(wsframe.CloseFrame(wsframeCode(reason)))
 	}
+	return gnet.Close
+}
+
+// stall ends a session whose client took no byte for --write-timeout while
+// the proxy held bytes for it: no close frame (it would not be read), the
+// connection closes at once. Loop.
+func (ss *session) stall() {
+	reason := EndClientStalled
+	if ss.ended.CompareAndSwap(false, true) {
+		ss.endReason.Store(&reason)
+	}
 	if ss.host != nil {
 		ss.host.Close()
 	}
-	return gnet.Close
+	_ = ss.c.Close()
+}
+
+// sampleOut notes whether the client takes what the proxy holds for it:
+// holdSince is cleared when nothing is held and moved on whenever the
+// socket took bytes since the last sample. Loop.
+func (ss *session) sampleOut() {
+	c := ss.c
+	if c.OutboundBuffered() == 0 {
+		ss.holdSince.Store(0)
+		return
+	}
+	if f := c.Flushed(); f != ss.flushedSeen || ss.holdSince.Load() == 0 {
+		ss.flushedSeen = f
+		ss.holdSince.Store(ss.srv.cfg.Now().UnixNano())
+	}
 }
 
 // onClose runs on the loop when the client connection is gone.
@@ -190,8 +235,10 @@ func (ss *session) onClose() {
 		ss.count(ResultClientGone)
 		ss.unadmit() // the worker's answer finds the session closed and cleans up
 	case phaseRelaying:
-		if !ss.ended.Load() {
+		if !ss.ended.Load() && ss.rfbNeed == 0 && !ss.inBatch {
 			ss.forwardRest() // the client left: what it sent still reaches the host
+		} else if !ss.ended.Load() {
+			ss.host.Close() // mid-batch or in the security handshake: nothing more is the host's
 		}
 		ss.finishRelaying()
 	}
@@ -199,27 +246,55 @@ func (ss *session) onClose() {
 }
 
 // forwardRest parses what the client sent before its connection ended and
-// writes the data to the host, which closes once it has taken it. Runs on
-// the loop, in OnClose (gnet's inbound buffer is still readable there).
+// writes the data to the host, which closes once it has taken it. It stops
+// at a close frame or a protocol error and writes nothing to the client.
+// Runs on the loop, in OnClose (gnet's inbound buffer is still readable
+// there). The parser is at a batch boundary: forward discards what it
+// parsed before anything can close the connection.
 func (ss *session) forwardRest() {
 	c := ss.c
 	for c.InboundBuffered() > 0 {
 		buf, _ := c.Peek(min(c.InboundBuffered(), maxPeek))
-		iov := ss.iov[:0]
-		for rest := buf; len(rest) > 0; {
-			ev, n, err := ss.parser.Next(rest)
-			rest = rest[n:]
-			if err != nil || ev.Kind == wsframe.Control {
-				break
-			}
-			if ev.Kind == wsframe.Data && len(ev.Payload) > 0 && !ss.base64 {
-				iov = append(iov, ev.Payload)
-			}
+		b := getUpBatch(buf)
+		done := ss.parseRest(b)
+		_, err := ss.host.Write(b.iov)
+		if err == nil {
+			ss.up.Add(int64(b.size))
+			ss.srv.metrics.up.Add(b.size)
 		}
-		ss.toHost(iov)
+		b.put()
 		_, _ = c.Discard(len(buf))
+		if done || err != nil {
+			break
+		}
 	}
 	ss.host.CloseWrite()
+}
+
+// parseRest collects the data payloads of b.buf; true means the stream
+// ended (a close frame or an error).
+func (ss *session) parseRest(b *upBatch) bool {
+	var scratch *bytebufferpool.ByteBuffer
+	if ss.base64 {
+		scratch = b.scratchBuffer()
+		defer func() { b.addOther(scratch.B) }()
+	}
+	for off := 0; off < len(b.buf); {
+		ev, n, err := ss.parser.Next(b.buf[off:])
+		off += n
+		switch {
+		case err != nil, ev.Kind == wsframe.Control && ev.OpCode == ws.OpClose:
+			return true
+		case ev.Kind != wsframe.Data:
+		case ss.base64:
+			if scratch.B, err = ss.decode(scratch.B, ev); err != nil {
+				return true
+			}
+		default:
+			b.add(ev.Payload, off)
+		}
+	}
+	return false
 }
 
 func (ss *session) finishRelaying() {

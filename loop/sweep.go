@@ -43,11 +43,10 @@ func (ss *session) check(now time.Time) {
 			_ = ss.c.Close()
 		}
 	case phaseRelaying:
-		if ss.drainClose.Load() {
-			ss.closeIfDrained()
-			return
-		}
 		nanos := now.UnixNano()
+		if ss.checkStall(nanos) || ss.drainClose.Load() {
+			return // closing: OnOutboundDrained or the write timeout ends it
+		}
 		switch {
 		case cfg.IdleTimeout > 0 && nanos-ss.lastData.Load() > int64(cfg.IdleTimeout):
 			ss.end(EndIdleTimeout)
@@ -62,12 +61,25 @@ func (ss *session) check(now time.Time) {
 	}
 }
 
-// closeIfDrained closes the client once gnet has sent everything queued.
-func (ss *session) closeIfDrained() {
+// checkStall applies --write-timeout to the client: a session that has
+// held bytes for it with no taker for half the timeout is sampled again on
+// its loop, and closed there if the whole timeout passed. It reports
+// whether the session is past the timeout. Sweeper goroutine.
+func (ss *session) checkStall(nanos int64) bool {
+	wt := int64(ss.srv.cfg.WriteTimeout)
+	since := ss.holdSince.Load()
+	if wt <= 0 || since == 0 || nanos-since <= wt/2 {
+		return false
+	}
 	_ = ss.c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		if phase(ss.phase.Load()) == phaseRelaying && ss.c.OutboundBuffered() == 0 {
-			return ss.c.Close()
+		if phase(ss.phase.Load()) != phaseRelaying {
+			return nil
+		}
+		ss.sampleOut()
+		if h := ss.holdSince.Load(); h != 0 && ss.srv.cfg.Now().UnixNano()-h > wt {
+			ss.stall()
 		}
 		return nil
 	}))
+	return nanos-since > wt
 }

@@ -110,25 +110,57 @@ func (s *Server) serveTLS(fd int, prefix []byte, el gnet.EventLoop, peer netip.A
 		outer.Close()
 		return
 	}
-	bridge(tc, outer)
+	bridge(tc, outer, s.cfg.WriteTimeout)
 }
 
 // bridge copies both ways between a TLS connection and the plaintext end
-// of a socket pair until either side ends, then closes both.
-func bridge(tc, outer net.Conn) {
+// of a socket pair until either side ends, then closes both. A write that
+// takes no byte for writeTimeout (> 0) ends it: the peer has stopped
+// reading.
+func bridge(tc, outer net.Conn, writeTimeout time.Duration) {
+	tc, outer = deadlined(tc, writeTimeout), deadlined(outer, writeTimeout)
 	var once sync.Once
 	closeBoth := func() { once.Do(func() { tc.Close(); outer.Close() }) }
 	done := make(chan struct{})
 	go func() {
 		copyBuffered(outer, tc) // TLS peer → plaintext end
-		if uc, ok := outer.(*net.UnixConn); ok {
-			_ = uc.CloseWrite()
+		if cw, ok := outer.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
 		}
 		close(done)
 	}()
 	copyBuffered(tc, outer) // plaintext end → TLS peer
 	closeBoth()
 	<-done
+}
+
+// writeDeadlineConn sets a fresh write deadline before each write, so a
+// peer that takes nothing for the timeout fails the write.
+type writeDeadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (w writeDeadlineConn) Write(p []byte) (int, error) {
+	if err := w.Conn.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+		return 0, err
+	}
+	return w.Conn.Write(p)
+}
+
+// CloseWrite half-closes the underlying connection when it can.
+func (w writeDeadlineConn) CloseWrite() error {
+	if cw, ok := w.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func deadlined(c net.Conn, timeout time.Duration) net.Conn {
+	if timeout <= 0 {
+		return c
+	}
+	return writeDeadlineConn{Conn: c, timeout: timeout}
 }
 
 // copyBuffered copies until src ends or dst fails. Idle, it waits in a read

@@ -51,6 +51,9 @@ type Conn struct {
 	mu     sync.Mutex
 	closed bool
 	wbuf   *bytebufferpool.ByteBuffer // bytes the host has not taken yet
+	// heldSince is when the host last took bytes while wbuf held some
+	// (or when wbuf filled); the write timeout runs from it.
+	heldSince time.Time
 
 	// Poller goroutine only.
 	sampleEvery time.Duration // current interval between samples while paused
@@ -96,9 +99,18 @@ func (c *Conn) Write(iov [][]byte) (pending int, err error) {
 		n = 0
 	}
 	if rest > 0 {
+		c.heldSince = time.Now()
 		c.p.command(cmd{c: c, op: opWantWrite})
 	}
 	return rest, nil
+}
+
+// stalled reports whether the host has taken no byte for d while bytes
+// were held for it. Poller goroutine.
+func (c *Conn) stalled(now time.Time, d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wbuf != nil && len(c.wbuf.B) > 0 && now.Sub(c.heldSince) > d
 }
 
 // Pending returns the bytes held back for the host.
@@ -111,8 +123,15 @@ func (c *Conn) Pending() int {
 	return len(c.wbuf.B)
 }
 
-// Ack reports that n bytes handed over by HostData were taken by the client
-// side, and samples the client's outbound buffer. Any goroutine.
+// Charge adds n bytes to what the session holds for its client beyond the
+// host bytes HostData handed over (frame headers, base64's growth), so the
+// bound counts what is really held; Ack gives them back with the rest.
+// Poller goroutine, inside HostData.
+func (c *Conn) Charge(n int) { c.inflight.Add(int64(n)) }
+
+// Ack reports that n bytes handed over by HostData (plus what Charge added)
+// were taken by the client side, and samples the client's outbound buffer.
+// Any goroutine.
 func (c *Conn) Ack(n int, outbound int) {
 	c.inflight.Add(-int64(n))
 	c.SetOutbound(outbound)
@@ -183,6 +202,9 @@ func (c *Conn) flush() (done bool, err error) {
 	n, err := write(c.fd, c.wbuf.B)
 	if err != nil {
 		return false, err
+	}
+	if n > 0 {
+		c.heldSince = time.Now()
 	}
 	c.wbuf.B = c.wbuf.B[:copy(c.wbuf.B, c.wbuf.B[n:])]
 	if len(c.wbuf.B) > 0 {

@@ -63,6 +63,7 @@ type Poller struct {
 	slow     map[*Conn]struct{}  // paused connections
 	flushing map[*Conn]time.Time // closed with CloseWrite: the deadline for their held-back bytes
 	shakes   map[int]*handshake  // CONNECT exchanges in progress
+	writers  map[*Conn]struct{}  // holding bytes the host has not taken (write timeout)
 }
 
 func newPoller(cfg Config) (*Poller, error) {
@@ -82,7 +83,8 @@ func newPoller(cfg Config) (*Poller, error) {
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
 	p := &Poller{cfg: cfg, epfd: epfd, evfd: evfd, done: make(chan struct{}),
-		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}, flushing: map[*Conn]time.Time{}, shakes: map[int]*handshake{}}
+		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}, flushing: map[*Conn]time.Time{}, shakes: map[int]*handshake{},
+		writers: map[*Conn]struct{}{}}
 	go p.run()
 	return p, nil
 }
@@ -125,7 +127,7 @@ func (p *Poller) run() {
 		if len(p.slow) > 0 || len(p.flushing) > 0 {
 			timeout = msUntil(next)
 		}
-		if len(p.shakes) > 0 {
+		if p.ticking() {
 			timeout = untilShakeTick(timeout, nextShake)
 		}
 		n, err := unix.EpollWait(p.epfd, events, timeout)
@@ -152,8 +154,9 @@ func (p *Poller) run() {
 			p.expireFlushing()
 			next = time.Now().Add(resampleEvery)
 		}
-		if len(p.shakes) > 0 && !time.Now().Before(nextShake) {
+		if p.ticking() && !time.Now().Before(nextShake) {
 			p.expireHandshakes()
+			p.expireWriters()
 			nextShake = time.Now().Add(handshakeTick)
 		}
 	}
@@ -191,6 +194,7 @@ func (p *Poller) apply(c cmd) {
 	case opWantWrite:
 		if p.conns[c.c.fd] == c.c {
 			c.c.wantOut = true
+			p.writers[c.c] = struct{}{}
 			p.update(c.c)
 		}
 	case opClose:
@@ -267,6 +271,7 @@ func (p *Poller) flush(c *Conn) bool {
 	}
 	if done {
 		c.wantOut = false
+		delete(p.writers, c)
 		p.update(c)
 		if !c.gone.Load() {
 			c.sink.HostWritable()
@@ -355,6 +360,7 @@ func (p *Poller) finish(c *Conn, err error) {
 	delete(p.conns, c.fd)
 	delete(p.slow, c)
 	delete(p.flushing, c)
+	delete(p.writers, c)
 	c.closeFD()
 	if !c.gone.Swap(true) {
 		c.sink.HostClosed(err)
@@ -389,6 +395,27 @@ func (p *Poller) closeWrite(c *Conn) {
 	delete(p.slow, c)
 	p.flushing[c] = time.Now().Add(flushTimeout)
 	p.update(c)
+}
+
+// ticking reports whether the poller has deadlines to check every
+// handshakeTick: CONNECT exchanges, or hosts holding bytes under a write
+// timeout.
+func (p *Poller) ticking() bool {
+	return len(p.shakes) > 0 || (len(p.writers) > 0 && p.cfg.WriteTimeout > 0)
+}
+
+// expireWriters closes host sockets that took no byte for the write
+// timeout while bytes were held for them.
+func (p *Poller) expireWriters() {
+	if p.cfg.WriteTimeout <= 0 {
+		return
+	}
+	now := time.Now()
+	for c := range p.writers {
+		if c.stalled(now, p.cfg.WriteTimeout) {
+			p.finish(c, ErrWriteTimeout)
+		}
+	}
 }
 
 // expireFlushing closes sockets whose host has not taken their last bytes

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"runtime"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Config sets the relay's pollers and its backpressure bounds.
@@ -19,7 +22,15 @@ type Config struct {
 	HighWater int64
 	// LowWater is where reading resumes; 0 means HighWater/4.
 	LowWater int64
+	// WriteTimeout closes a host socket that takes no byte for this long
+	// while bytes are held for it (the sink hears ErrWriteTimeout); it is
+	// also the socket's TCP_USER_TIMEOUT. 0 turns both off.
+	WriteTimeout time.Duration
 }
+
+// ErrWriteTimeout is how Sink.HostClosed reports a host that took no byte
+// for Config.WriteTimeout while bytes were held for it.
+var ErrWriteTimeout = errors.New("compute host took no byte within the write timeout")
 
 // DefaultHighWater bounds host→client buffering per session. 256 KiB keeps a
 // full-screen VNC update flowing on a fast link (the DESIGN measurement
@@ -81,7 +92,18 @@ var ErrClosed = errors.New("relay closed")
 // sink will look for it first.
 func (r *Relay) Attach(fd int, sink Sink) *Conn {
 	p := r.pollers[int(r.next.Add(1))%len(r.pollers)]
+	SetUserTimeout(fd, r.cfg.WriteTimeout)
 	return &Conn{fd: fd, p: p, sink: sink}
+}
+
+// SetUserTimeout sets a TCP socket's TCP_USER_TIMEOUT: unacknowledged data
+// older than d makes the kernel drop the connection (a dead peer is found
+// even when nothing reads it). d <= 0, or a socket that is not TCP (a TLS
+// bridge's Unix socket), is left alone.
+func SetUserTimeout(fd int, d time.Duration) {
+	if d > 0 {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d.Milliseconds()))
+	}
 }
 
 // Close stops every poller; their sockets are closed and sinks told.

@@ -38,6 +38,9 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 	if err != nil {
 		return nil, err
 	}
+	if explicit["max-client-backlog"] {
+		log.Warn("--max-client-backlog is deprecated and ignored: a client faster than its compute host is pushed back through TCP")
+	}
 	a := &app{log: log, security: cfg.Security}
 	if cfg.TLS, a.cert, err = tlsConfig(o, explicit); err != nil {
 		return nil, err
@@ -86,7 +89,7 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 		Listen: o.listen, ConsoleType: o.consoleType, Logger: log,
 		HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		EnforceSessionTimeout: o.enforceSessionTimeout, MaxSessions: o.maxSessions,
-		Workers: o.workers, Queue: o.queue, MaxClientBacklog: o.maxClientBacklog,
+		Workers: o.workers, Queue: o.queue, WriteTimeout: offIfZero(o.writeTimeout),
 		MaxFrameSize: o.maxMessage, MaxMessageSize: o.maxMessage, DrainTimeout: o.drainTimeout,
 		Dial:  relay.DialConfig{Timeout: o.connectTimeout},
 		Relay: relay.Config{HighWater: o.maxBuffered},
@@ -285,4 +288,13 @@ func securityProxy(o *options) (*relay.SecurityProxy, error) {
 		return nil, errors.New("--vencrypt-* files are set but --vnc-auth-schemes does not name vencrypt")
 	}
 	return sp, nil
+}
+
+// offIfZero maps a flag's "0 disables" onto a loop.Config duration, where
+// 0 takes the default and a negative value turns the timer off.
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

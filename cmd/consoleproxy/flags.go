@@ -18,7 +18,7 @@ type options struct {
 	computeProxyAuth                                  string
 	novaConfig                                        multi
 	connectTimeout, handshakeTimeout, idleTimeout     time.Duration
-	pingInterval, drainTimeout                        time.Duration
+	pingInterval, drainTimeout, writeTimeout          time.Duration
 	enforceSessionTimeout                             bool
 	tokenReuse, logFormat, adminListen                string
 	reuseStore                                        string
@@ -76,7 +76,8 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 	fs.DurationVar(&o.pingInterval, "ping-interval", 30*time.Second, "ping each client this often; one silent for two intervals is closed; 0 disables")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to wait for sessions to close")
 	fs.Int64Var(&o.maxBuffered, "max-buffered-bytes", 256<<10, "host→client bytes buffered per session before the host is paused (TCP flow control)")
-	fs.IntVar(&o.maxClientBacklog, "max-client-backlog", 1<<20, "client→host bytes held back per session while the host is slow; past it the session ends with 1008")
+	fs.IntVar(&o.maxClientBacklog, "max-client-backlog", 0, "deprecated, ignored: a client faster than its host is now pushed back through TCP, never cut")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "close a client or compute host that takes no byte for this long while the proxy holds bytes for it (also TCP_USER_TIMEOUT); 0 disables")
 	fs.Int64Var(&o.maxMessage, "max-message-bytes", 1<<20, "largest client WebSocket frame and message (1009 past it)")
 	fs.IntVar(&o.workers, "workers", 64, "goroutines for token lookups and dials")
 	fs.IntVar(&o.queue, "worker-queue", 1024, "handshakes waiting for a worker; past it new clients get 503")

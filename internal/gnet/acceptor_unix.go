@@ -40,9 +40,13 @@ func (el *eventloop) accept0(fd int, _ netpoll.IOEvent, _ netpoll.IOFlags) error
 			// It's a silly error, let's retry it.
 			continue
 		default:
+			if el.acceptFailed(fd, err) { // consoleproxy patch: shed and back off
+				return nil
+			}
 			el.getLogger().Errorf("Accept() failed due to error: %v", err)
 			return errors.ErrAcceptSocket
 		}
+		el.acceptOK()
 
 		remoteAddr := socket.SockaddrToTCPOrUnixAddr(sa)
 		network := el.listeners[fd].network
@@ -89,9 +93,13 @@ func (el *eventloop) accept(fd int, ev netpoll.IOEvent, flags netpoll.IOFlags) e
 		// It's a silly error, let's retry it.
 		return nil
 	default:
+		if el.acceptFailed(fd, err) { // consoleproxy patch: shed and back off
+			return nil
+		}
 		el.getLogger().Errorf("Accept() failed due to error: %v", err)
 		return errors.ErrAcceptSocket
 	}
+	el.acceptOK()
 
 	remoteAddr := socket.SockaddrToTCPOrUnixAddr(sa)
 	if opts := el.engine.opts; opts.TCPKeepAlive > 0 && el.listeners[fd].network == "tcp" &&

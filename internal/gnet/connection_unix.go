@@ -52,6 +52,8 @@ type conn struct {
 	isDatagram     bool                   // UDP protocol
 	opened         bool                   // connection opened event fired
 	isEOF          bool                   // whether the connection has reached EOF
+	readPaused     bool                   // PauseRead: no EPOLLIN interest (consoleproxy patch)
+	flushed        uint64                 // outbound bytes the socket took (consoleproxy patch)
 }
 
 func newStreamConn(proto string, fd int, el *eventloop, sa unix.Sockaddr, localAddr, remoteAddr net.Addr) (c *conn) {
@@ -162,7 +164,7 @@ loop:
 		if err == unix.EAGAIN {
 			_, err = c.outboundBuffer.Write(data)
 			if !isET {
-				err = c.loop.poller.ModReadWrite(&c.pollAttachment, isET)
+				err = c.setInterest(true)
 			}
 			return
 		}
@@ -175,7 +177,7 @@ loop:
 	// Failed to send all data back to the remote, buffer the leftover data for the next round.
 	if len(data) > 0 {
 		_, _ = c.outboundBuffer.Write(data)
-		err = c.loop.poller.ModReadWrite(&c.pollAttachment, isET)
+		err = c.setInterest(true)
 	}
 
 	return
@@ -212,7 +214,7 @@ loop:
 		if err == unix.EAGAIN {
 			_, err = c.outboundBuffer.Writev(bs)
 			if !isET {
-				err = c.loop.poller.ModReadWrite(&c.pollAttachment, isET)
+				err = c.setInterest(true)
 			}
 			return
 		}
@@ -238,7 +240,7 @@ loop:
 	// Failed to send all data back to the remote, buffer the leftover data for the next round.
 	if remaining > 0 {
 		_, _ = c.outboundBuffer.Writev(bs)
-		err = c.loop.poller.ModReadWrite(&c.pollAttachment, isET)
+		err = c.setInterest(true)
 	}
 
 	return
@@ -467,7 +469,47 @@ func (c *conn) RemoteAddr() net.Addr { return c.remoteAddr }
 
 // func (c *conn) Gfd() gfd.GFD             { return c.gfd }
 
-func (c *conn) Fd() int                        { return c.fd }
+func (c *conn) Fd() int          { return c.fd }
+func (c *conn) ReadPaused() bool { return c.readPaused }
+func (c *conn) Flushed() uint64  { return c.flushed }
+
+// PauseRead drops EPOLLIN (and EPOLLRDHUP) from the connection's interest;
+// EPOLLOUT stays while the outbound buffer holds bytes. (consoleproxy patch)
+func (c *conn) PauseRead() error {
+	if c.loop.engine.opts.EdgeTriggeredIO {
+		return errorx.ErrUnsupportedOp
+	}
+	if c.readPaused || !c.opened {
+		return nil
+	}
+	c.readPaused = true
+	return c.setInterest(!c.outboundBuffer.IsEmpty())
+}
+
+// ResumeRead restores EPOLLIN; level-triggered epoll then reports bytes
+// that arrived meanwhile. (consoleproxy patch)
+func (c *conn) ResumeRead() error {
+	if !c.readPaused || !c.opened {
+		return nil
+	}
+	c.readPaused = false
+	return c.setInterest(!c.outboundBuffer.IsEmpty())
+}
+
+// setInterest sets the connection's epoll interest (level-triggered):
+// reading unless paused, writing when asked. (consoleproxy patch)
+func (c *conn) setInterest(write bool) error {
+	p, pa := c.loop.poller, &c.pollAttachment
+	switch {
+	case c.readPaused && write:
+		return p.ModWrite(pa, false)
+	case c.readPaused:
+		return p.ModNone(pa)
+	case write:
+		return p.ModReadWrite(pa, false)
+	}
+	return p.ModRead(pa, false)
+}
 func (c *conn) Dup() (fd int, err error)       { return socket.Dup(c.fd) }
 func (c *conn) SetReadBuffer(bytes int) error  { return socket.SetRecvBuffer(c.fd, bytes) }
 func (c *conn) SetWriteBuffer(bytes int) error { return socket.SetSendBuffer(c.fd, bytes) }

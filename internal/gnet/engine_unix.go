@@ -103,6 +103,7 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 		el.engine = eng
 		el.poller = p
 		el.buffer = make([]byte, eng.opts.ReadBufferCap)
+		el.spare = openSpare() // consoleproxy patch
 		el.connections.init()
 		el.eventHandler = eng.eventHandler
 		for _, ln := range lns {
@@ -145,6 +146,7 @@ func (eng *engine) activateReactors(ctx context.Context, numEventLoop int) error
 		el.engine = eng
 		el.poller = p
 		el.buffer = make([]byte, eng.opts.ReadBufferCap)
+		el.spare = openSpare() // consoleproxy patch
 		el.connections.init()
 		el.eventHandler = eng.eventHandler
 		eng.eventLoops.register(el)
@@ -166,6 +168,7 @@ func (eng *engine) activateReactors(ctx context.Context, numEventLoop int) error
 	el.engine = eng
 	el.poller = p
 	el.eventHandler = eng.eventHandler
+	el.spare = openSpare() // consoleproxy patch
 	for _, ln := range eng.listeners {
 		if err = el.poller.AddRead(ln.packPollAttachment(el.accept0), true); err != nil {
 			return err

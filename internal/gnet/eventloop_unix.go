@@ -47,6 +47,11 @@ type eventloop struct {
 	buffer       []byte            // read packet buffer whose capacity is set by user, default value is 64KB
 	connections  connMatrix        // loop connections storage
 	eventHandler EventHandler      // user eventHandler
+
+	// consoleproxy patch: accept(2) out of descriptors (acceptor_shed_unix.go).
+	spare         int           // a descriptor held in reserve to shed connections
+	acceptBackoff time.Duration // the next pause of a listener after a shortage
+	acceptPaused  map[int]bool  // listeners unwatched for a backoff
 }
 
 func (el *eventloop) Register(ctx context.Context, addr net.Addr) (<-chan RegisteredResult, error) {
@@ -252,7 +257,7 @@ func (el *eventloop) read0(a any) error {
 }
 
 func (el *eventloop) read(c *conn) error {
-	if !c.opened {
+	if !c.opened || c.readPaused {
 		return nil
 	}
 
@@ -284,6 +289,9 @@ loop:
 	_, _ = c.inboundBuffer.Write(c.buffer)
 	c.buffer = c.buffer[:0]
 
+	if c.readPaused { // consoleproxy patch: OnTraffic paused reading
+		return nil
+	}
 	if c.isEOF || (isET && recv < chunk) {
 		goto loop
 	}
@@ -337,6 +345,7 @@ loop:
 		return el.close(c, os.NewSyscallError("write", err))
 	}
 	sent += n
+	c.flushed += uint64(n)
 
 	if isET && !c.outboundBuffer.IsEmpty() && sent < chunk {
 		goto loop
@@ -345,7 +354,10 @@ loop:
 	// All data have been sent, it's no need to monitor the writable events for LT mode,
 	// remove the writable event from poller to help the future event-loops if necessary.
 	if !isET && c.outboundBuffer.IsEmpty() {
-		return el.poller.ModRead(&c.pollAttachment, false)
+		if err := c.setInterest(false); err != nil {
+			return err
+		}
+		return el.drained(c) // consoleproxy patch
 	}
 
 	// To prevent infinite writing in ET mode and starving other events,
@@ -400,6 +412,16 @@ func (el *eventloop) close(c *conn, err error) error {
 	}
 
 	return el.handleAction(c, action)
+}
+
+// drained tells an OutboundDrainer that c's outbound buffer is empty
+// again. (consoleproxy patch)
+func (el *eventloop) drained(c *conn) error {
+	d, ok := el.eventHandler.(OutboundDrainer)
+	if !ok {
+		return nil
+	}
+	return el.handleAction(c, d.OnOutboundDrained(c))
 }
 
 func (el *eventloop) wake(c *conn) error {

@@ -465,6 +465,43 @@ type Conn interface {
 
 	// SetWriteDeadline implements net.Conn.
 	SetWriteDeadline(time.Time) error
+
+	// PauseRead stops reading the connection's socket: no OnTraffic for new
+	// bytes until ResumeRead, so the peer is pushed back by TCP flow control.
+	// Bytes already buffered stay readable (Peek, Next, Wake). Errors and
+	// hang-ups are still seen. It's not concurrency-safe: call it on the
+	// connection's event loop. (consoleproxy patch; level-triggered only.)
+	PauseRead() error
+
+	// ResumeRead undoes PauseRead. It's not concurrency-safe.
+	// (consoleproxy patch)
+	ResumeRead() error
+
+	// ReadPaused reports whether reading is paused. It's not
+	// concurrency-safe. (consoleproxy patch)
+	ReadPaused() bool
+
+	// Flushed is how many bytes of the outbound buffer the socket has taken
+	// so far: it stops moving while a peer takes nothing. It's not
+	// concurrency-safe. (consoleproxy patch)
+	Flushed() uint64
+}
+
+// OutboundDrainer is an optional extension of EventHandler (consoleproxy
+// patch): OnOutboundDrained runs on the event loop when a connection's
+// outbound buffer, after holding bytes the socket could not take at once,
+// has been written out completely.
+type OutboundDrainer interface {
+	OnOutboundDrained(c Conn) Action
+}
+
+// AcceptErrorHandler is an optional extension of EventHandler (consoleproxy
+// patch): OnAcceptError runs on the accepting event loop when accept(2)
+// fails for lack of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+// ENOMEM). The listener is not stopped: the connections waiting in its
+// backlog are closed (shed of them), and accepting backs off for a while.
+type AcceptErrorHandler interface {
+	OnAcceptError(err error, shed int)
 }
 
 type (

@@ -92,7 +92,7 @@ func TestClientBytesDeliveredOnClose(t *testing.T) {
 		c.Close()
 	}
 	b := startBackend(t, sink)
-	p := startProxy(t, func(cfg *loop.Config) { cfg.MaxClientBacklog = 64 << 20 })
+	p := startProxy(t, nil)
 	chunk := make([]byte, 32<<10)
 	const total = 32 << 20
 	for _, withClose := range []bool{false, true} {

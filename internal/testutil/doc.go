@@ -1,0 +1,2 @@
+// Package testutil holds the helpers tests share, one copy of each.
+package testutil
