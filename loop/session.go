@@ -65,6 +65,9 @@ type session struct {
 	rec          tokens.Record
 	release      func() // gives the token back to the reuse guard
 
+	// lim is what the session holds of the limits (limits.go).
+	lim sessionLimits
+
 	parser  wsframe.Parser
 	iov     [][]byte
 	scratch []byte // base64 decoding
@@ -130,6 +133,7 @@ func (ss *session) admit() bool {
 }
 
 func (ss *session) unadmit() {
+	ss.leaveIP()
 	if ss.admitted {
 		ss.admitted = false
 		ss.srv.admitted.Add(-1)
