@@ -71,13 +71,21 @@ func freePort(t testing.TB) string {
 // flags are appended.
 func startBinary(t testing.TB, lines []string, extra ...string) *proc {
 	t.Helper()
+	return startBinaryWith(t, nil, lines, extra...)
+}
+
+// startBinaryWith is startBinary with the command run through prefix (a
+// wrapper such as sh -c 'ulimit …; exec "$@"' sh).
+func startBinaryWith(t testing.TB, prefix, lines []string, extra ...string) *proc {
+	t.Helper()
 	dir := t.TempDir()
 	p := &proc{addr: freePort(t), metrics: freePort(t), stderr: &syncBuffer{}, tokens: filepath.Join(dir, "tokens.jsonl"), done: make(chan error, 1)}
 	if err := os.WriteFile(p.tokens, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	args := append([]string{"--listen", p.addr, "--metrics-listen", p.metrics, "--token-store", "file:" + p.tokens, "--log-format", "json"}, extra...)
-	p.cmd = exec.Command(consoleproxyBinary(t), args...)
+	argv := append(append(prefix[:len(prefix):len(prefix)], consoleproxyBinary(t)), args...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Dir = dir
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
