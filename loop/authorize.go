@@ -42,12 +42,14 @@ func (r *authResult) cleanup() {
 	}
 }
 
-// authorize runs on a worker: token lookup, policy, the start of the dial.
+// authorize runs on a worker: token lookup, policy, the start of the dial;
+// a refused token keeps its attempt counted against --auth-failures-per-ip.
 // The connect (for a host with one address) and any CONNECT exchange then
 // run on a relay poller, and the result goes back to the session's loop;
 // the worker never waits for the compute host's answers.
-func (ss *session) authorize(h tokens.Hash, originScheme string) {
+func (ss *session) authorize(h tokens.Hash, originScheme string, attempt authTicket) {
 	res := ss.srv.lookupAndDial(h, originScheme)
+	ss.srv.limits.authSettle(attempt, res.result) // here: a client that left meanwhile still counts
 	if res.result != ResultOK || (res.connect == nil && !res.pending) {
 		ss.connected(res)
 		return

@@ -32,7 +32,10 @@ type Config struct {
 	IdleTimeout           time.Duration // no data either way for this long ends a session; 0 = off
 	PingInterval          time.Duration // a ping to each client this often; 0 = default 30s; <0 = off
 	EnforceSessionTimeout bool          // end a session when its token expires
-	MaxSessions           int           // 0 = no cap
+	MaxSessions           int           // 0 = no cap (cmd/consoleproxy defaults it to SessionsForFDs)
+	MaxPending            int           // connections in the upgrade or TLS handshake; 0 = DefaultMaxPending; <0 = no cap
+	MaxSessionsPerIP      int           // sessions authorizing or relaying per client address; 0 = off
+	AuthFailuresPerIP     int           // refused tokens per client address per minute, then 429; 0 = off
 	Workers               int           // blocking-work goroutines; default 64
 	Queue                 int           // handshakes waiting for a worker; default 1024
 	MaxFrameSize          int64         // client frame payload cap; default wsframe.DefaultMaxFrameSize
@@ -54,6 +57,7 @@ const (
 	DefaultPingInterval     = 30 * time.Second
 	DefaultWorkers          = 64
 	DefaultQueue            = 1024
+	DefaultMaxPending       = 1024
 	DefaultDrainTimeout     = 10 * time.Second
 	DefaultWriteTimeout     = 30 * time.Second
 	// controlHeld bounds the pongs and close frames queued for a client
@@ -83,6 +87,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Queue <= 0 {
 		c.Queue = DefaultQueue
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = DefaultMaxPending
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout

@@ -13,8 +13,9 @@ import (
 
 // handshake parses the upgrade request in place as bytes arrive and applies
 // everything that needs no blocking: request rules, forwarding headers,
-// Origin, the token's presence, --max-sessions. Then the blocking part goes
-// to the worker pool. Runs on the loop.
+// Origin, the address's refused tokens, the token's presence, the
+// per-address and total session caps. Then the blocking part goes to the
+// worker pool. Runs on the loop.
 func (ss *session) handshake() gnet.Action {
 	c := ss.c
 	buf, _ := c.Peek(-1)
@@ -30,6 +31,7 @@ func (ss *session) handshake() gnet.Action {
 	if errors.Is(err, wsframe.ErrIncomplete) {
 		return gnet.None
 	}
+	ss.leavePending() // the request is read: authorizing next, or refused and closing
 	if err != nil {
 		var he *wsframe.HTTPError
 		if errors.As(err, &he) && he.Status == 431 {
@@ -46,11 +48,15 @@ func (ss *session) handshake() gnet.Action {
 	if res != ResultOK {
 		return ss.refuse(res, why)
 	}
+	s := ss.srv
+	if !ss.authAttempt() { // before any lookup
+		return ss.refuse(ResultAuthRateLimited, "too many refused tokens from this address")
+	}
 	token, ok := ss.token()
 	if !ok {
 		return ss.refuse(ResultAuthFailed, "no token")
 	}
-	if ss.srv.draining.Load() {
+	if s.draining.Load() {
 		return ss.refuse(ResultShuttingDown, "draining")
 	}
 	h := tokens.HashToken(token)
@@ -60,14 +66,19 @@ func (ss *session) handshake() gnet.Action {
 	ss.base64 = string(ss.proto) == "base64"
 	_, _ = c.Discard(n)
 	ss.req = nil
+	if !ss.enterIP() {
+		return ss.refuse(ResultPerIPLimit, "max sessions per address reached")
+	}
 	if !ss.admit() {
+		ss.unadmit() // the per-address count
 		return ss.refuse(ResultOverCapacity, "max sessions reached")
 	}
 	ss.phase.Store(int32(phaseAuthorizing))
-	scheme := ss.originScheme
-	if !ss.srv.pool.submit(func() { ss.authorize(h, scheme) }) {
+	scheme, attempt := ss.originScheme, ss.handAuth() // the worker settles the attempt
+	if !s.pool.submit(func() { ss.authorize(h, scheme, attempt) }) {
 		ss.phase.Store(int32(phaseHandshake))
 		ss.unadmit()
+		s.limits.authSettle(attempt, ResultOverloaded)
 		return ss.refuse(ResultOverloaded, "worker queue full")
 	}
 	return gnet.None
@@ -146,6 +157,7 @@ func values(req *wsframe.Request, name string) [][]byte {
 func (ss *session) refuse(r Result, why string) gnet.Action {
 	// Counted and logged before the answer, so whoever reads it finds both.
 	ss.count(r)
+	ss.settleAuth(r)
 	ss.srv.cfg.Logger.Info("session refused", "peer", ss.client.String(), "instance", ss.rec.InstanceUUID,
 		"result", string(r), "reason", why)
 	_, _ = ss.c.Write(wsframe.AppendError(nil, r.status()))

@@ -37,6 +37,9 @@ const (
 	ResultShuttingDown       Result = "shutting_down"       // 503 or closed: the proxy is draining
 	ResultTLSFailed          Result = "tls_failed"          // closed: the TLS handshake failed (version, ciphers, client certificate)
 	ResultPlainRefused       Result = "plain_refused"       // 400 or closed: a plaintext client under --ssl-only
+	ResultPendingLimit       Result = "pending_limit"       // closed at accept: --max-pending connections are in the upgrade or TLS handshake
+	ResultPerIPLimit         Result = "per_ip_limit"        // 429: --max-sessions-per-ip for the client's address
+	ResultAuthRateLimited    Result = "auth_rate_limited"   // 429: --auth-failures-per-ip refused tokens from the address this minute
 )
 
 // allResults are pre-registered so every series exists from the start.
@@ -47,7 +50,7 @@ var allResults = []Result{
 	ResultBadAccessPath, ResultConnectRefused, ResultConnectMalformed, ResultConnectTooLarge, ResultConnectClosed,
 	ResultConnectTimeout, ResultConnectFailed, ResultRFBFailed, ResultVeNCryptFailed,
 	ResultHandshakeTimeout, ResultClientGone, ResultShuttingDown, ResultStatic, ResultMethodNotAllowed,
-	ResultTLSFailed, ResultPlainRefused,
+	ResultTLSFailed, ResultPlainRefused, ResultPendingLimit, ResultPerIPLimit, ResultAuthRateLimited,
 }
 
 // status is the HTTP status sent for a refusal.
@@ -59,6 +62,8 @@ func (r Result) status() int {
 		return 426
 	case ResultHeadersTooLarge:
 		return 431
+	case ResultPerIPLimit, ResultAuthRateLimited:
+		return 429
 	case ResultNotWebSocket:
 		return 404
 	case ResultMethodNotAllowed:

@@ -33,6 +33,7 @@ type Server struct {
 	stopped  chan error
 	draining atomic.Bool
 	admitted atomic.Int64 // sessions authorizing or relaying (--max-sessions)
+	limits   *limits      // --max-pending, --max-sessions-per-ip, --auth-failures-per-ip
 	web      atomic.Pointer[web.Site]
 	tlsWG    sync.WaitGroup // TLS hand-offs and bridges
 	// acceptLog rate-limits the accept-failure warning (a hot path while
@@ -62,6 +63,7 @@ func New(cfg Config) (*Server, error) {
 		booted: make(chan struct{}), stopped: make(chan error, 1),
 		sessions: map[*session]struct{}{}, sweeper: make(chan struct{}),
 	}
+	s.limits = newLimits(cfg, s.metrics.set)
 	s.metrics.set.NewGauge("consoleproxy_worker_queue_length", func() float64 { return float64(s.QueueLen()) })
 	s.metrics.set.NewGauge("consoleproxy_host_handshakes_pending", func() float64 { return float64(s.relay.Handshaking()) })
 	return s, nil
@@ -124,6 +126,10 @@ func (s *Server) Addr() netip.AddrPort { return s.addr }
 
 // Ready reports whether the server takes new sessions (false while draining).
 func (s *Server) Ready() bool { return !s.draining.Load() }
+
+// Pending is the number of connections in the upgrade or the TLS handshake
+// (--max-pending).
+func (s *Server) Pending() int64 { return s.limits.pending.Load() }
 
 // Active is the number of sessions relaying.
 func (s *Server) Active() int64 { return s.metrics.active.Load() }
@@ -200,16 +206,25 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	return gnet.None
 }
 
-// OnOpen starts a session in the handshaking state.
+// OnOpen starts a session in the handshaking state, holding a --max-pending
+// slot: its own, or for the plaintext end of a TLS bridge the slot its TLS
+// handshake held. Past --max-pending the connection is closed at once.
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if s.draining.Load() {
 		s.metrics.results[ResultShuttingDown].Inc()
+		return nil, gnet.Close // a TLS bridge's slot stays with serveTLS, which gives it back
+	}
+	e, bridged := c.Context().(*enrolled)
+	if !bridged && !s.limits.enterPending() {
+		s.metrics.results[ResultPendingLimit].Inc()
+		s.limits.refusedAtAccept(s.cfg.Logger, s.cfg.Now())
 		return nil, gnet.Close
 	}
 	if s.cfg.WriteTimeout > 0 {
 		relay.SetUserTimeout(c.Fd(), s.cfg.WriteTimeout)
 	}
 	ss := newSession(s, c)
+	ss.lim.pending = !bridged || e.takeSlot()
 	c.SetContext(ss)
 	s.mu.Lock()
 	s.sessions[ss] = struct{}{}
@@ -264,6 +279,7 @@ func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	ss.onClose()
+	ss.leavePending()
 	s.mu.Lock()
 	delete(s.sessions, ss)
 	s.mu.Unlock()

@@ -70,6 +70,9 @@ type session struct {
 	rec          tokens.Record
 	release      func() // gives the token back to the reuse guard
 
+	// lim is what the session holds of the limits (limits.go).
+	lim sessionLimits
+
 	parser wsframe.Parser
 	b64    wsframe.Base64Decoder
 	// Why reading the client is paused (updateRead): the host holds bytes
@@ -143,6 +146,7 @@ func (ss *session) admit() bool {
 }
 
 func (ss *session) unadmit() {
+	ss.leaveIP()
 	if ss.admitted {
 		ss.admitted = false
 		ss.srv.admitted.Add(-1)

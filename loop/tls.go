@@ -51,7 +51,15 @@ type TLSConfig struct {
 // bridge: the session is secure and its peer is the TLS client.
 type enrolled struct {
 	peer netip.Addr
+	// slot is set by whichever side takes the connection's --max-pending
+	// slot over from the TLS handshake: the session's OnOpen, or serveTLS
+	// giving it back when no OnOpen ran.
+	slot atomic.Bool
 }
+
+// takeSlot reports whether the caller now owns the hand-off's --max-pending
+// slot (true for exactly one caller).
+func (e *enrolled) takeSlot() bool { return e.slot.CompareAndSwap(false, true) }
 
 // handoffTLS takes the connection out of gnet and terminates TLS on a
 // goroutine. Runs on the loop; the gnet connection closes (the socket lives
@@ -65,6 +73,8 @@ func (ss *session) handoffTLS() gnet.Action {
 	prefix = append([]byte(nil), prefix...)
 	_, _ = ss.c.Discard(len(prefix))
 	ss.counted = true // counted by the TLS side
+	// serveTLS holds the --max-pending slot now.
+	ss.lim.pending = false
 	s, el, peer := ss.srv, ss.c.EventLoop(), ss.peer
 	s.tlsWG.Add(1)
 	go func() {
@@ -75,8 +85,17 @@ func (ss *session) handoffTLS() gnet.Action {
 }
 
 // serveTLS does the TLS handshake within the handshake timeout, then bridges
-// the plaintext to a socket pair enrolled on el.
+// the plaintext to a socket pair enrolled on el. It holds the connection's
+// --max-pending slot until the enrolled end's OnOpen takes it over; if none
+// does, it gives the slot back before bridging.
 func (s *Server) serveTLS(fd int, prefix []byte, el gnet.EventLoop, peer netip.Addr) {
+	e := &enrolled{peer: peer}
+	giveBack := func() {
+		if e.takeSlot() {
+			s.limits.leavePending()
+		}
+	}
+	defer giveBack()
 	nc, err := fileConn(fd, "tls-client")
 	if err != nil {
 		s.metrics.results[ResultTLSFailed].Inc()
@@ -99,11 +118,12 @@ func (s *Server) serveTLS(fd int, prefix []byte, el gnet.EventLoop, peer netip.A
 		tc.Close()
 		return
 	}
-	res, err := el.Enroll(gnet.NewContext(context.Background(), &enrolled{peer: peer}), inner)
+	res, err := el.Enroll(gnet.NewContext(context.Background(), e), inner)
 	if err == nil {
-		r := <-res
+		r := <-res // OnOpen has run by now, if it ever runs
 		err = r.Err
 	}
+	giveBack()
 	if err != nil {
 		s.metrics.results[ResultShuttingDown].Inc()
 		tc.Close()

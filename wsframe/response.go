@@ -56,6 +56,7 @@ var errorTexts = map[int][2]string{
 	404: {"Not Found", "not found\n"},
 	405: {"Method Not Allowed", "method not allowed\n"},
 	426: {"Upgrade Required", "upgrade required\n"},
+	429: {"Too Many Requests", "too many requests\n"}, // RFC 6585 §4: a per-address limit
 	431: {"Request Header Fields Too Large", "request header fields too large\n"},
 	500: {"Internal Server Error", "internal server error\n"},
 	502: {"Bad Gateway", "bad gateway\n"},
@@ -87,7 +88,7 @@ func buildErrorResponses() map[int]string {
 
 // AppendError appends to dst a complete error response for status, with a
 // short generic text body and Connection: close, and returns it. Statuses
-// 400, 403, 404, 405, 426, 431, 500, 502, 503 and 504 are known; any other
+// 400, 403, 404, 405, 426, 429, 431, 500, 502, 503 and 504 are known; any other
 // gets the 500 response. It does not allocate when dst has room (about 250
 // bytes).
 func AppendError(dst []byte, status int) []byte {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -67,7 +68,7 @@ func sha1Sum(b []byte) []byte {
 }
 
 func TestAppendError(t *testing.T) {
-	for _, status := range []int{400, 403, 404, 405, 426, 431, 500, 502, 503, 504, 418, 0} {
+	for _, status := range []int{400, 403, 404, 405, 426, 429, 431, 500, 502, 503, 504, 418, 0} {
 		resp, body := readResponse(t, AppendError(nil, status))
 		want := status
 		if _, known := errorTexts[status]; !known {
@@ -87,6 +88,24 @@ func TestAppendError(t *testing.T) {
 		}
 		if (h.Get("Allow") == "GET, HEAD") != (want == 405) {
 			t.Errorf("%d: Allow %q", status, h.Get("Allow"))
+		}
+	}
+}
+
+// The status line of each refusal the proxy sends (CONTRACT.md's table),
+// and an unknown status falling back to 500.
+func TestAppendErrorStatusLine(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		line   string
+	}{
+		{403, "HTTP/1.1 403 Forbidden\r\n"},
+		{429, "HTTP/1.1 429 Too Many Requests\r\n"},
+		{503, "HTTP/1.1 503 Service Unavailable\r\n"},
+		{418, "HTTP/1.1 500 Internal Server Error\r\n"},
+	} {
+		if got := string(AppendError(nil, tc.status)); !strings.HasPrefix(got, tc.line) {
+			t.Errorf("%d: %q, want prefix %q", tc.status, got, tc.line)
 		}
 	}
 }

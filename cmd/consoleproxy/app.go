@@ -73,7 +73,9 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 		_ = a.stop(context.Background())
 		return nil, err
 	}
-	log.Info("consoleproxy listening", "listen", a.srv.Addr().String(), "console_type", cfg.ConsoleType)
+	log.Info("consoleproxy listening", "listen", a.srv.Addr().String(), "console_type", cfg.ConsoleType,
+		"max_sessions", cfg.MaxSessions, "open_files", openFileLimit(), "max_pending", o.maxPending,
+		"max_sessions_per_ip", cfg.MaxSessionsPerIP, "auth_failures_per_ip", cfg.AuthFailuresPerIP)
 	if o.demo {
 		if err := a.startDemo(ctx, o); err != nil {
 			_ = a.stop(context.Background())
@@ -89,6 +91,7 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 		Listen: o.listen, ConsoleType: o.consoleType, Logger: log,
 		HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		EnforceSessionTimeout: o.enforceSessionTimeout, MaxSessions: o.maxSessions,
+		MaxPending: o.maxPending, MaxSessionsPerIP: o.maxSessionsPerIP, AuthFailuresPerIP: o.authFailuresPerIP,
 		Workers: o.workers, Queue: o.queue, WriteTimeout: offIfZero(o.writeTimeout),
 		MaxFrameSize: o.maxMessage, MaxMessageSize: o.maxMessage, DrainTimeout: o.drainTimeout,
 		Dial:  relay.DialConfig{Timeout: o.connectTimeout},
@@ -109,8 +112,12 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 	default:
 		return cfg, fmt.Errorf("--console-type must be novnc, serial or spice-html5")
 	}
-	if o.maxSessions < 0 || o.maxBuffered < 0 || o.maxMessage <= 0 || o.connectTimeout <= 0 || o.handshakeTimeout <= 0 {
+	if o.maxSessions < 0 || o.maxBuffered < 0 || o.maxMessage <= 0 || o.connectTimeout <= 0 || o.handshakeTimeout <= 0 ||
+		o.maxPending < 0 || o.maxSessionsPerIP < 0 || o.authFailuresPerIP < 0 {
 		return cfg, errors.New("limits and timeouts must be positive")
+	}
+	if o.maxPending == 0 {
+		cfg.MaxPending = -1 // the flag's 0 is no cap; loop.Config's 0 is its default
 	}
 	var err error
 	if cfg.Origins.Allowed, err = policy.ParseAllowedOrigins(o.allowedOrigins); err != nil {

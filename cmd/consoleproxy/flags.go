@@ -6,6 +6,10 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/consoleproxy/consoleproxy/loop"
 )
 
 // options are the command line, CONTRACT.md's flags and a few more.
@@ -23,6 +27,7 @@ type options struct {
 	tokenReuse, logFormat, adminListen                string
 	reuseStore                                        string
 	maxSessions, workers, queue, maxClientBacklog     int
+	maxPending, maxSessionsPerIP, authFailuresPerIP   int
 	maxBuffered, maxMessage                           int64
 	demo                                              bool
 	vncAuthSchemes, vencryptCA                        string
@@ -70,7 +75,14 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 	fs.StringVar(&o.reuseStore, "reuse-store", "", "redis://[user:pass@]host:port[/db] (or rediss://) holding --token-reuse state for the whole fleet; default: the --token-store if it is Redis, else in process")
 	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "a client must finish its HTTP upgrade within this")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close a session with no data either way for this long; 0 disables")
-	fs.IntVar(&o.maxSessions, "max-sessions", 0, "over this many sessions a new client gets HTTP 503; 0 means no cap")
+	nofile := openFileLimit()
+	fs.IntVar(&o.maxSessions, "max-sessions", loop.SessionsForFDs(nofile), fmt.Sprintf("over this many sessions a new client gets HTTP 503; 0 means no cap. "+
+		"The default is what the open-file limit allows: (RLIMIT_NOFILE - %d) / %d, here (%d - %d) / %d; "+
+		"%d descriptors are kept for listeners, pollers, stores and logs, and a session holds %d (client and compute host; a wss:// session holds 4 until TLS moves onto the event loop)",
+		loop.FDReserve, loop.FDsPerSession, nofile, loop.FDReserve, loop.FDsPerSession, loop.FDReserve, loop.FDsPerSession))
+	fs.IntVar(&o.maxPending, "max-pending", loop.DefaultMaxPending, "connections still in the HTTP upgrade or the TLS handshake; past it a new connection is closed at accept; 0 means no cap")
+	fs.IntVar(&o.maxSessionsPerIP, "max-sessions-per-ip", 0, "sessions per client address (the forwarded one from --trusted-proxies); past it HTTP 429; 0 means no cap")
+	fs.IntVar(&o.authFailuresPerIP, "auth-failures-per-ip", 0, "refused tokens (missing, unknown, expired, wrong type) per client address per minute; past it that address gets HTTP 429 until the minute ends, before any token lookup; 0 means no limit")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text|json (structured logs on standard error)")
 	// Beyond the contract.
 	fs.DurationVar(&o.pingInterval, "ping-interval", 30*time.Second, "ping each client this often; one silent for two intervals is closed; 0 disables")
@@ -117,4 +129,32 @@ func notYet(explicit map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// raiseOpenFileLimit lifts the soft RLIMIT_NOFILE to the hard one (each
+// session holds descriptors; Go's runtime does the same at start since 1.19,
+// this says so where --max-sessions' default depends on it) and returns the
+// soft limit now in force.
+func raiseOpenFileLimit() (uint64, error) {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
+		return 0, fmt.Errorf("getrlimit: %w", err)
+	}
+	if l.Cur < l.Max {
+		l.Cur = l.Max
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
+			return 0, fmt.Errorf("raise the open-file limit to %d: %w", l.Max, err)
+		}
+	}
+	return l.Cur, nil
+}
+
+// openFileLimit is the soft RLIMIT_NOFILE (0 if unknown, which gives
+// --max-sessions a default of 1: a visible misconfiguration, not no cap).
+func openFileLimit() uint64 {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	return l.Cur
 }

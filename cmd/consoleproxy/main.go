@@ -19,6 +19,9 @@ func main() {
 }
 
 func run(args []string, env func(string) string, stderr io.Writer) int {
+	if _, err := raiseOpenFileLimit(); err != nil { // before --max-sessions' default is read
+		fmt.Fprintf(stderr, "consoleproxy: %v\n", err)
+	}
 	o, explicit, err := parseFlags(args, env, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

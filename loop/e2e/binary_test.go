@@ -71,12 +71,12 @@ func freePort(t testing.TB) string {
 // flags are appended.
 func startBinary(t testing.TB, lines []string, extra ...string) *proc {
 	t.Helper()
-	return startWrapped(t, nil, lines, extra...)
+	return startBinaryWith(t, nil, lines, extra...)
 }
 
-// startWrapped is startBinary with the binary run through wrap (a command
-// and its arguments, such as prlimit), nil for none.
-func startWrapped(t testing.TB, wrap []string, lines []string, extra ...string) *proc {
+// startBinaryWith is startBinary with the command run through prefix (a
+// wrapper such as sh -c 'ulimit …; exec "$@"' sh).
+func startBinaryWith(t testing.TB, prefix, lines []string, extra ...string) *proc {
 	t.Helper()
 	dir := t.TempDir()
 	p := &proc{addr: freePort(t), metrics: freePort(t), stderr: &syncBuffer{}, tokens: filepath.Join(dir, "tokens.jsonl"), done: make(chan error, 1)}
@@ -84,7 +84,7 @@ func startWrapped(t testing.TB, wrap []string, lines []string, extra ...string) 
 		t.Fatal(err)
 	}
 	args := append([]string{"--listen", p.addr, "--metrics-listen", p.metrics, "--token-store", "file:" + p.tokens, "--log-format", "json"}, extra...)
-	argv := append(append(wrap[:len(wrap):len(wrap)], consoleproxyBinary(t)), args...)
+	argv := append(append(prefix[:len(prefix):len(prefix)], consoleproxyBinary(t)), args...)
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Dir = dir
 	p.cmd.Stderr = p.stderr

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -20,7 +22,7 @@ func TestOutOfDescriptorsKeepsListening(t *testing.T) {
 	}
 	b := startBackend(t, echo)
 	token := "emfile-token"
-	p := startWrapped(t, []string{"prlimit", "--nofile=128:128", "--"},
+	p := startBinaryWith(t, []string{"prlimit", "--nofile=128:128", "--"},
 		[]string{tokenLine(token, b.port())})
 	var idle []net.Conn
 	defer func() {
@@ -44,6 +46,12 @@ func TestOutOfDescriptorsKeepsListening(t *testing.T) {
 		c.Close()
 	}
 	idle = nil
+	// The proxy closes its ends as it notices; then descriptors are free.
+	fdDir := fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid)
+	waitFor(t, "the proxy's descriptors freed", func() bool {
+		ents, err := os.ReadDir(fdDir)
+		return err == nil && len(ents) < 64
+	})
 	// The listener is still there: a real session goes through.
 	c := open(t, p.addr, req{token: token})
 	c.send(2, []byte("still here"))
