@@ -21,11 +21,17 @@ type DialConfig struct {
 	Allowed []netip.Prefix
 	// KeepAlive is the TCP keepalive idle time toward hosts; 0 means 30s.
 	KeepAlive time.Duration
-	// Resolver resolves host names; nil means net.DefaultResolver.
-	Resolver *net.Resolver
+	// Resolver resolves host names; nil means net.DefaultResolver. Tests
+	// give names several addresses through it.
+	Resolver Resolver
 	// Proxy, when set, is the forward HTTP proxy compute hosts are reached
 	// through (--compute-proxy).
 	Proxy *ForwardProxy
+}
+
+// Resolver looks names up; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
 // Errors callers branch on (each is a distinct result in the metrics).
@@ -99,7 +105,7 @@ func resolveAllowed(ctx context.Context, host string, cfg DialConfig) ([]netip.A
 	return addrs, nil
 }
 
-func resolve(ctx context.Context, host string, r *net.Resolver) ([]netip.Addr, error) {
+func resolve(ctx context.Context, host string, r Resolver) ([]netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{a.Unmap()}, nil
 	}
