@@ -3,7 +3,6 @@ package loop
 import (
 	"context"
 	"errors"
-	"net"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -22,12 +21,12 @@ type authResult struct {
 	fd       int
 	rec      tokens.Record
 	release  func()
-	connect  [][]byte  // CONNECT requests to exchange, in order (forward proxy, access path)
-	viaProxy bool      // connect[0] is the forward proxy's
-	deadline time.Time // for the CONNECT answers: --connect-timeout from the start of the dial
-	first    []byte    // console bytes that came with the last CONNECT answer
-	secured  bool      // the security proxy spoke for the client: greet it (security.go)
-	pending  bool      // fd's connect is in progress: a relay poller completes it
+	route    relay.Route // where a relay poller connects (Resolve)
+	connect  [][]byte    // CONNECT requests to exchange after the forward proxy's: the access path's
+	viaProxy bool        // the exchange's step 0 is the forward proxy's CONNECT
+	deadline time.Time   // for the connects and CONNECT answers: --connect-timeout from the start of the dial
+	first    []byte      // console bytes that came with the last CONNECT answer
+	secured  bool        // the security proxy spoke for the client: greet it (security.go)
 }
 
 // cleanup gives back what an unused result holds.
@@ -42,36 +41,33 @@ func (r *authResult) cleanup() {
 	}
 }
 
-// authorize runs on a worker: token lookup, policy, the start of the dial;
-// a refused token keeps its attempt counted against --auth-failures-per-ip.
-// The connect (for a host with one address) and any CONNECT exchange then
-// run on a relay poller, and the result goes back to the session's loop;
-// the worker never waits for the compute host's answers.
+// authorize runs on a worker: token lookup, policy, DNS; a refused token
+// keeps its attempt counted against --auth-failures-per-ip. The connects
+// (to the forward proxy or to each of the host's addresses in turn) and any
+// CONNECT exchange then run on a relay poller, and the result goes back to
+// the session's loop; the worker never waits for a SYN's answer.
 func (ss *session) authorize(h tokens.Hash, originScheme string, attempt authTicket) {
 	res := ss.srv.lookupAndDial(h, originScheme)
 	ss.srv.limits.authSettle(attempt, res.result) // here: a client that left meanwhile still counts
-	if res.result != ResultOK || (res.connect == nil && !res.pending) {
+	if res.result != ResultOK {
 		ss.connected(res)
 		return
 	}
 	ss.exchange(res)
 }
 
-// exchange runs the CONNECT requests on a relay poller (no goroutine waits
-// for an answer), then delivers the result to the session's loop. The done
-// callback runs on the poller and must not block.
+// exchange connects along res.route and runs the CONNECT requests on a
+// relay poller (no goroutine waits for the host), then delivers the result
+// to the session's loop. The done callback runs on the poller and must not
+// block.
 func (ss *session) exchange(res *authResult) {
 	timeout := time.Until(res.deadline)
 	if timeout <= 0 {
-		ss.deliver(res.fail(ResultConnectTimeout, res.stepName(0)+": "+relay.ErrConnectTimeout.Error()))
+		ss.deliver(res.fail(ResultHostUnreachable, res.stepName(0)+": "+relay.ErrUnreachable.Error()))
 		return
 	}
-	run := ss.srv.relay.Handshake
-	if res.pending {
-		run = ss.srv.relay.Connect
-	}
-	run(res.fd, res.connect, timeout, func(fd int, first []byte, err error) {
-		res.fd, res.first, res.pending = fd, first, false
+	ss.srv.relay.Connect(res.route, res.connect, timeout, func(fd int, first []byte, err error) {
+		res.fd, res.first = fd, first
 		if err != nil {
 			step := 0
 			var he *relay.HandshakeError
@@ -189,34 +185,15 @@ func (s *Server) lookupAndDial(h tokens.Hash, originScheme string) *authResult {
 	}
 	res.release = release
 	res.deadline = time.Now().Add(s.connectTimeout())
-	if s.cfg.Dial.Proxy == nil {
-		fd, ok, err := relay.StartConnect(ctx, rec.Host, rec.Port, s.cfg.Dial)
-		switch {
-		case errors.Is(err, relay.ErrTargetRefused):
-			return res.fail(ResultTargetRefused, "compute host outside allowed targets")
-		case err != nil:
-			return res.fail(ResultHostUnreachable, "compute host unreachable")
-		case ok:
-			res.fd, res.pending = fd, true
-			if pathReq != nil {
-				res.connect = append(res.connect, pathReq)
-			}
-			return res
-		}
-	}
-	// Through --compute-proxy, or to a name with several addresses: a
-	// blocking dial that tries each (resolving the name again: Nova's table
-	// holds IP addresses, so this is the rare case).
-	conn, err := s.dial(ctx, rec, res)
-	if errors.Is(err, relay.ErrTargetRefused) {
+	// Only DNS here; the connects run on a relay poller (exchange).
+	route, err := relay.Resolve(ctx, rec.Host, rec.Port, s.cfg.Dial)
+	switch {
+	case errors.Is(err, relay.ErrTargetRefused):
 		return res.fail(ResultTargetRefused, "compute host outside allowed targets")
-	}
-	if err != nil {
+	case err != nil:
 		return res.fail(ResultHostUnreachable, "compute host unreachable")
 	}
-	if res.fd, err = relay.Detach(conn); err != nil {
-		return res.fail(ResultHostUnreachable, "compute host socket")
-	}
+	res.route, res.viaProxy = route, route.ViaProxy()
 	if pathReq != nil {
 		res.connect = append(res.connect, pathReq)
 	}
@@ -239,21 +216,6 @@ func (s *Server) connectTimeout() time.Duration {
 		return s.cfg.Dial.Timeout
 	}
 	return s.cfg.HandshakeTimeout
-}
-
-// dial connects to the compute host, or to --compute-proxy with the
-// authority-form CONNECT queued first.
-func (s *Server) dial(ctx context.Context, rec tokens.Record, res *authResult) (*net.TCPConn, error) {
-	p := s.cfg.Dial.Proxy
-	if p == nil {
-		return relay.Dial(ctx, rec.Host, rec.Port, s.cfg.Dial)
-	}
-	conn, target, err := relay.DialProxy(ctx, rec.Host, rec.Port, s.cfg.Dial)
-	if err == nil {
-		res.connect = append(res.connect, p.AppendProxyConnect(nil, target))
-		res.viaProxy = true
-	}
-	return conn, err
 }
 
 func (r *authResult) fail(res Result, why string) *authResult {

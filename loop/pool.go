@@ -3,7 +3,7 @@ package loop
 import "sync"
 
 // pool is the fixed set of goroutines that do blocking work (token lookups,
-// DNS, dials) for handshakes, fed by a bounded queue. When the queue is full
+// DNS) for handshakes, fed by a bounded queue. When the queue is full
 // a new handshake is refused with 503 rather than piling up.
 type pool struct {
 	jobs chan func()

@@ -3,9 +3,11 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,22 +17,29 @@ import (
 	"github.com/consoleproxy/consoleproxy/relay/testnet"
 )
 
-// startConnect resolves and starts a connect to addr, which must take the
-// poller path (one address).
-func startConnect(t *testing.T, addr string) int {
+// route resolves addr (host:port) with cfg.
+func route(t *testing.T, addr string, cfg DialConfig) Route {
 	t.Helper()
-	ap := netip.MustParseAddrPort(addr)
-	fd, ok, err := StartConnect(context.Background(), ap.Addr().String(), int(ap.Port()), DialConfig{Timeout: 5 * time.Second})
-	if err != nil || !ok {
-		t.Fatalf("StartConnect(%s): fd %d, ok %v, %v", addr, fd, ok, err)
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return fd
+	n, _ := strconv.Atoi(port)
+	cfg.Timeout = 5 * time.Second
+	rt, err := Resolve(context.Background(), host, n, cfg)
+	if err != nil {
+		t.Fatalf("Resolve(%s): %v", addr, err)
+	}
+	return rt
 }
 
-func connectResult(t *testing.T, r *Relay, fd int, requests [][]byte, timeout time.Duration) shakeResult {
+// startConnect is the route to addr, an IP address and port.
+func startConnect(t *testing.T, addr string) Route { return route(t, addr, DialConfig{}) }
+
+func connectResult(t *testing.T, r *Relay, rt Route, requests [][]byte, timeout time.Duration) shakeResult {
 	t.Helper()
 	res := make(chan shakeResult, 1)
-	r.Connect(fd, requests, timeout, func(fd int, first []byte, err error) { res <- shakeResult{fd, first, err} })
+	r.Connect(rt, requests, timeout, func(fd int, first []byte, err error) { res <- shakeResult{fd, first, err} })
 	select {
 	case out := <-res:
 		if out.fd >= 0 {
@@ -87,7 +96,7 @@ func TestConnectOnPoller(t *testing.T) {
 	}
 
 	req, _ := AppendConnect(nil, "/console?token=x", "10.1.2.3", 5900)
-	fd := startConnect(t, ln.Addr().String())
+	rt := startConnect(t, ln.Addr().String())
 	served := make(chan net.Conn, 1)
 	go func() {
 		h := <-hosts
@@ -97,7 +106,7 @@ func TestConnectOnPoller(t *testing.T) {
 		}
 		served <- h
 	}()
-	out = connectResult(t, r, fd, [][]byte{req}, 5*time.Second)
+	out = connectResult(t, r, rt, [][]byte{req}, 5*time.Second)
 	(<-served).Close()
 	if out.err != nil || string(out.first) != "RFB 003.008\n" {
 		t.Fatalf("connect then CONNECT: first %q, %v", out.first, out.err)
@@ -124,13 +133,123 @@ func TestConnectOnPollerFails(t *testing.T) {
 	}
 }
 
-// A name with several addresses is left to the blocking Dial; addresses
-// outside Allowed are refused before any socket is opened.
-func TestStartConnectChoices(t *testing.T) {
-	if _, ok, err := StartConnect(context.Background(), "127.0.0.1", 1, DialConfig{Allowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}); !errors.Is(err, ErrTargetRefused) || !ok {
-		t.Fatalf("outside allowed: ok %v, %v", ok, err)
+// fakeResolver gives the names it holds their addresses, in order.
+type fakeResolver map[string][]netip.Addr
+
+func (r fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return append([]netip.Addr(nil), a...), nil
 	}
-	if _, ok, err := StartConnect(context.Background(), "fe80::1%lo", 1, DialConfig{}); err != nil || ok {
-		t.Fatalf("zoned address: ok %v, %v", ok, err)
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// Resolve opens no socket: a name with any address outside Allowed is
+// refused whole; a zone becomes the interface's index; with a forward
+// proxy the route leads to the proxy's addresses and its CONNECT names the
+// compute host's first address.
+func TestResolveChoices(t *testing.T) {
+	ctx := context.Background()
+	res := fakeResolver{
+		"mixed.test": {netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("127.0.0.1")},
+		"two.test":   {netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")},
+		"fwd.test":   {netip.MustParseAddr("127.0.0.7"), netip.MustParseAddr("::1")},
+	}
+	ten := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	for _, host := range []string{"127.0.0.1", "mixed.test"} {
+		if _, err := Resolve(ctx, host, 1, DialConfig{Allowed: ten, Resolver: res}); !errors.Is(err, ErrTargetRefused) {
+			t.Fatalf("%s outside allowed: %v", host, err)
+		}
+	}
+	if _, err := Resolve(ctx, "nowhere.test", 1, DialConfig{Resolver: res}); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("unknown name: %v", err)
+	}
+	rt, err := Resolve(ctx, "two.test", 5900, DialConfig{Allowed: ten, Resolver: res})
+	if err != nil || rt.ViaProxy() || len(rt.addrs) != 2 || rt.addrs[0].String() != "10.0.0.1:5900" || rt.addrs[1].String() != "10.0.0.2:5900" {
+		t.Fatalf("two addresses: %+v, %v", rt, err)
+	}
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip("no lo interface")
+	}
+	rt, err = Resolve(ctx, "fe80::1%lo", 1, DialConfig{})
+	if err != nil || len(rt.addrs) != 1 || rt.addrs[0].Addr().Zone() != strconv.Itoa(lo.Index) {
+		t.Fatalf("zoned address: %+v, %v", rt, err)
+	}
+	fp := &ForwardProxy{Addr: "fwd.test:3128"}
+	rt, err = Resolve(ctx, "two.test", 5900, DialConfig{Allowed: ten, Resolver: res, Proxy: fp})
+	if err != nil || !rt.ViaProxy() || len(rt.addrs) != 2 || rt.addrs[0].String() != "127.0.0.7:3128" || rt.addrs[1].String() != "[::1]:3128" ||
+		!strings.HasPrefix(string(rt.proxy), "CONNECT 10.0.0.1:5900 HTTP/1.1\r\n") {
+		t.Fatalf("through a forward proxy: %+v %q, %v", rt, rt.proxy, err)
+	}
+	if _, err := Resolve(ctx, "mixed.test", 5900, DialConfig{Allowed: ten, Resolver: res, Proxy: fp}); !errors.Is(err, ErrTargetRefused) {
+		t.Fatalf("through a forward proxy, outside allowed: %v", err)
+	}
+}
+
+// The poller tries a name's addresses in turn: one refused at once gives
+// way to the next at once, one that never answers the SYN gives way after
+// its share of the time left, and the first that connects is the session's.
+// When none does, the error is ErrUnreachable within the timeout.
+func TestConnectTriesAddressesInTurn(t *testing.T) {
+	r := newRelay(t, Config{Pollers: 1})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	hanging := testnet.HangingHostAt(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.3"), port))
+	res := fakeResolver{
+		// 127.0.0.2: nothing listens on the port, so the connect is refused.
+		"live.test": {netip.MustParseAddr("127.0.0.2"), hanging.Addr(), netip.MustParseAddr("127.0.0.1")},
+		"dead.test": {netip.MustParseAddr("127.0.0.2"), hanging.Addr()},
+	}
+	rt := route(t, fmt.Sprintf("live.test:%d", port), DialConfig{Resolver: res})
+	out := connectResult(t, r, rt, nil, 5*time.Second)
+	if out.err != nil || out.fd < 0 {
+		t.Fatalf("three addresses, the last alive: fd %d, %v", out.fd, out.err)
+	}
+	host := <-accepted
+	defer host.Close()
+	if _, err := unix.Write(out.fd, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(host, b); err != nil || string(b) != "hi" {
+		t.Fatalf("host read %q, %v", b, err)
+	}
+
+	rt = route(t, fmt.Sprintf("dead.test:%d", port), DialConfig{Resolver: res})
+	out = connectResult(t, r, rt, nil, 300*time.Millisecond)
+	if !errors.Is(out.err, ErrUnreachable) || !strings.Contains(out.err.Error(), "timed out") || out.fd != -1 {
+		t.Fatalf("no address alive: fd %d, %v", out.fd, out.err)
+	}
+	waitFor(t, "no connect pending", func() bool { return r.Handshaking() == 0 })
+}
+
+// An address share: an equal part of the time left, at least minAttempt,
+// never past the deadline.
+func TestAttemptDeadline(t *testing.T) {
+	now := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		left  time.Duration
+		addrs int
+		want  time.Duration
+	}{
+		{10 * time.Second, 2, 5 * time.Second},
+		{10 * time.Second, 1, 10 * time.Second},
+		{5 * time.Second, 3, minAttempt},
+		{time.Second, 2, time.Second},
+		{0, 2, 0},
+	} {
+		if got := attemptDeadline(now, now.Add(tc.left), tc.addrs).Sub(now); got != tc.want {
+			t.Errorf("%v left, %d addresses: %v, want %v", tc.left, tc.addrs, got, tc.want)
+		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,11 +21,17 @@ type DialConfig struct {
 	Allowed []netip.Prefix
 	// KeepAlive is the TCP keepalive idle time toward hosts; 0 means 30s.
 	KeepAlive time.Duration
-	// Resolver resolves host names; nil means net.DefaultResolver.
-	Resolver *net.Resolver
+	// Resolver resolves host names; nil means net.DefaultResolver. Tests
+	// give names several addresses through it.
+	Resolver Resolver
 	// Proxy, when set, is the forward HTTP proxy compute hosts are reached
 	// through (--compute-proxy).
 	Proxy *ForwardProxy
+}
+
+// Resolver looks names up; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
 // Errors callers branch on (each is a distinct result in the metrics).
@@ -33,47 +39,6 @@ var (
 	ErrTargetRefused = errors.New("compute host outside allowed targets")
 	ErrUnreachable   = errors.New("compute host unreachable")
 )
-
-// Dial resolves host (with the timeout), checks every resolved address
-// against Allowed, and connects to the first that answers, with TCP
-// no-delay and keepalive. Blocking: call it off the event loop.
-func Dial(ctx context.Context, host string, port int, cfg DialConfig) (*net.TCPConn, error) {
-	ctx, cancel := cfg.bound(ctx)
-	defer cancel()
-	addrs, err := resolveAllowed(ctx, host, cfg)
-	if err != nil {
-		return nil, err
-	}
-	keep := cfg.KeepAlive
-	if keep <= 0 {
-		keep = 30 * time.Second
-	}
-	d := net.Dialer{
-		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: keep, Interval: keep / 3, Count: 3},
-		// Checked again on the exact address dialed: defence in depth.
-		Control: func(_, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil || !allowed(ap.Addr(), cfg.Allowed) {
-				return ErrTargetRefused
-			}
-			return nil
-		},
-	}
-	var last error
-	for _, a := range addrs {
-		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(a, uint16(port)).String())
-		if err == nil {
-			tc := c.(*net.TCPConn)
-			_ = tc.SetNoDelay(true)
-			return tc, nil
-		}
-		if errors.Is(err, ErrTargetRefused) {
-			return nil, ErrTargetRefused
-		}
-		last = err
-	}
-	return nil, fmt.Errorf("%w: %v", ErrUnreachable, last)
-}
 
 // bound is ctx within Timeout, when set.
 func (cfg DialConfig) bound(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -99,7 +64,7 @@ func resolveAllowed(ctx context.Context, host string, cfg DialConfig) ([]netip.A
 	return addrs, nil
 }
 
-func resolve(ctx context.Context, host string, r *net.Resolver) ([]netip.Addr, error) {
+func resolve(ctx context.Context, host string, r Resolver) ([]netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{a.Unmap()}, nil
 	}
@@ -183,34 +148,123 @@ func Detach(c *net.TCPConn) (int, error) {
 	return fd, nil
 }
 
-// StartConnect resolves host within cfg.Timeout, checks every address
-// against Allowed and, when host has one address (an IP literal, as Nova
-// stores it), opens a non-blocking socket with no-delay and keepalive and
-// starts connecting: Relay.Connect completes the connect on a poller, so no
-// goroutine waits for the compute host. ok is false for a name with several
-// addresses (or an IPv6 zone): Dial tries them in turn, blocking.
-func StartConnect(ctx context.Context, host string, port int, cfg DialConfig) (fd int, ok bool, err error) {
+// minAttempt is the least time an address of a name with several gets
+// before the next is tried, unless the overall deadline is nearer: a SYN
+// lost once is sent again after a second (RFC 6298's initial RTO), so each
+// address has room for one retransmission. Go's net.Dialer uses the same
+// floor for the same reason.
+const minAttempt = 2 * time.Second
+
+// Route is where a session's connect goes, as Resolve found it: the
+// addresses a relay poller connects to in turn (the compute host's, or the
+// forward proxy's), and the forward proxy's CONNECT request if there is one.
+// Only Resolve makes a Route, after checking every compute-host address
+// against Allowed.
+type Route struct {
+	addrs []netip.AddrPort
+	keep  time.Duration
+	proxy []byte
+}
+
+// ViaProxy reports whether the route goes through --compute-proxy: the
+// exchange's first CONNECT request (step 0) is then the forward proxy's.
+func (rt Route) ViaProxy() bool { return rt.proxy != nil }
+
+// Resolve is the part of a connect that may block, for a worker: it
+// resolves host within cfg.Timeout and checks every address against Allowed
+// (ErrTargetRefused: no socket is opened for a refused name), and with a
+// forward proxy resolves the proxy's address as well. ErrUnreachable means a
+// name did not resolve. The connects themselves run on a relay poller
+// (Relay.Connect), so no goroutine waits for a SYN's answer.
+func Resolve(ctx context.Context, host string, port int, cfg DialConfig) (Route, error) {
 	ctx, cancel := cfg.bound(ctx)
 	defer cancel()
 	addrs, err := resolveAllowed(ctx, host, cfg)
 	if err != nil {
-		return -1, true, err
+		return Route{}, err
 	}
-	if len(addrs) != 1 || addrs[0].Zone() != "" {
-		return -1, false, nil
+	rt := Route{keep: cfg.KeepAlive}
+	if rt.keep <= 0 {
+		rt.keep = 30 * time.Second
 	}
-	fd, err = connectNonblocking(netip.AddrPortFrom(addrs[0], uint16(port)), cfg.KeepAlive)
-	return fd, true, err
+	if cfg.Proxy == nil {
+		for _, a := range addrs {
+			if a, err = numericZone(a); err != nil {
+				return Route{}, fmt.Errorf("%w: %v", ErrUnreachable, err)
+			}
+			rt.addrs = append(rt.addrs, netip.AddrPortFrom(a, uint16(port)))
+		}
+		return rt, nil
+	}
+	// The forward proxy connects to the compute host; it is told the first
+	// address (every one was checked above).
+	rt.proxy = cfg.Proxy.AppendProxyConnect(nil, netip.AddrPortFrom(addrs[0], uint16(port)))
+	if rt.addrs, err = resolveProxy(ctx, cfg); err != nil {
+		return Route{}, err
+	}
+	return rt, nil
 }
 
-// connectNonblocking opens the socket and issues connect; EINPROGRESS is
-// the normal outcome.
-func connectNonblocking(ap netip.AddrPort, keep time.Duration) (int, error) {
-	if keep <= 0 {
-		keep = 30 * time.Second
+// resolveProxy resolves the forward proxy's host:port; its addresses are
+// the operator's choice, so Allowed does not apply to them.
+func resolveProxy(ctx context.Context, cfg DialConfig) ([]netip.AddrPort, error) {
+	h, ps, err := net.SplitHostPort(cfg.Proxy.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: forward proxy address: %v", ErrUnreachable, err)
 	}
+	port, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("%w: forward proxy port: %v", ErrUnreachable, err)
+	}
+	addrs, err := resolve(ctx, h, cfg.Resolver)
+	if err != nil {
+		return nil, fmt.Errorf("%w: forward proxy: resolve: %v", ErrUnreachable, err)
+	}
+	out := make([]netip.AddrPort, 0, len(addrs))
+	for _, a := range addrs {
+		if a, err = numericZone(a); err != nil {
+			return nil, fmt.Errorf("%w: forward proxy: %v", ErrUnreachable, err)
+		}
+		out = append(out, netip.AddrPortFrom(a, uint16(port)))
+	}
+	return out, nil
+}
+
+// numericZone gives an IPv6 address's zone as the interface's index, so
+// the poller needs no lookup to connect to it.
+func numericZone(a netip.Addr) (netip.Addr, error) {
+	z := a.Zone()
+	if z == "" {
+		return a, nil
+	}
+	if _, err := strconv.ParseUint(z, 10, 32); err == nil {
+		return a, nil
+	}
+	ifi, err := net.InterfaceByName(z)
+	if err != nil {
+		return a, fmt.Errorf("zone %q: %v", z, err)
+	}
+	return a.WithZone(strconv.Itoa(ifi.Index)), nil
+}
+
+// attemptDeadline is when the connect to one of left addresses still to
+// try (this one included) gives way to the next: an equal share of the
+// time to the overall deadline, at least minAttempt, at most all of it.
+func attemptDeadline(now, deadline time.Time, left int) time.Time {
+	remaining := deadline.Sub(now)
+	share := remaining / time.Duration(max(left, 1))
+	if share < minAttempt {
+		share = min(minAttempt, remaining)
+	}
+	return now.Add(share)
+}
+
+// connectNonblocking opens a non-blocking socket with no-delay and
+// keepalive and issues connect; EINPROGRESS is the normal outcome.
+func connectNonblocking(ap netip.AddrPort, keep time.Duration) (int, error) {
 	family := unix.AF_INET6
-	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	zone, _ := strconv.ParseUint(ap.Addr().Zone(), 10, 32) // numeric: Resolve made it so
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16(), ZoneId: uint32(zone)}
 	if ap.Addr().Is4() {
 		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
 	}

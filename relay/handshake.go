@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -18,7 +20,12 @@ const handshakeTick = 50 * time.Millisecond
 type handshake struct {
 	fd         int
 	gen        int32
-	connecting bool // the socket's connect is still in progress (Connect)
+	connecting bool             // the socket's connect is still in progress (Connect)
+	addrs      []netip.AddrPort // addresses not yet tried (Connect)
+	keep       time.Duration    // their sockets' keepalive
+	tryUntil   time.Time        // when the connect in progress gives way to the next address
+	lastErr    error            // why the last address failed
+	ended      bool
 	requests   [][]byte
 	step       int    // the request being exchanged
 	out        []byte // its bytes not yet written
@@ -56,12 +63,20 @@ func (r *Relay) Handshake(fd int, requests [][]byte, timeout time.Duration, done
 	r.startHandshake(&handshake{fd: fd, requests: requests, deadline: time.Now().Add(timeout), done: done})
 }
 
-// Connect is Handshake on a socket whose non-blocking connect is still in
-// progress (StartConnect): the poller waits for the connect, then exchanges
-// requests (none is fine), all within timeout. A failed or timed-out
-// connect is a *HandshakeError wrapping ErrUnreachable.
-func (r *Relay) Connect(fd int, requests [][]byte, timeout time.Duration, done func(fd int, first []byte, err error)) {
-	r.startHandshake(&handshake{fd: fd, requests: requests, deadline: time.Now().Add(timeout), done: done, connecting: true})
+// Connect is Handshake on a connection a poller opens itself along rt
+// (Resolve): the poller connects to rt's addresses one after the other, then
+// exchanges the forward proxy's CONNECT request if rt has one and then
+// requests (none is fine), all within timeout; no goroutine waits meanwhile.
+// An address whose connect fails goes on to the next at once; one that does
+// not answer gives way to the next after its share of the time left
+// (attemptDeadline). When none connects, the error is a *HandshakeError
+// wrapping ErrUnreachable.
+func (r *Relay) Connect(rt Route, requests [][]byte, timeout time.Duration, done func(fd int, first []byte, err error)) {
+	if rt.proxy != nil {
+		requests = append([][]byte{rt.proxy}, requests...)
+	}
+	r.startHandshake(&handshake{fd: -1, requests: requests, deadline: time.Now().Add(timeout), done: done,
+		connecting: true, addrs: rt.addrs, keep: rt.keep, lastErr: errors.New("no address")})
 }
 
 func (r *Relay) startHandshake(h *handshake) {
@@ -81,16 +96,13 @@ func (r *Relay) startHandshake(h *handshake) {
 // startHandshake writes what the socket takes of h's request at once (a
 // fresh connection takes it all) and registers h for the rest and the answer.
 func (p *Poller) startHandshake(h *handshake) {
+	if h.connecting {
+		p.dialNext(h)
+		return
+	}
 	p.gen++
 	h.gen = p.gen
 	p.shakes[h.fd] = h
-	if h.connecting {
-		ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(h.fd), Pad: h.gen}
-		if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, h.fd, &ev); err != nil {
-			p.endHandshake(h, nil, err)
-		}
-		return
-	}
 	if len(h.requests) == 0 {
 		p.endHandshake(h, nil, nil) // nothing to exchange
 		return
@@ -127,6 +139,59 @@ func (p *Poller) writeRequest(h *handshake) bool {
 	return true
 }
 
+// dialNext opens a socket to h's next address and starts its connect
+// (EPOLLOUT tells its outcome); an address whose connect fails at once
+// (no route, no socket) gives way to the next. With none left, h ends.
+func (p *Poller) dialNext(h *handshake) {
+	for len(h.addrs) > 0 {
+		ap := h.addrs[0]
+		h.addrs = h.addrs[1:]
+		fd, err := connectNonblocking(ap, h.keep)
+		if err != nil {
+			h.lastErr = err
+			continue
+		}
+		p.gen++
+		h.fd, h.gen = fd, p.gen
+		h.tryUntil = attemptDeadline(time.Now(), h.deadline, 1+len(h.addrs))
+		p.shakes[fd] = h
+		ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd), Pad: h.gen}
+		if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			p.endHandshake(h, nil, err)
+		}
+		return
+	}
+	p.endHandshake(h, nil, unreachable(h.lastErr))
+}
+
+// nextAddress gives up h's connect in progress (it failed with err, or its
+// share of the time ran out) and tries the next address, if there is one
+// and time is left.
+func (p *Poller) nextAddress(h *handshake, err error) {
+	h.lastErr = err
+	if len(h.addrs) == 0 || !time.Now().Before(h.deadline) {
+		p.endHandshake(h, nil, unreachable(err))
+		return
+	}
+	delete(p.shakes, h.fd)
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, h.fd, nil)
+	_ = unix.Close(h.fd)
+	h.fd = -1
+	p.dialNext(h)
+}
+
+// unreachable is the failure of a connect: ErrUnreachable with the last
+// address's reason.
+func unreachable(err error) error {
+	if errors.Is(err, ErrUnreachable) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUnreachable, err)
+}
+
+// errAttemptTimedOut is an address that did not answer within its share.
+var errAttemptTimedOut = errors.New("connect timed out")
+
 // connected finishes h's connect once epoll reports the socket writable
 // (or failed): then the exchange starts, or h ends if it has none.
 func (p *Poller) connected(h *handshake) {
@@ -135,7 +200,7 @@ func (p *Poller) connected(h *handshake) {
 		err = unix.Errno(soerr)
 	}
 	if err != nil {
-		p.endHandshake(h, nil, fmt.Errorf("%w: %v", ErrUnreachable, err))
+		p.nextAddress(h, err)
 		return
 	}
 	h.connecting = false
@@ -220,14 +285,19 @@ func (p *Poller) nextRequest(h *handshake, extra int) {
 
 // endHandshake deregisters h and reports; on error the socket is closed.
 func (p *Poller) endHandshake(h *handshake, first []byte, err error) {
-	if p.shakes[h.fd] != h {
+	if h.ended {
 		return
 	}
-	delete(p.shakes, h.fd)
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, h.fd, nil) // ENOENT if never added
+	h.ended = true
 	fd := h.fd
+	if fd >= 0 { // -1: no address could be connected to
+		delete(p.shakes, fd)
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil) // ENOENT if never added
+	}
 	if err != nil {
-		_ = unix.Close(fd)
+		if fd >= 0 {
+			_ = unix.Close(fd)
+		}
 		fd = -1
 		err = &HandshakeError{Step: h.step, Err: err}
 	}
@@ -239,9 +309,11 @@ func (p *Poller) expireHandshakes() {
 	now := time.Now()
 	for _, h := range p.shakes {
 		switch {
+		case h.connecting && now.After(h.tryUntil):
+			p.nextAddress(h, errAttemptTimedOut) // ends h past its deadline
 		case !now.After(h.deadline):
 		case h.connecting:
-			p.endHandshake(h, nil, fmt.Errorf("%w: connect timed out", ErrUnreachable))
+			p.endHandshake(h, nil, unreachable(errAttemptTimedOut))
 		default:
 			p.endHandshake(h, nil, ErrConnectTimeout)
 		}

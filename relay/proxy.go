@@ -1,16 +1,13 @@
 package relay
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"strings"
-	"time"
 )
 
 // ForwardProxy is --compute-proxy: compute hosts are reached through this
@@ -58,25 +55,4 @@ func (p *ForwardProxy) AppendProxyConnect(dst []byte, target netip.AddrPort) []b
 		dst = append(dst, p.Auth...)
 	}
 	return append(dst, "\r\n\r\n"...)
-}
-
-// DialProxy resolves the compute host (every address checked against
-// Allowed, as Dial does), connects to the forward proxy and returns the
-// socket and the compute host's address to CONNECT to. Blocking: call it off
-// the event loop.
-func DialProxy(ctx context.Context, host string, port int, cfg DialConfig) (*net.TCPConn, netip.AddrPort, error) {
-	ctx, cancel := cfg.bound(ctx)
-	defer cancel()
-	addrs, err := resolveAllowed(ctx, host, cfg)
-	if err != nil {
-		return nil, netip.AddrPort{}, err
-	}
-	d := net.Dialer{KeepAlive: 30 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", cfg.Proxy.Addr)
-	if err != nil {
-		return nil, netip.AddrPort{}, fmt.Errorf("%w: forward proxy: %v", ErrUnreachable, err)
-	}
-	tc := c.(*net.TCPConn)
-	_ = tc.SetNoDelay(true)
-	return tc, netip.AddrPortFrom(addrs[0], uint16(port)), nil
 }

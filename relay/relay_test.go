@@ -239,6 +239,8 @@ func TestCloseReleasesSocket(t *testing.T) {
 	waitFor(t, "descriptors released", func() bool { return countFDs(t) <= before })
 }
 
+// A target outside Allowed is refused by Resolve, before any socket is
+// opened; one inside is connected to on a poller.
 func TestDialAllowedTargets(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -259,30 +261,28 @@ func TestDialAllowedTargets(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ctx := context.Background()
 	outside, _ := ParseTargets("10.0.0.0/8, 192.0.2.1")
-	if _, err := Dial(ctx, "127.0.0.1", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
+	if _, err := Resolve(ctx, "127.0.0.1", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
 		t.Fatalf("outside allowed targets: %v", err)
 	}
-	if _, err := Dial(ctx, "localhost", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
+	if _, err := Resolve(ctx, "localhost", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
 		t.Fatalf("name resolving outside allowed targets: %v", err)
 	}
+	inside, _ := ParseTargets("127.0.0.0/8")
+	r := newRelay(t, Config{Pollers: 1})
+	out := connectResult(t, r, route(t, ln.Addr().String(), DialConfig{Allowed: inside}), nil, time.Second)
+	if out.err != nil {
+		t.Fatalf("inside allowed targets: %v", out.err)
+	}
+	<-accepted
 	select {
 	case <-accepted:
 		t.Fatal("a refused target was connected to")
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
-	inside, _ := ParseTargets("127.0.0.0/8")
-	c, err := Dial(ctx, "127.0.0.1", port, DialConfig{Timeout: time.Second, Allowed: inside})
-	if err != nil {
-		t.Fatalf("inside allowed targets: %v", err)
-	}
-	fd, err := Detach(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unix.Close(fd)
 	ln.Close()
-	if _, err := Dial(ctx, "127.0.0.1", port, DialConfig{Timeout: time.Second}); !errors.Is(err, ErrUnreachable) {
-		t.Fatalf("closed port: %v", err)
+	out = connectResult(t, r, route(t, ln.Addr().String(), DialConfig{}), nil, time.Second)
+	if !errors.Is(out.err, ErrUnreachable) {
+		t.Fatalf("closed port: %v", out.err)
 	}
 }
 
