@@ -30,3 +30,7 @@ func PutBuffer(b *bytebufferpool.ByteBuffer) {
 	b.B = b.B[:cap(b.B)]
 	readPool.Put(b)
 }
+
+// TestBuffer is a read buffer holding n host bytes, as a poller hands to
+// Sink.HostData: for tests of sinks.
+func TestBuffer(n int) *bytebufferpool.ByteBuffer { return getBuffer(n) }
