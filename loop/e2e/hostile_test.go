@@ -246,3 +246,26 @@ func TestUploadPushedBackNotCut(t *testing.T) {
 	}
 	t.Logf("pushed back; the proxy held %d client bytes at the stall (bound %d)", most, loop.MaxHeldUp)
 }
+
+// --write-timeout on the host side: a compute host that takes nothing
+// while the proxy holds client bytes for it ends the session with 1011
+// (host_write_timeout), and the client is told.
+func TestHostWriteTimeout(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	b := startBackend(t, func(_ *backend, c net.Conn) { <-hold; c.Close() }) // reads nothing
+	p := startProxy(t, func(cfg *loop.Config) { cfg.WriteTimeout = time.Second })
+	c := open(t, p.addr, req{token: p.mint(b.port(), nil)})
+	frame := maskedFrame(true, ws.OpBinary, make([]byte, 32<<10))
+	for sent := 0; sent < 256<<20; sent += len(frame) {
+		_ = c.conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.conn.Write(frame); err != nil {
+			break // pushed back (or already closed)
+		}
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if code, _ := c.expectClose(); code != 1011 {
+		t.Fatalf("close %d, want 1011 for a host that takes nothing", code)
+	}
+	waitFor(t, "session ended", func() bool { return p.srv.Active() == 0 })
+}
