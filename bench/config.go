@@ -138,7 +138,7 @@ func (p Params) defaults() Params {
 		p.HostileSettle = 15 * time.Second
 	}
 	if p.SlowHostRate == 0 {
-		p.SlowHostRate = 4 << 20
+		p.SlowHostRate = 2 << 20
 	}
 	if p.StormFrames == 0 {
 		p.StormFrames = 4096

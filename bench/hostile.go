@@ -717,6 +717,9 @@ func (h *hostile) measure(rr *ResourceReader, hr *HostileResult) error {
 	after, ok, took := settle(h.ctx, rr.Read, hr.Before, DefaultTolerance, h.p.HostileSettle, settlePoll)
 	hr.After, hr.SettleSeconds = after, took.Seconds()
 	hr.Peak = peakOf(hr.Peak, after)
+	if after.RSSBytes == 0 {
+		failures = append(failures, "the proxy process is gone")
+	}
 	if !ok {
 		for _, why := range DefaultTolerance.Exceeded(hr.Before, after) {
 			failures = append(failures, fmt.Sprintf("not back to baseline %.0fs after the clients left: %s", h.p.HostileSettle.Seconds(), why))

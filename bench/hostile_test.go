@@ -174,6 +174,11 @@ func TestStreamCheck(t *testing.T) {
 			t.Errorf("%s: not reported", name)
 		}
 	}
+	masked = append([]byte(nil), stream[:8]...)
+	maskBytes(masked, 0)
+	if sc := feedAll(masked, rng); !strings.Contains(sc.detail, "session 4242's bytes, still masked") {
+		t.Errorf("masked from the start: %q does not name the session", sc.detail)
+	}
 }
 
 // The backend's check log: a second host connection naming a session

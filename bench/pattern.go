@@ -81,6 +81,9 @@ func (c *streamCheck) feed(p []byte) bool {
 			if c.id == 0 || c.id >= maxSessionID {
 				c.bad = true
 				c.detail = fmt.Sprintf("first record names session %#x, which no client is", c.id)
+				if m := c.id ^ binary.LittleEndian.Uint32(maskKey[:]); m > 0 && m < maxSessionID {
+					c.detail += fmt.Sprintf(" (session %d's bytes, still masked)", m)
+				}
 				return false
 			}
 		}

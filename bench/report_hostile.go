@@ -65,7 +65,8 @@ func WriteHostileMarkdown(w io.Writer, rs []Result, command string) error {
 	return nil
 }
 
-const hostileHowToRead = "Each row is one run of a hostile scenario against one target (its own fresh process). " +
+const hostileHowToRead = "Each row is one run of a hostile scenario against one target (its own fresh process); " +
+	"sessions is its size (reset-storm: per wave), opened the attacking sessions or connections that opened. " +
 	"The proxy process is read from /proc (VmRSS, open fds) and, for a Go target, its `go_goroutines` metric " +
 	"(\"-\": not a Go process). *Before* is after a warm-up of a few normal sessions, once the fds hold still; " +
 	"*peak* the highest reading, every 100 ms, during the attack; *after* once every attacking client is gone, " +
@@ -84,12 +85,12 @@ func writeHostileTable(b *strings.Builder, rs []Result) {
 	for _, r := range rs {
 		rounds = rounds || r.Round > 1
 	}
-	b.WriteString("| scenario | target | sessions |")
+	b.WriteString("| scenario | target | sessions | opened |")
 	if rounds {
 		b.WriteString(" round |")
 	}
 	b.WriteString(" RSS MiB before / peak / after | fds before / peak / after | goroutines before / peak / after | settle s | result |\n")
-	b.WriteString("| --- | --- | ---: |")
+	b.WriteString("| --- | --- | ---: | ---: |")
 	if rounds {
 		b.WriteString(" ---: |")
 	}
@@ -99,7 +100,7 @@ func writeHostileTable(b *strings.Builder, rs []Result) {
 		if h == nil {
 			continue
 		}
-		fmt.Fprintf(b, "| %s | %s | %d |", mdEscape(r.Scenario), mdEscape(r.Target), r.Sessions)
+		fmt.Fprintf(b, "| %s | %s | %d | %d |", mdEscape(r.Scenario), mdEscape(r.Target), r.Sessions, r.Opened)
 		if rounds {
 			fmt.Fprintf(b, " %d |", r.Round)
 		}

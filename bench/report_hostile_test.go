@@ -34,9 +34,9 @@ func TestHostileMarkdown(t *testing.T) {
 	t.Logf("\n%s", md)
 	for _, w := range []string{
 		"## Hostile clients\n", "consolebench --scenarios pong-flood",
-		"| scenario | target | sessions | RSS MiB before / peak / after | fds before / peak / after | goroutines before / peak / after | settle s | result |",
-		"| pong-flood | tcp-relay | 10 | 15.0 / 206 / 205 | 20 / 42 / 20 | - / - / - | 15.0 | pass |",
-		"| pong-flood | consoleproxy | 10 | 15.0 / 206 / 205 | 20 / 42 / 20 | 78 / 78 / 78 | 15.0 | **FAIL** |",
+		"| scenario | target | sessions | opened | RSS MiB before / peak / after | fds before / peak / after | goroutines before / peak / after | settle s | result |",
+		"| pong-flood | tcp-relay | 10 | 10 | 15.0 / 206 / 205 | 20 / 42 / 20 | - / - / - | 15.0 | pass |",
+		"| pong-flood | consoleproxy | 10 | 10 | 15.0 / 206 / 205 | 20 / 42 / 20 | 78 / 78 / 78 | 15.0 | **FAIL** |",
 		"- **pong-flood, consoleproxy**: not back to baseline: RSS 205.0 MiB",
 		"  - session 3: byte 8",
 	} {

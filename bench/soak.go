@@ -359,18 +359,18 @@ func (s *soak) endBackground(mixed, churn *Client) {
 	churn.SetChurn(false)
 	churn.WaitFor(drainTimeout, func(t Totals) bool { return t.Started == t.Ended() })
 	ct := churn.Totals()
+	_, _, cerrs := churn.Collect()
 	churn.Close()
 	mixed.StopPacing()
 	mt := mixed.Totals()
+	_, _, errs := mixed.Collect()
 	mixed.CloseAll()
 	mixed.Close()
-	_, _, errs := mixed.Collect()
 	if mt.Failed > 0 {
 		s.rep.Failures = append(s.rep.Failures, fmt.Sprintf("%d of %d long-lived sessions broke during the soak: %v",
 			mt.Failed, mt.Opened, errorList(errs)))
 	}
 	if ct.Failed > 0 {
-		_, _, cerrs := churn.Collect()
 		s.rep.Warnings = append(s.rep.Warnings, fmt.Sprintf("%d of %d churning sessions failed: %v", ct.Failed, ct.Started, errorList(cerrs)))
 	}
 	s.logf("background: %d long-lived sessions, %d failed; %d churned sessions, %d failed", mt.Opened, mt.Failed, ct.Closed, ct.Failed)
@@ -434,6 +434,12 @@ func (s *soak) judge() {
 	warmupEnd := 0.0
 	if len(rep.Steps) >= len(s.steps) {
 		warmupEnd = rep.Steps[len(s.steps)-1].End
+	}
+	for _, smp := range rep.Samples {
+		if smp.Res.RSSBytes == 0 {
+			rep.Failures = append(rep.Failures, fmt.Sprintf("the proxy process was gone at %.0f s", smp.Seconds))
+			break
+		}
 	}
 	rep.Drift = soakDrift(s.sc.Churn).Check(rep.Samples, warmupEnd)
 	rep.Failures = append(rep.Failures, rep.Drift.Failures...)

@@ -137,7 +137,7 @@ func parseFlags(args []string) (bench.Config, bench.SoakConfig, error) {
 	fs.IntVar(&p.BurstBytes, "burst-bytes", 128<<10, "mixed: bytes per screen burst")
 	fs.DurationVar(&p.BurstInterval, "burst-interval", 0, "mixed: mean time between bursts per session (default 1s)")
 	fs.DurationVar(&p.HostileSettle, "hostile-settle", 0, "hostile: bound on the wait for the proxy to give back fds, goroutines and RSS once the clients are gone (default 15s)")
-	fs.Int64Var(&p.SlowHostRate, "slow-host-rate", 0, "upload-slow-host: bytes per second each compute host reads (default 4 MiB/s)")
+	fs.Int64Var(&p.SlowHostRate, "slow-host-rate", 0, "upload-slow-host: bytes per second each compute host reads (default 2 MiB/s)")
 	fs.IntVar(&p.StormFrames, "storm-frames", 0, "frame-storm: 1-2 byte frames per write (default 4096)")
 	fs.IntVar(&p.ResetWaves, "reset-waves", 0, "reset-storm: waves of sessions at most, within --duration (default 5)")
 	fs.DurationVar(&sk.Duration, "soak", 0, "run a soak of this long instead (scripts/soak.sh): the first --targets entry, long-lived mixed sessions, churn and the hostile scenarios in a loop; fails (exit 3) on an upward drift of RSS, fds or goroutines")
