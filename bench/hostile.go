@@ -756,6 +756,9 @@ func (h *hostile) fill(r *Result) {
 	if h.during != nil {
 		r.Errors = append(r.Errors, "probe during the attack: "+h.during.Error())
 	}
+	if n := h.t.offered.Load(); n > 0 {
+		r.Params["other_bytes_sent"] = strconv.FormatInt(n, 10) // pings, half requests, ClientHello starts
+	}
 	if n := h.t.endedByProxy.Load(); n > 0 {
 		r.Params["ended_by_proxy"] = strconv.FormatInt(n, 10)
 	}

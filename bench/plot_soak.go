@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"os"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -36,7 +37,16 @@ func plotSoak(path string, rep *SoakReport) error {
 		p := plot.New()
 		p.Y.Label.Text = pn.label
 		if i == 0 {
-			p.Title.Text = fmt.Sprintf("soak of %s: %d s, %d hostile steps, %s", rep.Target, int(d.End), len(rep.Steps), verdictWord(rep.Passed()))
+			drift := "no upward drift"
+			for _, f := range d.Failures {
+				drift = "drift not judged"
+				if strings.HasPrefix(f, "upward drift") {
+					drift = "UPWARD DRIFT"
+					break
+				}
+			}
+			p.Title.Text = fmt.Sprintf("soak of %s: %d s, %d hostile steps; %s; %s (dashed: the floors compared)",
+				rep.Target, int(d.End), len(rep.Steps), drift, verdictWord(rep.Passed()))
 		}
 		if i == len(panels)-1 {
 			p.X.Label.Text = "seconds since the soak began"

@@ -70,7 +70,7 @@ const hostileHowToRead = "Each row is one run of a hostile scenario against one 
 	"The proxy process is read from /proc (VmRSS, open fds) and, for a Go target, its `go_goroutines` metric " +
 	"(\"-\": not a Go process). *Before* is after a warm-up of a few normal sessions, once the fds hold still; " +
 	"*peak* the highest reading, every 100 ms, during the attack; *after* once every attacking client is gone, " +
-	"as soon as three readings in a row (100 ms apart) are back within the tolerance, else at the settle bound (15 s). " +
+	"as soon as three readings in a row (100 ms apart) are back within the tolerance, else at the settle bound (`--hostile-settle`, 15 s by default). " +
 	"A run **passes** when: fds are exactly back, goroutines within +2, RSS within max(16 MiB, 25 %) of before; " +
 	"no compute-host connection is left open; no compute host received a byte no client sent (the clients send " +
 	"a numbered pattern the built-in consoles check); a well-behaved session is served during and after the attack; " +
