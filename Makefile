@@ -3,8 +3,9 @@ SHELL := /usr/bin/env bash
 GO ?= go
 FUZZTIME ?= 10s
 BENCHTIME ?= 1s
+SOAK_DURATION ?= 10m
 
-.PHONY: help build run test check fuzz bench bench-compare deps clean
+.PHONY: help build run test check fuzz bench bench-compare soak deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -35,6 +36,9 @@ bench: ## micro-benchmarks (go test -bench) with allocation counts
 
 bench-compare: ## consoleproxy vs websockify vs haproxy, every scenario, side by side (~10 min); writes BENCHMARKS.md
 	@scripts/bench-compare.sh
+
+soak: ## one proxy under mixed load, churn and the hostile clients for SOAK_DURATION (10m), plotted to docs/bench/soak.png; fails on an upward drift
+	@scripts/soak.sh $(SOAK_DURATION)
 
 clean: ## remove build output
 	rm -rf bin

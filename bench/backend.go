@@ -14,14 +14,16 @@ type Mode int
 
 // The built-in consoles, one listener each.
 const (
-	ModeEcho     Mode = iota // sends back every byte it reads
-	ModeFirehose             // sends a constant pattern, at a rate or flat out; discards input
-	ModeSink                 // reads and discards; sends nothing
-	ModeRFB                  // mostly idle, with screen-update bursts; discards input
+	ModeEcho      Mode = iota // sends back every byte it reads
+	ModeFirehose              // sends a constant pattern, at a rate or flat out; discards input
+	ModeSink                  // reads and discards; sends nothing
+	ModeRFB                   // mostly idle, with screen-update bursts; discards input
+	ModeCheck                 // reads and checks every byte against the sessions' pattern (pattern.go); sends nothing
+	ModeSlowCheck             // ModeCheck reading at most BackendConfig.SlowRate bytes/s per connection
 	numModes
 )
 
-var modeNames = [numModes]string{"echo", "firehose", "sink", "rfb"}
+var modeNames = [numModes]string{"echo", "firehose", "sink", "rfb", "check", "slow-check"}
 
 func (m Mode) String() string { return modeNames[m] }
 
@@ -30,6 +32,7 @@ type BackendConfig struct {
 	Rate          int64         // firehose bytes/s per session; 0 is flat out
 	BurstBytes    int           // rfb: bytes per burst
 	BurstInterval time.Duration // rfb: mean gap between bursts
+	SlowRate      int64         // slow-check: bytes/s each connection reads; 0 is flat out
 }
 
 // Backend is the compute-host side: one loopback listener per Mode, serving
@@ -42,8 +45,11 @@ type Backend struct {
 	sent     [numModes]atomic.Int64 // payload bytes written to the proxy
 	received [numModes]atomic.Int64 // payload bytes read from the proxy
 	accepted atomic.Int64
-	stopping atomic.Bool   // set by Quiesce: senders stop at a chunk boundary
-	sending  chan struct{} // closed by StartSending: senders wait for it
+	open     [numModes]atomic.Int64 // connections being served now
+	checks   checkLog
+	ids      atomic.Uint32         // pattern session ids handed out (NewSessionID)
+	stopping [numModes]atomic.Bool // set by Quiesce: senders stop at a chunk boundary
+	sending  chan struct{}         // closed by StartSending: senders wait for it
 	sendOnce sync.Once
 	pattern  []byte     // read-only, shared by every firehose and burst writer
 	mu       sync.Mutex // guards conns
@@ -71,6 +77,14 @@ func StartBackend(cfg BackendConfig) (*Backend, error) {
 	return b, nil
 }
 
+// NewSessionID numbers a client session that sends the pattern: from 1,
+// never twice for one backend (its check consoles take a second host
+// connection with the same number for corruption).
+func (b *Backend) NewSessionID() uint32 { return b.ids.Add(1) }
+
+// Open is how many host connections of mode m are being served now.
+func (b *Backend) Open(m Mode) int64 { return b.open[m].Load() }
+
 // Addr is the listening address of mode m's console.
 func (b *Backend) Addr(m Mode) *net.TCPAddr { return b.lns[m].Addr().(*net.TCPAddr) }
 
@@ -95,7 +109,18 @@ func (b *Backend) Received() (n int64) {
 func (b *Backend) StartSending() { b.sendOnce.Do(func() { close(b.sending) }) }
 
 // Quiesce stops every sender (firehose, bursts) after its current write.
-func (b *Backend) Quiesce() { b.stopping.Store(true) }
+func (b *Backend) Quiesce() {
+	for m := range numModes {
+		b.stopping[m].Store(true)
+	}
+}
+
+// QuiesceMode stops mode m's senders only; ResumeMode lets that mode's
+// connections opened afterwards send again (the soak reuses one backend).
+func (b *Backend) QuiesceMode(m Mode) { b.stopping[m].Store(true) }
+
+// ResumeMode undoes QuiesceMode for connections that start sending later.
+func (b *Backend) ResumeMode(m Mode) { b.stopping[m].Store(false) }
 
 // Close closes the listeners and every connection, and waits for their goroutines.
 func (b *Backend) Close() {
@@ -128,6 +153,7 @@ func (b *Backend) accept(m Mode, ln net.Listener) {
 		b.mu.Lock()
 		b.conns[c] = struct{}{}
 		b.mu.Unlock()
+		b.open[m].Add(1)
 		b.wg.Add(1)
 		go b.serve(m, c)
 	}
@@ -140,10 +166,13 @@ func (b *Backend) serve(m Mode, c net.Conn) {
 		delete(b.conns, c)
 		b.mu.Unlock()
 		c.Close()
+		b.open[m].Add(-1)
 	}()
 	switch m {
 	case ModeEcho:
 		b.echo(c)
+	case ModeCheck, ModeSlowCheck:
+		b.check(m, c)
 	case ModeSink:
 		b.discard(m, c, 64<<10)
 	case ModeFirehose, ModeRFB:
@@ -174,6 +203,87 @@ func (b *Backend) echo(c net.Conn) {
 	}
 }
 
+// check reads c to its end, checking every byte against the pattern (at
+// most cfg.SlowRate bytes/s on ModeSlowCheck); a corrupt stream is logged
+// and then read on unchecked, so that the proxy is not stalled by it.
+func (b *Backend) check(m Mode, c net.Conn) {
+	buf := make([]byte, 16<<10)
+	var bucket *tokenBucket
+	if m == ModeSlowCheck && b.cfg.SlowRate > 0 {
+		bucket = newTokenBucket(b.cfg.SlowRate)
+	}
+	var sc streamCheck
+	for {
+		want := len(buf)
+		if bucket != nil {
+			want = bucket.take(want)
+		}
+		n, err := c.Read(buf[:want])
+		if bucket != nil {
+			bucket.giveBack(want - n)
+		}
+		if n > 0 {
+			b.received[m].Add(int64(n))
+			wasID := sc.n >= 4
+			if !sc.feed(buf[:n]) && sc.detail != "" {
+				b.checks.corrupt(sc.detail)
+				sc.detail = ""
+			}
+			if !wasID && sc.n >= 4 && !sc.bad {
+				b.checks.claim(&sc)
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// checkLog is what the check consoles found, across their connections.
+type checkLog struct {
+	mu      sync.Mutex
+	seen    map[uint32]bool // session ids whose host connection has begun
+	bad     int             // corrupt host connections
+	details []string        // the first few corruptions, for the report
+}
+
+// maxCorruptDetails bounds the corruptions described in a result.
+const maxCorruptDetails = 5
+
+func (l *checkLog) corrupt(detail string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bad++
+	if len(l.details) < maxCorruptDetails {
+		l.details = append(l.details, detail)
+	}
+}
+
+// claim records that sc's session has a host connection: a second host
+// connection naming the same session got another session's bytes (each
+// client session is dialled once by the proxy).
+func (l *checkLog) claim(sc *streamCheck) {
+	l.mu.Lock()
+	if l.seen == nil {
+		l.seen = map[uint32]bool{}
+	}
+	dup := l.seen[sc.id]
+	l.seen[sc.id] = true
+	l.mu.Unlock()
+	if dup {
+		sc.bad = true
+		l.corrupt(fmt.Sprintf("session %d: a second host connection carries its bytes", sc.id))
+	}
+}
+
+// Corrupt is how many host connections received a byte no client sent,
+// and the first few of them described.
+func (b *Backend) Corrupt() (int, []string) {
+	b.checks.mu.Lock()
+	defer b.checks.mu.Unlock()
+	return b.checks.bad, append([]string(nil), b.checks.details...)
+}
+
 func (b *Backend) discard(m Mode, c net.Conn, size int) {
 	buf := make([]byte, size)
 	for {
@@ -197,7 +307,7 @@ func (b *Backend) send(m Mode, c net.Conn, done <-chan struct{}) {
 	if m == ModeRFB {
 		pace = nil
 	}
-	for !b.stopping.Load() {
+	for !b.stopping[m].Load() {
 		chunk := len(b.pattern)
 		switch {
 		case m == ModeRFB:
@@ -210,7 +320,7 @@ func (b *Backend) send(m Mode, c net.Conn, done <-chan struct{}) {
 				return
 			}
 		}
-		if b.stopping.Load() {
+		if b.stopping[m].Load() {
 			return
 		}
 		if !b.write(m, c, chunk) {
@@ -243,6 +353,42 @@ func (b *Backend) waitBurst(done <-chan struct{}) bool {
 		return true
 	case <-done:
 		return false
+	}
+}
+
+// tokenBucket paces a reader at rate bytes/s with bursts of at most
+// 100 ms worth (an idle reader does not save up a fast catch-up). Used by
+// one goroutine.
+type tokenBucket struct {
+	rate   float64
+	tokens float64
+	last   time.Time
+}
+
+func newTokenBucket(rate int64) *tokenBucket {
+	return &tokenBucket{rate: float64(rate), last: time.Now()}
+}
+
+// take waits until at least one byte may go and returns how many (≤ n).
+func (t *tokenBucket) take(n int) int {
+	burst := max(t.rate/10, 1)
+	for {
+		now := time.Now()
+		t.tokens = min(t.tokens+now.Sub(t.last).Seconds()*t.rate, burst)
+		t.last = now
+		if t.tokens >= 1 {
+			k := min(n, int(t.tokens))
+			t.tokens -= float64(k)
+			return k
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// giveBack returns k bytes taken but not used.
+func (t *tokenBucket) giveBack(k int) {
+	if k > 0 {
+		t.tokens += float64(k)
 	}
 }
 

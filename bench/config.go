@@ -11,16 +11,19 @@ import (
 // sizes, for how many rounds. cmd/consolebench fills it from flags; the zero
 // value of any field means its default (applied once, by Defaults).
 type Config struct {
-	Targets      []string      // consoleproxy, websockify, tcp-relay (run in turn, alternating)
-	Reference    string        // the target every other is divided by (tcp-relay)
-	Scenarios    []string      // hold, echo, stream-down, stream-up, churn, mixed
-	Sessions     []int         // session counts; each scenario runs at each
-	Rounds       int           // rounds of the whole set; medians are taken over them
-	Duration     time.Duration // the measured phase of each run
-	ResultsDir   string        // results.jsonl, results.md, plots, proxy logs
-	BenchmarksMD string        // when set, also write this BENCHMARKS.md
-	ReportFrom   string        // cmd only: render the reports of this results.jsonl instead of running
-	Command      string        // the command line quoted in the report
+	Targets   []string // consoleproxy, websockify, tcp-relay (run in turn, alternating)
+	Reference string   // the target every other is divided by (tcp-relay)
+	Scenarios []string // hold, echo, stream-down, stream-up, churn, mixed
+	Sessions  []int    // session counts; each load scenario runs at each
+	// HostileSessions are the hostile scenarios' session counts; empty: each
+	// runs at its own size (hostileSpec.size).
+	HostileSessions []int
+	Rounds          int           // rounds of the whole set; medians are taken over them
+	Duration        time.Duration // the measured phase of each run
+	ResultsDir      string        // results.jsonl, results.md, plots, proxy logs
+	BenchmarksMD    string        // when set, also write this BENCHMARKS.md
+	ReportFrom      string        // cmd only: render the reports of this results.jsonl instead of running
+	Command         string        // the command line quoted in the report
 
 	Loops       int           // client event loops (epoll goroutines)
 	SourceAddrs int           // loopback source addresses 127.0.0.2… to spread connections over
@@ -50,6 +53,12 @@ type Params struct {
 	TypingRate    float64       // mixed: keystrokes per second per typing session
 	BurstBytes    int           // mixed/rfb: bytes per screen burst
 	BurstInterval time.Duration // mixed/rfb: mean time between bursts per session
+
+	// The hostile scenarios (hostile.go).
+	HostileSettle time.Duration // bound on the wait for the proxy to give back fds, goroutines and RSS
+	SlowHostRate  int64         // upload-slow-host: bytes/s each compute host reads
+	StormFrames   int           // frame-storm: tiny frames per write
+	ResetWaves    int           // reset-storm: waves of sessions at most (within --duration)
 }
 
 // Defaults returns c with every zero field set to its default.
@@ -125,6 +134,18 @@ func (p Params) defaults() Params {
 	if p.BurstInterval == 0 {
 		p.BurstInterval = time.Second
 	}
+	if p.HostileSettle == 0 {
+		p.HostileSettle = 15 * time.Second
+	}
+	if p.SlowHostRate == 0 {
+		p.SlowHostRate = 2 << 20
+	}
+	if p.StormFrames == 0 {
+		p.StormFrames = 4096
+	}
+	if p.ResetWaves == 0 {
+		p.ResetWaves = 5
+	}
 	return p
 }
 
@@ -132,7 +153,7 @@ func (p Params) defaults() Params {
 func (c Config) Validate() error {
 	for _, s := range c.Scenarios {
 		if scenarioByName(s) == nil {
-			return fmt.Errorf("unknown scenario %q (have %v)", s, AllScenarios())
+			return fmt.Errorf("unknown scenario %q (have %v and %v)", s, AllScenarios(), HostileScenarios())
 		}
 	}
 	for _, t := range c.Targets {
@@ -140,7 +161,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("unknown target %q (have %v)", t, TargetNames())
 		}
 	}
-	for _, n := range c.Sessions {
+	for _, n := range append(append([]int(nil), c.Sessions...), c.HostileSessions...) {
 		if n < 1 {
 			return fmt.Errorf("session count %d: must be at least 1", n)
 		}
@@ -152,6 +173,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("frame size %d: must be in 1..1MiB", c.Params.FrameSize)
 	}
 	return nil
+}
+
+// sizesOf is the session counts scenario sc runs at: sizes() for a load
+// scenario; HostileSessions, or else the scenario's own size, for a hostile
+// one.
+func (c Config) sizesOf(sc *scenario) []int {
+	if sc.hostile == nil {
+		return c.sizes()
+	}
+	if len(c.HostileSessions) > 0 {
+		return c.HostileSessions
+	}
+	return []int{sc.hostile.size}
 }
 
 // sizes is the session counts to run: those asked for, plus each capped

@@ -13,15 +13,17 @@ import (
 )
 
 // WriteReport writes a run's report into dir, creating it if missing:
-// results.jsonl (every Result), results.md (the table, see WriteMarkdown)
-// and the plots, each as PNG and SVG (see WriteBenchmarksMD). reference is
+// results.jsonl (every Result), results.md (the table, see WriteMarkdown;
+// hostile runs in their own section, see WriteHostileMarkdown) and the
+// plots of the load runs, each as PNG and SVG (see WriteBenchmarksMD). reference is
 // the target the others are compared with (DefaultReference when empty);
 // command is the command line that produced rs, quoted in results.md.
 func WriteReport(dir string, rs []Result, reference, command string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report directory: %w", err)
 	}
-	rows := Summarize(rs, reference)
+	load, hostile := splitHostile(rs)
+	rows := Summarize(load, reference)
 	err := writeFileWith(filepath.Join(dir, "results.jsonl"), func(w io.Writer) error {
 		return WriteJSONL(w, rs)
 	})
@@ -30,7 +32,13 @@ func WriteReport(dir string, rs []Result, reference, command string) error {
 	}
 	err = writeFileWith(filepath.Join(dir, "results.md"), func(w io.Writer) error {
 		fmt.Fprintf(w, "# consolebench results\n\n%s\n", commandBlock(command))
-		return WriteMarkdown(w, rows)
+		if err := WriteMarkdown(w, rows); err != nil {
+			return err
+		}
+		if len(hostile) == 0 {
+			return nil
+		}
+		return WriteHostileMarkdown(w, hostile, command)
 	})
 	if err != nil {
 		return err

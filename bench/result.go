@@ -56,7 +56,36 @@ type Result struct {
 	CDF [][2]float64 `json:"cdf,omitempty"`
 
 	Errors []string `json:"errors,omitempty"` // distinct error kinds seen, each with its count
+
+	// Hostile is set on a hostile scenario's run (hostile.go).
+	Hostile *HostileResult `json:"hostile,omitempty"`
 }
+
+// HostileResult is what a hostile scenario measured: the proxy process
+// before the attack, at its peak and after (the clients gone, the settle
+// bound waited), and whether it passed.
+type HostileResult struct {
+	Before Resources `json:"before"`
+	Peak   Resources `json:"peak"`
+	After  Resources `json:"after"`
+	// SettleSeconds is how long after the last client left the proxy took
+	// to come back within the tolerance (or the bound, when it did not).
+	SettleSeconds float64 `json:"settle_seconds"`
+	// Cut counts sessions the proxy ended while their client still wanted
+	// them (where that is wrong: uploads, small frames).
+	Cut int `json:"cut,omitempty"`
+	// Corrupt counts compute-host connections that received a byte no
+	// client sent; CorruptDetails describes the first few.
+	Corrupt        int      `json:"corrupt,omitempty"`
+	CorruptDetails []string `json:"corrupt_details,omitempty"`
+	// HostsOpen is the compute-host connections still open after settling.
+	HostsOpen int `json:"hosts_open,omitempty"`
+	// Failures says why the scenario failed; empty when it passed.
+	Failures []string `json:"failures,omitempty"`
+}
+
+// Passed reports whether the hostile scenario passed.
+func (h *HostileResult) Passed() bool { return len(h.Failures) == 0 }
 
 // Percentiles of a latency distribution, in milliseconds.
 type Percentiles struct {

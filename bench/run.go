@@ -49,8 +49,16 @@ func Report(cfg Config, rs []Result) error {
 	return writeReports(cfg, rs)
 }
 
+// writeReports writes results.md (and BENCHMARKS.md when asked). A run of
+// load scenarios rewrites BENCHMARKS.md but keeps its "Hostile clients"
+// section; a run of hostile scenarios replaces only that section, so the
+// two kinds of run can refresh the page independently.
 func writeReports(cfg Config, rs []Result) error {
-	notes := runNotes(cfg, rs)
+	load, hostile := splitHostile(rs)
+	var notes []string
+	if len(load) > 0 {
+		notes = runNotes(cfg, load)
+	}
 	if err := WriteReport(cfg.ResultsDir, rs, cfg.Reference, cfg.Command); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
@@ -60,11 +68,26 @@ func writeReports(cfg Config, rs []Result) error {
 	if cfg.BenchmarksMD == "" {
 		return nil
 	}
-	plots := filepath.Join(filepath.Dir(cfg.BenchmarksMD), "docs", "bench")
-	if err := WriteBenchmarksMD(cfg.BenchmarksMD, plots, rs, cfg.Reference, cfg.Command); err != nil {
-		return fmt.Errorf("benchmarks page: %w", err)
+	section := hostileSectionOf(cfg.BenchmarksMD)
+	if len(hostile) > 0 {
+		var err error
+		if section, err = hostileMarkdown(hostile, cfg.Command); err != nil {
+			return err
+		}
 	}
-	return appendNotes(cfg.BenchmarksMD, notes)
+	if len(load) > 0 {
+		plots := filepath.Join(filepath.Dir(cfg.BenchmarksMD), "docs", "bench")
+		if err := WriteBenchmarksMD(cfg.BenchmarksMD, plots, load, cfg.Reference, cfg.Command); err != nil {
+			return fmt.Errorf("benchmarks page: %w", err)
+		}
+		if err := appendNotes(cfg.BenchmarksMD, notes); err != nil {
+			return err
+		}
+	}
+	if section == "" {
+		return nil
+	}
+	return putHostileSection(cfg.BenchmarksMD, section)
 }
 
 // runAll is the rounds × scenarios × sizes × targets loop; each result is
@@ -72,13 +95,12 @@ func writeReports(cfg Config, rs []Result) error {
 func runAll(ctx context.Context, cfg Config, fdLimit int, log io.Writer, jl io.Writer) ([]Result, error) {
 	var rs []Result
 	prog := newProgress(log)
-	sizes := cfg.sizes()
 	for _, note := range cfg.capNotes() {
 		prog.note(note)
 	}
 	for round := 1; round <= cfg.Rounds; round++ {
 		for _, sc := range cfg.Scenarios {
-			for _, n := range sizes {
+			for _, n := range cfg.sizesOf(scenarioByName(sc)) {
 				for i := range cfg.Targets {
 					t := cfg.Targets[(i+round-1)%len(cfg.Targets)]
 					if limit, ok := cfg.Caps[t]; ok && limit > 0 && n > limit {
@@ -125,6 +147,9 @@ func runEnv(ctx context.Context, cfg Config, sc *scenario, k runKey, fdLimit int
 	dir := filepath.Join(cfg.ResultsDir, "logs", fmt.Sprintf("r%d-%s-%d-%s", k.round, k.scenario, k.sessions, k.target))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("log directory: %w", err)
+	}
+	if sc.hostile != nil {
+		return runHostile(ctx, cfg, sc, k, dir, r)
 	}
 	p := cfg.Params
 	backend, err := StartBackend(BackendConfig{Rate: p.StreamRate, BurstBytes: p.BurstBytes, BurstInterval: p.BurstInterval})
@@ -187,8 +212,31 @@ func summaryLine(r *Result) string {
 	if r.RSSPerSession != 0 {
 		s += fmt.Sprintf(", %.0f B RSS/session", r.RSSPerSession)
 	}
+	if h := r.Hostile; h != nil {
+		s += ", " + hostileLine(h)
+	}
 	if len(r.Errors) > 0 {
 		s += fmt.Sprintf(", errors %v", r.Errors)
 	}
 	return s
+}
+
+// hostileLine is a hostile run's readings and verdict on one line.
+func hostileLine(h *HostileResult) string {
+	verdict := "PASS"
+	if !h.Passed() {
+		verdict = "FAIL"
+	}
+	return fmt.Sprintf("RSS %s/%s/%s, fds %d/%d/%d, goroutines %s/%s/%s (before/peak/after), %s",
+		mib(h.Before.RSSBytes), mib(h.Peak.RSSBytes), mib(h.After.RSSBytes),
+		h.Before.FDs, h.Peak.FDs, h.After.FDs,
+		goroutineCell(h.Before.Goroutines), goroutineCell(h.Peak.Goroutines), goroutineCell(h.After.Goroutines), verdict)
+}
+
+// goroutineCell prints a goroutine count, "-" when not measured.
+func goroutineCell(g int) string {
+	if g < 0 {
+		return "-"
+	}
+	return fmt.Sprint(g)
 }

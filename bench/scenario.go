@@ -17,6 +17,10 @@ type scenario struct {
 	// handshakes: the latency reported is the handshake's (time to
 	// establish), not an echo round trip's.
 	handshakes bool
+	// hostile, when set, makes this a hostile scenario (hostile.go): run by
+	// runHostile, reported in its own table; tokens, sessions and measure
+	// are then unused.
+	hostile *hostileSpec
 }
 
 // scenarios, in report order.
@@ -29,7 +33,8 @@ var scenarios = []*scenario{
 	{name: "mixed", tokens: mixedTokens, sessions: mixedSessions, measure: measureMixed, params: mixedParams},
 }
 
-// AllScenarios names every scenario in report order.
+// AllScenarios names every load scenario in report order (the hostile ones
+// are listed by HostileScenarios).
 func AllScenarios() []string {
 	ns := make([]string, len(scenarios))
 	for i, s := range scenarios {
@@ -38,8 +43,22 @@ func AllScenarios() []string {
 	return ns
 }
 
+// HostileScenarios names the hostile scenarios in report order.
+func HostileScenarios() []string {
+	ns := make([]string, len(hostileScenarios))
+	for i, s := range hostileScenarios {
+		ns[i] = s.name
+	}
+	return ns
+}
+
 func scenarioByName(n string) *scenario {
 	for _, s := range scenarios {
+		if s.name == n {
+			return s
+		}
+	}
+	for _, s := range hostileScenarios {
 		if s.name == n {
 			return s
 		}

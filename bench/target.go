@@ -31,6 +31,17 @@ type RunSpec struct {
 	Tokens  []Mode // the console behind each token index
 	Backend *Backend
 	MaxConn int // sessions the run opens at most at once
+	// Metrics asks for the target's metrics listener (consoleproxy's
+	// --metrics-listen), so its goroutines can be read; targets without
+	// one ignore it.
+	Metrics bool
+	// TLS, when set, asks for a TLS listener with this certificate
+	// (Endpoint.TLSAddr).
+	TLS *TLSFiles
+	// IdleTimeout, when set, replaces the TCP relay's 1 h client and server
+	// timeouts (haproxy's own defence against peers that stall); the
+	// WebSocket proxies keep their defaults.
+	IdleTimeout time.Duration
 }
 
 // Endpoint is how the client reaches a started target.
@@ -39,6 +50,13 @@ type Endpoint struct {
 	Addrs     [numModes]*net.TCPAddr // per console mode (one listener for all on a WebSocket proxy)
 	Host      string
 	Path      func(token int) string
+	// MetricsURL is the Prometheus endpoint when RunSpec.Metrics was asked
+	// and the target has one, else "".
+	MetricsURL string
+	// TLSAddr is the TLS listener when RunSpec.TLS was given (on a
+	// WebSocket proxy the same port as plain: it tells them apart by the
+	// first byte), else nil.
+	TLSAddr *net.TCPAddr
 }
 
 // targets maps a name to its adapter's constructor.

@@ -50,10 +50,31 @@ func (t *consoleproxyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint,
 	if err != nil {
 		return Endpoint{}, err
 	}
-	return startWS(ctx, &t.p, spec.Dir, "consoleproxy", t.bin, func(addr string) []string {
-		return append([]string{"--listen", addr, "--metrics-listen", "", "--admin-listen", "",
-			"--token-store", "file:" + file}, t.args...)
+	metrics, metricsURL := "", ""
+	if spec.Metrics {
+		port, err := freePort()
+		if err != nil {
+			return Endpoint{}, err
+		}
+		metrics = fmt.Sprintf("127.0.0.1:%d", port)
+		metricsURL = "http://" + metrics + "/metrics"
+	}
+	ep, err := startWS(ctx, &t.p, spec.Dir, "consoleproxy", t.bin, func(addr string) []string {
+		args := []string{"--listen", addr, "--metrics-listen", metrics, "--admin-listen", "",
+			"--token-store", "file:" + file}
+		if spec.TLS != nil {
+			args = append(args, "--cert", spec.TLS.Cert, "--key", spec.TLS.Key)
+		}
+		return append(args, t.args...)
 	})
+	if err != nil {
+		return ep, err
+	}
+	ep.MetricsURL = metricsURL
+	if spec.TLS != nil {
+		ep.TLSAddr = ep.Addrs[ModeEcho]
+	}
+	return ep, nil
 }
 
 // websockifyTarget starts Debian's websockify with its TokenFile plugin.
@@ -71,9 +92,17 @@ func (t *websockifyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint, e
 	if err != nil {
 		return Endpoint{}, err
 	}
-	return startWS(ctx, &t.p, spec.Dir, "websockify", t.bin, func(addr string) []string {
-		return []string{"--token-plugin", "TokenFile", "--token-source", file, addr}
+	ep, err := startWS(ctx, &t.p, spec.Dir, "websockify", t.bin, func(addr string) []string {
+		args := []string{"--token-plugin", "TokenFile", "--token-source", file}
+		if spec.TLS != nil {
+			args = append(args, "--cert", spec.TLS.Cert, "--key", spec.TLS.Key)
+		}
+		return append(args, addr)
 	})
+	if err == nil && spec.TLS != nil {
+		ep.TLSAddr = ep.Addrs[ModeEcho]
+	}
+	return ep, err
 }
 
 // startWS starts a WebSocket proxy on a free port and waits for it to listen.
@@ -104,8 +133,18 @@ type haproxyTarget struct {
 func (t *haproxyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint, error) {
 	var ep Endpoint
 	var b strings.Builder
+	// The fin timeouts bound a side left half closed by its peer. A client
+	// that resets while haproxy still holds its bytes for a host that is not
+	// reading (an echo console blocked writing back: pong-flood's
+	// reference) is held until the server timeout: hostile runs ask for a
+	// short one (RunSpec.IdleTimeout).
+	idle := "1h"
+	if spec.IdleTimeout > 0 {
+		idle = fmt.Sprintf("%dms", spec.IdleTimeout.Milliseconds())
+	}
 	fmt.Fprintf(&b, "global\n  maxconn 9500\ndefaults\n  mode tcp\n  maxconn 9500\n"+
-		"  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n")
+		"  timeout connect 5s\n  timeout client %[1]s\n  timeout server %[1]s\n"+
+		"  timeout client-fin 2s\n  timeout server-fin 2s\n", idle)
 	for m := range numModes {
 		port, err := freePort()
 		if err != nil {
@@ -114,6 +153,16 @@ func (t *haproxyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint, erro
 		ep.Addrs[m] = addr4(port)
 		fmt.Fprintf(&b, "listen %s\n  bind 127.0.0.1:%d\n  server s 127.0.0.1:%d\n",
 			Mode(m), port, spec.Backend.Addr(Mode(m)).Port)
+	}
+	if spec.TLS != nil {
+		// TLS terminated in front of the echo console (tls-silent's reference).
+		port, err := freePort()
+		if err != nil {
+			return ep, err
+		}
+		ep.TLSAddr = addr4(port)
+		fmt.Fprintf(&b, "listen tls\n  bind 127.0.0.1:%d ssl crt %s\n  server s 127.0.0.1:%d\n",
+			port, spec.TLS.Combined, spec.Backend.Addr(ModeEcho).Port)
 	}
 	cfg := filepath.Join(spec.Dir, "haproxy.cfg")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {

@@ -14,15 +14,19 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/consoleproxy/consoleproxy/bench"
 )
 
 func main() {
-	cfg, err := parseFlags(os.Args[1:])
+	cfg, soak, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "consolebench:", err)
 		os.Exit(2)
+	}
+	if soak.Duration > 0 {
+		os.Exit(runSoak(cfg, soak))
 	}
 	if cfg.ReportFrom != "" {
 		if err := report(cfg); err != nil {
@@ -39,6 +43,43 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stderr, "consolebench: %d runs; report in %s\n", len(rs), cfg.ResultsDir)
+	if fails := bench.HostileFailures(rs); len(fails) > 0 {
+		fmt.Fprintf(os.Stderr, "consolebench: %d hostile runs FAILED:\n", len(fails))
+		for _, f := range fails {
+			fmt.Fprintln(os.Stderr, "  "+f)
+		}
+		os.Exit(3)
+	}
+}
+
+// runSoak runs --soak and returns the exit code: 0 passed, 1 could not
+// run, 3 failed (drift, corruption, a long-lived session broken).
+func runSoak(cfg bench.Config, sc bench.SoakConfig) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.Soak(ctx, cfg, sc, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "consolebench: soak:", err)
+		return 1
+	}
+	if err := bench.WriteSoakSummary(os.Stderr, rep); err != nil {
+		return 1
+	}
+	f, err := os.Create(filepath.Join(cfg.ResultsDir, "soak.txt"))
+	if err == nil {
+		err = bench.WriteSoakSummary(f, rep)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "consolebench: soak summary:", err)
+		return 1
+	}
+	if !rep.Passed() {
+		return 3
+	}
+	return 0
 }
 
 // report renders the reports of an earlier run from its results.jsonl
@@ -57,13 +98,17 @@ func report(cfg bench.Config) error {
 	return bench.Report(cfg, rs)
 }
 
-func parseFlags(args []string) (bench.Config, error) {
+func parseFlags(args []string) (bench.Config, bench.SoakConfig, error) {
 	var c bench.Config
+	var sk bench.SoakConfig
 	p := &c.Params
 	fs := flag.NewFlagSet("consolebench", flag.ContinueOnError)
 	targets := fs.String("targets", "consoleproxy,tcp-relay", "comma-separated targets: "+strings.Join(bench.TargetNames(), ","))
-	scenarios := fs.String("scenarios", strings.Join(bench.AllScenarios(), ","), "comma-separated scenarios")
-	sessions := fs.String("sessions", "100", "comma-separated session counts; each scenario runs at each")
+	scenarios := fs.String("scenarios", strings.Join(bench.AllScenarios(), ","),
+		"comma-separated scenarios; the hostile ones ("+strings.Join(bench.HostileScenarios(), ",")+
+			") fail the command (exit 3) when the proxy does not give back what they took")
+	sessions := fs.String("sessions", "100", "comma-separated session counts; each load scenario runs at each")
+	hostileSessions := fs.String("hostile-sessions", "", "comma-separated session counts for the hostile scenarios (default: each its own, 10 to 200)")
 	caps := fs.String("cap", "websockify=500", "per-target session caps, target=N,… (websockify drops connections past ~507)")
 	fs.StringVar(&c.Reference, "reference", "tcp-relay", "the target the others are compared with")
 	fs.IntVar(&c.Rounds, "rounds", 1, "rounds; targets alternate within each, medians over them")
@@ -91,22 +136,40 @@ func parseFlags(args []string) (bench.Config, error) {
 	fs.Float64Var(&p.TypingRate, "typing-rate", 5, "mixed: keystrokes per second per typing session")
 	fs.IntVar(&p.BurstBytes, "burst-bytes", 128<<10, "mixed: bytes per screen burst")
 	fs.DurationVar(&p.BurstInterval, "burst-interval", 0, "mixed: mean time between bursts per session (default 1s)")
+	fs.DurationVar(&p.HostileSettle, "hostile-settle", 0, "hostile: bound on the wait for the proxy to give back fds, goroutines and RSS once the clients are gone (default 15s)")
+	fs.Int64Var(&p.SlowHostRate, "slow-host-rate", 0, "upload-slow-host: bytes per second each compute host reads (default 2 MiB/s)")
+	fs.IntVar(&p.StormFrames, "storm-frames", 0, "frame-storm: 1-2 byte frames per write (default 4096)")
+	fs.IntVar(&p.ResetWaves, "reset-waves", 0, "reset-storm: waves of sessions at most, within --duration (default 5)")
+	fs.DurationVar(&sk.Duration, "soak", 0, "run a soak of this long instead (scripts/soak.sh): the first --targets entry, long-lived mixed sessions, churn and the hostile scenarios in a loop; fails (exit 3) on an upward drift of RSS, fds or goroutines")
+	fs.IntVar(&sk.Sessions, "soak-sessions", 50, "soak: long-lived mixed sessions")
+	fs.IntVar(&sk.Churn, "soak-churn", 4, "soak: sessions churning at once")
+	fs.DurationVar(&sk.Phase, "soak-phase", time.Second, "soak: each hostile step's attack")
+	fs.StringVar(&sk.Plot, "soak-plot", "", "soak: the plot (PNG) of RSS, fds and goroutines over time (default RESULTS/soak.png)")
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		return c, sk, err
 	}
 	c.Targets, c.Scenarios = splitList(*targets), splitList(*scenarios)
 	c.ConsoleproxyArgs = strings.Fields(*cpArgs)
 	var err error
 	if c.Sessions, err = intList(*sessions); err != nil {
-		return c, fmt.Errorf("--sessions: %w", err)
+		return c, sk, fmt.Errorf("--sessions: %w", err)
+	}
+	if c.HostileSessions, err = intList(*hostileSessions); err != nil {
+		return c, sk, fmt.Errorf("--hostile-sessions: %w", err)
+	}
+	if len(c.HostileSessions) > 0 {
+		sk.Hostile = c.HostileSessions[0]
+	}
+	if sk.Duration > 0 && fs.Lookup("scenarios").Value.String() != fs.Lookup("scenarios").DefValue {
+		sk.Scenarios = c.Scenarios
 	}
 	if c.Caps, err = capList(*caps); err != nil {
-		return c, fmt.Errorf("--cap: %w", err)
+		return c, sk, fmt.Errorf("--cap: %w", err)
 	}
 	if c.Command == "" {
 		c.Command = "consolebench " + strings.Join(args, " ")
 	}
-	return c, nil
+	return c, sk, nil
 }
 
 func splitList(s string) []string {

@@ -10,7 +10,7 @@ import (
 // target, the command quoted; malformed lists are refused with the flag
 // named.
 func TestParseFlags(t *testing.T) {
-	c, err := parseFlags([]string{"--targets", "consoleproxy, websockify", "--sessions", "1,100, 9000",
+	c, _, err := parseFlags([]string{"--targets", "consoleproxy, websockify", "--sessions", "1,100, 9000",
 		"--cap", "websockify=500,tcp-relay=9500", "--consoleproxy-args", "--max-client-backlog 4194304"})
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--cap", "websockify"}, "--cap"},
 		{[]string{"--cap", "websockify=x"}, "--cap"},
 	} {
-		if _, err := parseFlags(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, _, err := parseFlags(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error naming %s", tc.args, err, tc.want)
 		}
 	}
