@@ -27,6 +27,7 @@ test: deps check build ## install deps, then vet, race-enabled tests and a short
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'NoAlloc' ./...   # allocation counts skip under -race
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+	@PLOT=bin/soak-ci.png RESULTS=bin/soak-ci scripts/soak.sh 60s   # the hostile set under load; fails on drift
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
