@@ -109,6 +109,9 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 	if o.maxSessions < 0 || o.maxBuffered < 0 || o.maxMessage <= 0 || o.connectTimeout <= 0 || o.handshakeTimeout <= 0 {
 		return cfg, errors.New("limits and timeouts must be positive")
 	}
+	if o.leaseTTL < tokens.MinRedisLease {
+		return cfg, fmt.Errorf("--lease-ttl must be at least %v", tokens.MinRedisLease)
+	}
 	var err error
 	if cfg.Origins.Allowed, err = policy.ParseAllowedOrigins(o.allowedOrigins); err != nil {
 		return cfg, err

@@ -22,6 +22,7 @@ type options struct {
 	enforceSessionTimeout                             bool
 	tokenReuse, logFormat, adminListen                string
 	reuseStore                                        string
+	leaseTTL                                          time.Duration
 	maxSessions, workers, queue, maxClientBacklog     int
 	maxBuffered, maxMessage                           int64
 	demo                                              bool
@@ -68,6 +69,7 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 	fs.BoolVar(&o.enforceSessionTimeout, "enforce-session-timeout", false, "end a session when its token expires")
 	fs.StringVar(&o.tokenReuse, "token-reuse", "exclusive", "exclusive|single-use|shared")
 	fs.StringVar(&o.reuseStore, "reuse-store", "", "redis://[user:pass@]host:port[/db] (or rediss://) holding --token-reuse state for the whole fleet; default: the --token-store if it is Redis, else in process")
+	fs.DurationVar(&o.leaseTTL, "lease-ttl", 30*time.Second, "an exclusive claim in the --reuse-store lapses this long after its proxy stops renewing it (renewed every third of it while the session lives); at least 3s")
 	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "a client must finish its HTTP upgrade within this")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close a session with no data either way for this long; 0 disables")
 	fs.IntVar(&o.maxSessions, "max-sessions", 0, "over this many sessions a new client gets HTTP 503; 0 means no cap")
