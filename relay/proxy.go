@@ -67,7 +67,7 @@ func (p *ForwardProxy) AppendProxyConnect(dst []byte, target netip.AddrPort) []b
 func DialProxy(ctx context.Context, host string, port int, cfg DialConfig) (*net.TCPConn, netip.AddrPort, error) {
 	ctx, cancel := cfg.bound(ctx)
 	defer cancel()
-	addrs, err := resolveAllowed(ctx, host, cfg)
+	addrs, err := resolveAllowed(ctx, host, port, cfg)
 	if err != nil {
 		return nil, netip.AddrPort{}, err
 	}
