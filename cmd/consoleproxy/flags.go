@@ -55,7 +55,7 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 	fs.StringVar(&o.sslMinVersion, "ssl-minimum-version", "tlsv1.2", "tlsv1.2 or tlsv1.3")
 	fs.StringVar(&o.sslCiphers, "ssl-ciphers", "", "OpenSSL-style names of the TLS 1.2 suites allowed")
 	fs.StringVar(&o.sslClientCA, "ssl-client-ca", "", "require and verify client certificates against this CA file")
-	fs.StringVar(&o.allowedTargets, "allowed-targets", "", "CIDRs of compute hosts the proxy may connect to (checked after DNS); empty allows any")
+	fs.StringVar(&o.allowedTargets, "allowed-targets", "", "CIDRs of compute hosts the proxy may connect to (checked after DNS); empty allows any but the proxy's own listeners, which are always refused")
 	fs.StringVar(&o.computeProxy, "compute-proxy", "", "reach compute hosts through this forward HTTP proxy (CONNECT host:port)")
 	fs.StringVar(&o.computeProxyAuth, "compute-proxy-auth-file", "", "file holding user:password for the --compute-proxy (Proxy-Authorization: Basic)")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 5*time.Second, "DNS plus TCP connect plus any CONNECT handshake toward a compute host")
