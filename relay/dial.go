@@ -27,6 +27,11 @@ type DialConfig struct {
 	// Proxy, when set, is the forward HTTP proxy compute hosts are reached
 	// through (--compute-proxy).
 	Proxy *ForwardProxy
+	// Deny is the proxy's own listeners, never connected to whatever
+	// Allowed says (a token must not turn the proxy on itself). An
+	// unspecified address (0.0.0.0, ::) stands for every loopback address
+	// too; the caller lists this machine's other addresses.
+	Deny []netip.AddrPort
 }
 
 // Resolver looks names up; *net.Resolver is one.
@@ -38,6 +43,7 @@ type Resolver interface {
 var (
 	ErrTargetRefused = errors.New("compute host outside allowed targets")
 	ErrUnreachable   = errors.New("compute host unreachable")
+	errOwnListener   = fmt.Errorf("%w: one of the proxy's own listeners", ErrTargetRefused)
 )
 
 // bound is ctx within Timeout, when set.
@@ -48,10 +54,10 @@ func (cfg DialConfig) bound(ctx context.Context) (context.Context, context.Cance
 	return ctx, func() {}
 }
 
-// resolveAllowed resolves host and checks every address against Allowed:
-// ErrUnreachable if it does not resolve, ErrTargetRefused if any address
-// is outside.
-func resolveAllowed(ctx context.Context, host string, cfg DialConfig) ([]netip.Addr, error) {
+// resolveAllowed resolves host and checks every address against Allowed
+// and, with port, Deny: ErrUnreachable if it does not resolve,
+// ErrTargetRefused if any address is outside or one of the proxy's own.
+func resolveAllowed(ctx context.Context, host string, port int, cfg DialConfig) ([]netip.Addr, error) {
 	addrs, err := resolve(ctx, host, cfg.Resolver)
 	if err != nil {
 		return nil, fmt.Errorf("%w: resolve: %v", ErrUnreachable, err)
@@ -60,8 +66,29 @@ func resolveAllowed(ctx context.Context, host string, cfg DialConfig) ([]netip.A
 		if !allowed(a, cfg.Allowed) {
 			return nil, ErrTargetRefused
 		}
+		if Denied(netip.AddrPortFrom(a, uint16(port)), cfg.Deny) {
+			return nil, errOwnListener
+		}
 	}
 	return addrs, nil
+}
+
+// Denied reports whether ap reaches one of the listeners in deny: the same
+// address and port; or the port of a listener on an unspecified address,
+// from a loopback address; or any listener's port, from an unspecified
+// address (connecting to 0.0.0.0 or :: reaches this machine).
+func Denied(ap netip.AddrPort, deny []netip.AddrPort) bool {
+	a := ap.Addr().Unmap()
+	for _, d := range deny {
+		if d.Port() != ap.Port() {
+			continue
+		}
+		da := d.Addr().Unmap()
+		if da == a || a.IsUnspecified() || da.IsUnspecified() && a.IsLoopback() {
+			return true
+		}
+	}
+	return false
 }
 
 func resolve(ctx context.Context, host string, r Resolver) ([]netip.Addr, error) {
@@ -179,7 +206,7 @@ func (rt Route) ViaProxy() bool { return rt.proxy != nil }
 func Resolve(ctx context.Context, host string, port int, cfg DialConfig) (Route, error) {
 	ctx, cancel := cfg.bound(ctx)
 	defer cancel()
-	addrs, err := resolveAllowed(ctx, host, cfg)
+	addrs, err := resolveAllowed(ctx, host, port, cfg)
 	if err != nil {
 		return Route{}, err
 	}

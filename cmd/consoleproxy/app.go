@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ type app struct {
 	cancel  context.CancelFunc
 	webDir  string
 	cert    *loop.CertHolder // nil without TLS
+	own     []netip.AddrPort // the proxy's own listeners: never a compute host nor a minted target (own.go)
 	// security is the RFB security proxy, nil without VeNCrypt.
 	security *relay.SecurityProxy
 }
@@ -47,12 +49,23 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	if cfg.Store, err = a.openStore(ctx, o); err != nil {
+	// Bound first: the admin API and the dials must know every listener.
+	metricsLn, err := listenMetrics(o.metricsListen)
+	if err == nil {
+		a.own, err = ownListeners(o.listen, metricsLn)
+	}
+	if err == nil {
+		cfg.Store, err = a.openStore(ctx, o) // adds a TCP admin listener to a.own
+	}
+	if err != nil {
+		closeListener(metricsLn)
 		cancel()
 		return nil, err
 	}
 	a.store = cfg.Store
+	cfg.Dial.Deny = a.own
 	if err = a.openReuse(o, &cfg); err != nil {
+		closeListener(metricsLn)
 		a.store.Close()
 		cancel()
 		return nil, err
@@ -65,14 +78,12 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 		err = a.srv.Start()
 	}
 	if err != nil {
+		closeListener(metricsLn)
 		a.closeStores()
 		cancel()
 		return nil, err
 	}
-	if err := a.startMetrics(o.metricsListen); err != nil {
-		_ = a.stop(context.Background())
-		return nil, err
-	}
+	a.startMetrics(metricsLn)
 	log.Info("consoleproxy listening", "listen", a.srv.Addr().String(), "console_type", cfg.ConsoleType,
 		"max_sessions", cfg.MaxSessions, "open_files", openFileLimit(), "max_pending", o.maxPending,
 		"max_sessions_per_ip", cfg.MaxSessionsPerIP, "auth_failures_per_ip", cfg.AuthFailuresPerIP)
@@ -118,6 +129,9 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 	}
 	if o.maxPending == 0 {
 		cfg.MaxPending = -1 // the flag's 0 is no cap; loop.Config's 0 is its default
+	}
+	if o.leaseTTL < tokens.MinRedisLease {
+		return cfg, fmt.Errorf("--lease-ttl must be at least %v", tokens.MinRedisLease)
 	}
 	var err error
 	if cfg.Origins.Allowed, err = policy.ParseAllowedOrigins(o.allowedOrigins); err != nil {
@@ -183,21 +197,45 @@ func (a *app) openEmbedded(ctx context.Context, dir, adminListen string) (tokens
 		e.Close()
 		return nil, err
 	}
+	ln, err := tokens.ListenAdmin(adminListen)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	if ap, ok := tcpAddrPort(ln); ok {
+		a.own = append(a.own, ap)
+	}
+	h := e.AdminHandler(secret, a.own)
 	go func() {
-		if err := tokens.ServeAdmin(ctx, adminListen, e.AdminHandler(secret), a.log); err != nil {
+		if err := tokens.ServeAdminOn(ctx, ln, h, a.log); err != nil {
 			a.log.Error("admin API stopped", "err", err.Error())
 		}
 	}()
 	return e, nil
 }
 
-func (a *app) startMetrics(listen string) error {
+// listenMetrics binds --metrics-listen; nil when it is empty.
+func listenMetrics(listen string) (net.Listener, error) {
 	if listen == "" {
-		return nil
+		return nil, nil
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return fmt.Errorf("metrics listener: %w", err)
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	return ln, nil
+}
+
+func closeListener(ln net.Listener) {
+	if ln != nil {
+		_ = ln.Close()
+	}
+}
+
+// startMetrics serves the metrics, health and readiness on ln (nil: none).
+func (a *app) startMetrics(ln net.Listener) {
+	if ln == nil {
+		return
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
@@ -215,7 +253,6 @@ func (a *app) startMetrics(listen string) error {
 	a.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
 	go func() { _ = a.metrics.Serve(ln) }()
-	return nil
 }
 
 // loadWeb loads --web into memory (and again on SIGHUP).

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestConsoleTypes: each of Nova's console kinds is a valid listener; a
@@ -51,5 +52,45 @@ func TestReuseStore(t *testing.T) {
 		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%q %q: %q %v, want %q %q", tc.tokenStore, tc.reuseStore, got, err, tc.want, tc.err)
 		}
+	}
+}
+
+// TestLeaseTTL: --lease-ttl is the fleet guard's lease (default 30s);
+// under 3s is a start-up error.
+func TestLeaseTTL(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+		err  string
+	}{
+		{nil, 30 * time.Second, ""},
+		{[]string{"--lease-ttl", "12s"}, 12 * time.Second, ""},
+		{[]string{"--lease-ttl", "2s"}, 0, "--lease-ttl must be at least 3s"},
+	} {
+		// Redis need not be up: the guard connects lazily.
+		args := append([]string{"--reuse-store", "redis://127.0.0.1:1"}, tc.args...)
+		o, _, err := parseFlags(args, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config(o, log)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: %v, want %q", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		a := &app{log: log}
+		if err := a.openReuse(o, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if got := a.guard.Lease(); got != tc.want {
+			t.Errorf("%v: lease %v, want %v", tc.args, got, tc.want)
+		}
+		_ = a.guard.Close()
 	}
 }

@@ -26,6 +26,7 @@ type options struct {
 	enforceSessionTimeout                             bool
 	tokenReuse, logFormat, adminListen                string
 	reuseStore                                        string
+	leaseTTL                                          time.Duration
 	maxSessions, workers, queue, maxClientBacklog     int
 	maxPending, maxSessionsPerIP, authFailuresPerIP   int
 	maxBuffered, maxMessage                           int64
@@ -59,7 +60,7 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 	fs.StringVar(&o.sslMinVersion, "ssl-minimum-version", "tlsv1.2", "tlsv1.2 or tlsv1.3")
 	fs.StringVar(&o.sslCiphers, "ssl-ciphers", "", "OpenSSL-style names of the TLS 1.2 suites allowed")
 	fs.StringVar(&o.sslClientCA, "ssl-client-ca", "", "require and verify client certificates against this CA file")
-	fs.StringVar(&o.allowedTargets, "allowed-targets", "", "CIDRs of compute hosts the proxy may connect to (checked after DNS); empty allows any")
+	fs.StringVar(&o.allowedTargets, "allowed-targets", "", "CIDRs of compute hosts the proxy may connect to (checked after DNS); empty allows any but the proxy's own listeners, which are always refused")
 	fs.StringVar(&o.computeProxy, "compute-proxy", "", "reach compute hosts through this forward HTTP proxy (CONNECT host:port)")
 	fs.StringVar(&o.computeProxyAuth, "compute-proxy-auth-file", "", "file holding user:password for the --compute-proxy (Proxy-Authorization: Basic)")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 5*time.Second, "DNS plus TCP connect plus any CONNECT handshake toward a compute host")
@@ -73,6 +74,7 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 	fs.BoolVar(&o.enforceSessionTimeout, "enforce-session-timeout", false, "end a session when its token expires")
 	fs.StringVar(&o.tokenReuse, "token-reuse", "exclusive", "exclusive|single-use|shared")
 	fs.StringVar(&o.reuseStore, "reuse-store", "", "redis://[user:pass@]host:port[/db] (or rediss://) holding --token-reuse state for the whole fleet; default: the --token-store if it is Redis, else in process")
+	fs.DurationVar(&o.leaseTTL, "lease-ttl", 30*time.Second, "an exclusive claim in the --reuse-store lapses this long after its proxy stops renewing it (renewed every third of it while the session lives); at least 3s")
 	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "a client must finish its HTTP upgrade within this")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close a session with no data either way for this long; 0 disables")
 	nofile := openFileLimit()

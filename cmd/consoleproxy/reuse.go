@@ -45,16 +45,18 @@ func (a *app) openReuse(o *options, cfg *loop.Config) error {
 	if err != nil {
 		return fmt.Errorf("--reuse-store: %w", err)
 	}
-	a.guard = tokens.OpenRedisGuard(tokens.RedisGuardConfig{URL: u, Policy: p, Logger: a.log})
+	a.guard = tokens.OpenRedisGuard(tokens.RedisGuardConfig{URL: u, Policy: p, Lease: o.leaseTTL, Logger: a.log})
 	cfg.Reuse = a.guard
 	a.log.Info("token reuse: fleet-wide in redis", "redis", u.String(), "policy", p.String(),
-		"lease", tokens.DefaultRedisLease.String())
+		"lease", a.guard.Lease().String())
 	return nil
 }
 
 // observeGuard exposes the fleet guard's losses: releases dropped with the
-// queue full (their claims lapse with the lease) and claims found taken by
-// another session at renewal (a lease that lapsed while Redis was away).
+// queue full (their claims lapse with the lease), claims found taken by
+// another session at renewal (a lease that lapsed while Redis was away),
+// claims found gone at renewal and taken back (lapsed, or Redis lost them),
+// and renewals that failed with their batch (retried at the next slot).
 func (a *app) observeGuard() {
 	if a.guard == nil {
 		return
@@ -62,4 +64,6 @@ func (a *app) observeGuard() {
 	g := a.guard
 	a.srv.Observe("consoleproxy_reuse_releases_dropped_total", func() float64 { return float64(g.Dropped()) })
 	a.srv.Observe("consoleproxy_reuse_leases_lost_total", func() float64 { return float64(g.Lost()) })
+	a.srv.Observe("consoleproxy_reuse_leases_lapsed_total", func() float64 { return float64(g.Lapsed()) })
+	a.srv.Observe("consoleproxy_reuse_renewals_failed_total", func() float64 { return float64(g.RenewalsFailed()) })
 }

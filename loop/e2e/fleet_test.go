@@ -64,8 +64,10 @@ func TestFleetReuse(t *testing.T) {
 	t.Run("exclusive", func(t *testing.T) {
 		pa, pb := fleetProxy(t, srv, policy.ReuseExclusive), fleetProxy(t, srv, policy.ReuseExclusive)
 		putToken(t, rc, "tok-fleet-x", b.port())
+		accepts := b.accepts.Load() + 1
 		first := open(t, pa.addr, req{token: "tok-fleet-x"})
-		accepts := b.accepts.Load()
+		// The compute host accepts A's connection on its own time.
+		waitFor(t, "A's session at the compute host", func() bool { return b.accepts.Load() == accepts })
 		for i := 0; i < 2; i++ {
 			if c := dial(t, pb.addr, req{token: "tok-fleet-x"}); c.resp.StatusCode != 403 {
 				t.Fatalf("live on A, B answered %d, want 403", c.resp.StatusCode)
@@ -86,10 +88,11 @@ func TestFleetReuse(t *testing.T) {
 	t.Run("single-use", func(t *testing.T) {
 		pa, pb := fleetProxy(t, srv, policy.ReuseSingleUse), fleetProxy(t, srv, policy.ReuseSingleUse)
 		putToken(t, rc, "tok-fleet-once", b.port())
+		accepts := b.accepts.Load() + 1
 		c := open(t, pa.addr, req{token: "tok-fleet-once"})
 		c.conn.Close()
 		waitFor(t, "A's session closed", func() bool { return pa.srv.Active() == 0 })
-		accepts := b.accepts.Load()
+		waitFor(t, "A's session at the compute host", func() bool { return b.accepts.Load() == accepts })
 		for _, p := range []*proxy{pb, pa} {
 			if c := dial(t, p.addr, req{token: "tok-fleet-once"}); c.resp.StatusCode != 403 {
 				t.Fatalf("used on A: %d, want 403", c.resp.StatusCode)
@@ -160,7 +163,8 @@ func TestFleetBinaries(t *testing.T) {
 			t.Fatalf("log lacks the fleet guard's redacted URL:\n%s", logs)
 		}
 		m := metricsOf(t, p)
-		for _, series := range []string{"consoleproxy_reuse_releases_dropped_total 0\n", "consoleproxy_reuse_leases_lost_total 0\n"} {
+		for _, series := range []string{"consoleproxy_reuse_releases_dropped_total 0\n", "consoleproxy_reuse_leases_lost_total 0\n",
+			"consoleproxy_reuse_leases_lapsed_total 0\n", "consoleproxy_reuse_renewals_failed_total 0\n"} {
 			if !strings.Contains(m, series) {
 				t.Fatalf("metrics lack %q:\n%s", series, grepLines(m, "reuse"))
 			}

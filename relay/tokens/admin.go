@@ -8,12 +8,21 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/relay"
 )
 
 // maxAdminBody caps an admin request body.
 const maxAdminBody = 16 << 10
+
+// errOwnListener refuses a mint whose host and port name one of the
+// proxy's own listeners: a console there would be the proxy itself (its
+// metrics, its admin API, its WebSocket port).
+var errOwnListener = errors.New("host and port must not name one of the proxy's own listeners")
 
 // mintWire is the JSON body of POST /v1/tokens.
 type mintWire struct {
@@ -41,10 +50,15 @@ type mintAnswer struct {
 // Every request needs "Authorization: Bearer <secret>"; anything else gets
 // 401 with a generic body. secret is copied; an empty secret refuses every
 // request. Bodies over 16 KiB get 413, malformed ones 400, other methods 405.
-// Neither tokens nor the secret are logged.
-func (e *Embedded) AdminHandler(secret []byte) http.Handler {
+// A mint whose host (an IP address, or localhost) and port name one of own,
+// the proxy's listeners (relay.Denied), gets 400 whatever
+// --allowed-targets says; a host name is checked after DNS, at connect
+// time (relay.DialConfig.Deny). own is copied. Neither tokens nor the
+// secret are logged.
+func (e *Embedded) AdminHandler(secret []byte, own []netip.AddrPort) http.Handler {
+	own = slices.Clone(own)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/tokens", e.handleMint)
+	mux.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) { e.handleMint(w, r, own) })
 	mux.HandleFunc("DELETE /v1/tokens/{token_hash}", e.handleRevoke)
 	return &adminAuth{digest: sha256.Sum256(secret), empty: len(secret) == 0, next: mux}
 }
@@ -77,7 +91,7 @@ func (a *adminAuth) allowed(header string) bool {
 	return subtle.ConstantTimeCompare(got[:], a.digest[:]) == 1
 }
 
-func (e *Embedded) handleMint(w http.ResponseWriter, r *http.Request) {
+func (e *Embedded) handleMint(w http.ResponseWriter, r *http.Request, own []netip.AddrPort) {
 	var req mintWire
 	if status := decodeBody(w, r, &req); status != 0 {
 		http.Error(w, http.StatusText(status), status)
@@ -85,6 +99,10 @@ func (e *Embedded) handleMint(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.TTLSeconds < 0 || req.TTLSeconds > int64(MaxTTL/time.Second) {
 		http.Error(w, errTTL.Error(), http.StatusBadRequest)
+		return
+	}
+	if ownListener(req.Host, req.Port, own) {
+		http.Error(w, errOwnListener.Error(), http.StatusBadRequest)
 		return
 	}
 	token, rec, err := e.Mint(r.Context(), MintRequest{
@@ -125,6 +143,27 @@ func (e *Embedded) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		e.log.Info("admin: token revoked")
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// ownListener reports whether host:port reaches one of own: host an IP
+// address, or localhost (the loopback addresses). Any other name is left to
+// the connect, which checks every address it resolves to.
+func ownListener(host string, port int, own []netip.AddrPort) bool {
+	if port < 1 || port > 65535 {
+		return false // Mint refuses it
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		addrs = []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}
+	}
+	for _, a := range addrs {
+		if relay.Denied(netip.AddrPortFrom(a, uint16(port)), own) {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeBody reads one JSON object (unknown fields refused) from a body

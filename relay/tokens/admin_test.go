@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -19,7 +21,9 @@ type adminFixture struct {
 	logs *logBuffer
 }
 
-func startAdmin(t *testing.T, secret string) *adminFixture {
+// startAdmin serves the admin API of a new embedded store; own is the
+// proxy's listeners a mint may not name.
+func startAdmin(t *testing.T, secret string, own ...netip.AddrPort) *adminFixture {
 	t.Helper()
 	log, lb := newLog()
 	e, err := OpenEmbedded(EmbeddedConfig{Dir: t.TempDir(), Logger: log, PruneInterval: -1})
@@ -32,7 +36,7 @@ func startAdmin(t *testing.T, secret string) *adminFixture {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveAdmin(ctx, ln, e.AdminHandler([]byte(secret)), log) }()
+	go func() { done <- serveAdmin(ctx, ln, e.AdminHandler([]byte(secret), own), log) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -169,5 +173,39 @@ func TestAdminBadRequests(t *testing.T) {
 	}
 	if fx.e.Len() != 0 {
 		t.Errorf("Len = %d after bad requests", fx.e.Len())
+	}
+}
+
+// TestAdminMintOwnListener: a mint whose host and port name one of the
+// proxy's own listeners is refused with 400 naming the fields (never the
+// values), an IP address or localhost, the listener on one address or on
+// all of them; the same host on another port, or another host on that
+// port, is minted.
+func TestAdminMintOwnListener(t *testing.T) {
+	fx := startAdmin(t, testSecret, netip.MustParseAddrPort("127.0.0.1:9180"), netip.MustParseAddrPort("[::]:6080"))
+	auth := "Bearer " + testSecret
+	body := func(host string, port int) io.Reader {
+		return strings.NewReader(strings.Replace(strings.Replace(mintBody, `"127.0.0.1"`, `"`+host+`"`, 1), "5901", strconv.Itoa(port), 1))
+	}
+	for _, tc := range []struct {
+		host string
+		port int
+	}{{"127.0.0.1", 9180}, {"localhost", 9180}, {"LOCALHOST.", 9180}, {"::ffff:127.0.0.1", 9180}, {"0.0.0.0", 9180},
+		{"::", 9180}, {"127.0.0.1", 6080}, {"127.9.9.9", 6080}, {"::1", 6080}, {"localhost", 6080}} {
+		code, got := fx.do(t, "POST", "/v1/tokens", auth, body(tc.host, tc.port))
+		if code != http.StatusBadRequest || got != errOwnListener.Error()+"\n" {
+			t.Errorf("mint to %s:%d: %d %q, want 400 %q", tc.host, tc.port, code, got, errOwnListener)
+		}
+	}
+	if fx.e.Len() != 0 {
+		t.Fatalf("a refused mint stored a token")
+	}
+	for _, tc := range []struct {
+		host string
+		port int
+	}{{"127.0.0.1", 9181}, {"127.0.0.2", 9180}, {"192.0.2.10", 9180}, {"compute-1.example", 9180}} {
+		if code, _ := fx.do(t, "POST", "/v1/tokens", auth, body(tc.host, tc.port)); code != http.StatusCreated {
+			t.Errorf("mint to %s:%d: %d, want 201", tc.host, tc.port, code)
+		}
 	}
 }

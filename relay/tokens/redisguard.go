@@ -18,12 +18,17 @@ import (
 )
 
 // DefaultRedisLease is how long an exclusive claim lives in Redis without a
-// renewal. The guard renews every lease/3, so a claim survives two missed
-// renewals; when a proxy dies (or loses Redis) its claims lapse within one
-// lease and the token can be opened elsewhere. Shorter means faster
-// recovery and more renewal traffic (one pipelined script call per live
-// session per lease/3).
+// renewal (`--lease-ttl`). The guard renews every lease/3, so a claim
+// survives two missed renewals; when a proxy dies (or loses Redis) its
+// claims lapse within one lease and the token can be opened elsewhere.
+// Shorter means faster recovery and more renewal traffic (one pipelined
+// script call per live session per lease/3, in batches of maxRenewBatch).
 const DefaultRedisLease = 30 * time.Second
+
+// MinRedisLease is the shortest `--lease-ttl`: a renewal round each second,
+// and a batch's deadline (DefaultRedisTimeout, 2 s) still within the two
+// missed renewals a claim survives.
+const MinRedisLease = 3 * time.Second
 
 // DefaultReleaseQueue bounds the releases waiting for the guard's goroutine.
 // Past it a release is dropped: its claim lapses with its lease.
@@ -45,9 +50,11 @@ type RedisGuardConfig struct {
 // RedisGuard is a policy.Guard shared by every proxy on one Redis.
 //
 // exclusive: Acquire is SET consoleproxy:live:<hash> <owner> NX PX <lease>;
-// the guard's goroutine renews every held claim each lease/3 in one pipeline
-// (compare-owner-and-PEXPIRE, re-claiming a key Redis lost) and runs the
-// releases (compare-owner-and-DEL). single-use: SET consoleproxy:used:<hash>
+// the guard's goroutine renews every held claim each lease/3, in pipelines
+// of at most maxRenewBatch spread over the first half of that interval, each
+// with its own deadline (compare-owner-and-PEXPIRE, re-claiming a key Redis
+// lost), and runs the releases (compare-owner-and-DEL), on its own
+// connection. single-use: SET consoleproxy:used:<hash>
 // 1 NX EXAT <token expiry>; release does nothing. shared: no Redis at all.
 //
 // When Redis cannot be reached, Acquire refuses with an error wrapping
@@ -55,7 +62,8 @@ type RedisGuardConfig struct {
 // Live sessions go on; their claims lapse after one lease (docs/fleet.md).
 type RedisGuard struct {
 	cfg    RedisGuardConfig
-	rdb    *redis.Client
+	rdb    *redis.Client // Acquire, on the workers
+	bg     *redis.Client // the goroutine's own connection: renewals never wait behind a burst of Acquires
 	health outage
 	prefix string        // random per guard: owner ids are prefix + a counter
 	seq    atomic.Uint64 // owner id counter
@@ -66,9 +74,12 @@ type RedisGuard struct {
 	releases chan claim // to the goroutine; never blocks a sender
 	dropped  atomic.Int64
 	lost     atomic.Int64
-	renewals atomic.Int64 // renewal rounds that reached Redis (tests)
+	lapsed   atomic.Int64 // claims found gone at renewal and taken back
+	failed   atomic.Int64 // claim renewals in a batch that failed (retried at the next slot)
+	renewals atomic.Int64 // renewal rounds completed, every claim renewed (tests)
 	drops    rateLog      // the "queue full" line
 	losses   rateLog      // the "claims taken" line
+	lates    rateLog      // the "round did not finish" line
 	stop     chan struct{}
 	done     chan struct{}
 	once     sync.Once
@@ -89,6 +100,7 @@ func OpenRedisGuard(cfg RedisGuardConfig) *RedisGuard {
 		releases: make(chan claim, cfg.ReleaseQueue), stop: make(chan struct{}), done: make(chan struct{})}
 	g.drops = rateLog{interval: cfg.LogInterval, now: cfg.Now}
 	g.losses = rateLog{interval: cfg.LogInterval, now: cfg.Now}
+	g.lates = rateLog{interval: cfg.LogInterval, now: cfg.Now}
 	if cfg.Policy == policy.ReuseShared {
 		close(g.done)
 		return g
@@ -99,6 +111,7 @@ func OpenRedisGuard(cfg RedisGuardConfig) *RedisGuard {
 	g.health = redisOutage("redis reuse store", cfg.URL, cfg.LogInterval, cfg.Logger, cfg.Now)
 	pingRedis(g.rdb, cfg.Timeout, &g.health, "redis reuse store: connected", cfg.URL, cfg.Logger)
 	if cfg.Policy == policy.ReuseExclusive {
+		g.bg = cfg.URL.client(cfg.Timeout, 1, -1)
 		go g.run()
 	} else {
 		close(g.done)
@@ -212,6 +225,18 @@ func (g *RedisGuard) Dropped() int64 { return g.dropped.Load() }
 // lease that lapsed while Redis was unreachable).
 func (g *RedisGuard) Lost() int64 { return g.lost.Load() }
 
+// Lease is the lease of exclusive claims, defaults applied.
+func (g *RedisGuard) Lease() time.Duration { return g.cfg.Lease }
+
+// Lapsed is how many claims of live sessions a renewal found gone from
+// Redis (their lease lapsed, or Redis lost them) and took back.
+func (g *RedisGuard) Lapsed() int64 { return g.lapsed.Load() }
+
+// RenewalsFailed is how many claim renewals failed with their batch (Redis
+// unreachable, slow past Timeout, or an error); each is retried at the next
+// slot, and a claim lapses only if its renewals fail for a whole lease.
+func (g *RedisGuard) RenewalsFailed() int64 { return g.failed.Load() }
+
 // Close stops the goroutine after running the releases already queued
 // (each bounded by Timeout), then closes the client. Idempotent.
 func (g *RedisGuard) Close() error {
@@ -219,6 +244,9 @@ func (g *RedisGuard) Close() error {
 	<-g.done
 	if g.rdb == nil {
 		return nil
+	}
+	if g.bg != nil {
+		_ = g.bg.Close()
 	}
 	return g.rdb.Close()
 }

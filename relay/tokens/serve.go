@@ -22,12 +22,23 @@ import (
 // (127.0.0.1, [::1] or localhost; any other address is refused). log nil
 // means slog.Default().
 func ServeAdmin(ctx context.Context, listen string, h http.Handler, log *slog.Logger) error {
-	if log == nil {
-		log = slog.Default()
-	}
-	ln, err := listenAdmin(listen)
+	ln, err := ListenAdmin(listen)
 	if err != nil {
 		return err
+	}
+	return ServeAdminOn(ctx, ln, h, log)
+}
+
+// ListenAdmin opens the admin listener named by listen (ServeAdmin's
+// rules), so that the caller knows its address, and any error, before it
+// serves: the address is one the proxy must never connect to.
+func ListenAdmin(listen string) (net.Listener, error) { return listenAdmin(listen) }
+
+// ServeAdminOn serves h on ln (from ListenAdmin) as ServeAdmin does, until
+// ctx is done; it closes ln.
+func ServeAdminOn(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
 	}
 	log.Info("admin API listening", "listen", ln.Addr().String())
 	return serveAdmin(ctx, ln, h, log)

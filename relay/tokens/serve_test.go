@@ -74,7 +74,7 @@ func TestServeAdminUnix(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "admin.sock")
 	e := openEmbedded(t, dir, newClock(), -1)
-	stop := serveUnix(t, path, e.AdminHandler([]byte(testSecret)))
+	stop := serveUnix(t, path, e.AdminHandler([]byte(testSecret), nil))
 	fi, err := os.Lstat(path)
 	if err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket %v, %v", fi.Mode(), err)
