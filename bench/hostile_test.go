@@ -71,8 +71,19 @@ func TestSettle(t *testing.T) {
 	if !ok || after.FDs != 20 {
 		t.Errorf("settle: %v %v, want back at 20 fds", after, ok)
 	}
-	seq := readings(fds(60), fds(20), fds(20), fds(30), fds(20), fds(20), fds(21))
-	after, ok, _ = settle(ctx, seq, before, DefaultTolerance, 50*time.Millisecond, time.Millisecond)
+	// The sequence ends the wait once played whole (a time budget would
+	// depend on how fast a loaded machine gets through it).
+	seqCtx, done := context.WithCancel(ctx)
+	defer done()
+	play := readings(fds(60), fds(20), fds(20), fds(30), fds(20), fds(20), fds(21))
+	n := 0
+	seq := func() Resources {
+		if n++; n == 7 {
+			done()
+		}
+		return play()
+	}
+	after, ok, _ = settle(seqCtx, seq, before, DefaultTolerance, time.Minute, time.Millisecond)
 	if ok || after.FDs != 21 {
 		t.Errorf("never three in a row: %v %v, want not settled at 21 fds", after, ok)
 	}
