@@ -19,9 +19,10 @@ build: ## build bin/consoleproxy and bin/consolebench
 run: build ## start the proxy on its embedded default with a demo console; prints a URL and token
 	@scripts/run.sh
 
-check: ## gofmt, go vet
+check: ## gofmt, go vet, imports point down
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@scripts/check-imports.sh
 
 test: deps check build ## install deps, then vet, race-enabled tests and a short run of every fuzz target
 	$(GO) test -race -count=1 ./...

@@ -10,6 +10,7 @@ import (
 
 	"github.com/consoleproxy/consoleproxy/loop/policy"
 	"github.com/consoleproxy/consoleproxy/relay"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
@@ -176,9 +177,9 @@ func (s *Server) lookupAndDial(h tokens.Hash, originScheme string) *authResult {
 			return res.fail(badRecord(err))
 		}
 	}
-	release, err := s.cfg.Reuse.Acquire(policy.Key(h), time.Unix(rec.Expires, 0))
+	release, err := s.cfg.Reuse.Acquire(reuse.Key(h), time.Unix(rec.Expires, 0))
 	switch {
-	case errors.Is(err, policy.ErrTokenInUse):
+	case errors.Is(err, reuse.ErrTokenInUse):
 		return res.fail(ResultTokenInUse, "token in use")
 	case err != nil: // a fleet guard that cannot reach its store: deny, 503
 		return res.fail(ResultStoreUnavailable, "reuse store unavailable")

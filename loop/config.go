@@ -7,6 +7,7 @@ import (
 
 	"github.com/consoleproxy/consoleproxy/loop/policy"
 	"github.com/consoleproxy/consoleproxy/relay"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
@@ -19,7 +20,7 @@ type Config struct {
 	Store       tokens.Store // required
 	Origins     policy.OriginPolicy
 	Trusted     policy.TrustedProxies
-	Reuse       policy.Guard // nil means an exclusive in-process guard
+	Reuse       reuse.Guard // nil means an exclusive in-process guard
 	Dial        relay.DialConfig
 	Relay       relay.Config
 	Request     wsframe.RequestLimits
@@ -113,7 +114,7 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	if c.Reuse == nil {
-		c.Reuse = policy.NewLocalGuard(policy.ReuseExclusive, c.Now)
+		c.Reuse = reuse.NewLocalGuard(reuse.Exclusive, c.Now)
 	}
 	return c
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/consoleproxy/consoleproxy/loop/policy"
 	"github.com/consoleproxy/consoleproxy/loop/web"
 	"github.com/consoleproxy/consoleproxy/relay"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
@@ -148,11 +149,11 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 			return cfg, err
 		}
 	}
-	reuse, err := policy.ParseReusePolicy(o.tokenReuse)
+	rp, err := reuse.ParsePolicy(o.tokenReuse)
 	if err != nil {
 		return cfg, err
 	}
-	cfg.Reuse = policy.NewLocalGuard(reuse, time.Now)
+	cfg.Reuse = reuse.NewLocalGuard(rp, time.Now)
 	cfg.Request = wsframe.RequestLimits{}
 	if cfg.Security, err = securityProxy(o); err != nil {
 		return cfg, err

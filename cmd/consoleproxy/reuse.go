@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/consoleproxy/consoleproxy/loop"
-	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 )
 
@@ -37,8 +37,8 @@ func (a *app) openReuse(o *options, cfg *loop.Config) error {
 	if err != nil || spec == "" {
 		return err
 	}
-	p, err := policy.ParseReusePolicy(o.tokenReuse)
-	if err != nil || p == policy.ReuseShared {
+	p, err := reuse.ParsePolicy(o.tokenReuse)
+	if err != nil || p == reuse.Shared {
 		return err
 	}
 	u, err := tokens.ParseRedisURL(spec)

@@ -8,12 +8,13 @@ import (
 
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 )
 
 // Where the token comes from: the query (also noVNC's /websockify path),
 // else the `token` cookie; a malformed cookie part never hides a good one.
 func TestTokenSources(t *testing.T) {
-	p := startProxy(t, func(cfg *loop.Config) { cfg.Reuse = policy.NewLocalGuard(policy.ReuseShared, nil) })
+	p := startProxy(t, func(cfg *loop.Config) { cfg.Reuse = reuse.NewLocalGuard(reuse.Shared, nil) })
 	b := startBackend(t, echo)
 	tok := p.mint(b.port(), nil)
 	tests := []struct {
@@ -53,15 +54,15 @@ func percentAll(s string) string {
 func TestTokenReuse(t *testing.T) {
 	b := startBackend(t, echo)
 	for _, tc := range []struct {
-		policy             policy.ReusePolicy
+		policy             reuse.Policy
 		concurrent, reopen int
 	}{
-		{policy.ReuseExclusive, 403, 101},
-		{policy.ReuseSingleUse, 403, 403},
-		{policy.ReuseShared, 101, 101},
+		{reuse.Exclusive, 403, 101},
+		{reuse.SingleUse, 403, 403},
+		{reuse.Shared, 101, 101},
 	} {
 		t.Run(tc.policy.String(), func(t *testing.T) {
-			p := startProxy(t, func(cfg *loop.Config) { cfg.Reuse = policy.NewLocalGuard(tc.policy, nil) })
+			p := startProxy(t, func(cfg *loop.Config) { cfg.Reuse = reuse.NewLocalGuard(tc.policy, nil) })
 			tok := p.mint(b.port(), nil)
 			first := open(t, p.addr, req{token: tok})
 			if c := dial(t, p.addr, req{token: tok}); c.resp.StatusCode != tc.concurrent {

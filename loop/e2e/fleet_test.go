@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/consoleproxy/consoleproxy/loop"
-	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/relay/tokens/redistest"
 )
@@ -42,7 +42,7 @@ func putToken(t *testing.T, rc *redis.Client, token string, port int) {
 
 // fleetProxy is an in-process proxy whose tokens and reuse state are in
 // the Redis at srv, as `--token-store redis://…` wires it.
-func fleetProxy(t *testing.T, srv *redistest.Server, p policy.ReusePolicy) *proxy {
+func fleetProxy(t *testing.T, srv *redistest.Server, p reuse.Policy) *proxy {
 	t.Helper()
 	u, err := tokens.ParseRedisURL(srv.URL(0))
 	if err != nil {
@@ -62,7 +62,7 @@ func TestFleetReuse(t *testing.T) {
 	srv, rc := startRedis(t, "")
 	b := startBackend(t, echo)
 	t.Run("exclusive", func(t *testing.T) {
-		pa, pb := fleetProxy(t, srv, policy.ReuseExclusive), fleetProxy(t, srv, policy.ReuseExclusive)
+		pa, pb := fleetProxy(t, srv, reuse.Exclusive), fleetProxy(t, srv, reuse.Exclusive)
 		putToken(t, rc, "tok-fleet-x", b.port())
 		accepts := b.accepts.Load() + 1
 		first := open(t, pa.addr, req{token: "tok-fleet-x"})
@@ -86,7 +86,7 @@ func TestFleetReuse(t *testing.T) {
 		}
 	})
 	t.Run("single-use", func(t *testing.T) {
-		pa, pb := fleetProxy(t, srv, policy.ReuseSingleUse), fleetProxy(t, srv, policy.ReuseSingleUse)
+		pa, pb := fleetProxy(t, srv, reuse.SingleUse), fleetProxy(t, srv, reuse.SingleUse)
 		putToken(t, rc, "tok-fleet-once", b.port())
 		accepts := b.accepts.Load() + 1
 		c := open(t, pa.addr, req{token: "tok-fleet-once"})
@@ -111,7 +111,7 @@ func TestFleetReuseStoreDown(t *testing.T) {
 	srv, _ := startRedis(t, "")
 	u, _ := tokens.ParseRedisURL(srv.URL(0))
 	srv.Stop()
-	g := tokens.OpenRedisGuard(tokens.RedisGuardConfig{URL: u, Policy: policy.ReuseExclusive, Timeout: time.Second})
+	g := tokens.OpenRedisGuard(tokens.RedisGuardConfig{URL: u, Policy: reuse.Exclusive, Timeout: time.Second})
 	t.Cleanup(func() { _ = g.Close() })
 	b := startBackend(t, echo)
 	p := startProxy(t, func(cfg *loop.Config) { cfg.Reuse = g })

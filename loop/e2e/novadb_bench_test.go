@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/consoleproxy/consoleproxy/loop"
-	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/relay/tokens/novadbtest"
 )
@@ -52,7 +52,7 @@ func BenchmarkNovaDBHandshake(b *testing.B) {
 	}
 	defer nova.Close()
 
-	shared := func(cfg *loop.Config) { cfg.Reuse = policy.NewLocalGuard(policy.ReuseShared, time.Now) }
+	shared := func(cfg *loop.Config) { cfg.Reuse = reuse.NewLocalGuard(reuse.Shared, time.Now) }
 	file := startProxy(b, shared)
 	fileToken := file.mint(backend.port(), nil)
 	db := startProxy(b, func(cfg *loop.Config) { shared(cfg); cfg.Store = nova })

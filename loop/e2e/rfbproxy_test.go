@@ -18,8 +18,8 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/consoleproxy/consoleproxy/loop"
-	"github.com/consoleproxy/consoleproxy/loop/policy"
 	"github.com/consoleproxy/consoleproxy/relay"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 )
 
 // rfbPlainHost is an RFB 3.8 server offering security types types; after the
@@ -285,10 +285,10 @@ func BenchmarkSecurityProxyHandshake(b *testing.B) {
 		}
 		return func(cfg *loop.Config) {
 			cfg.Security = sp
-			cfg.Reuse = policy.NewLocalGuard(policy.ReuseShared, time.Now)
+			cfg.Reuse = reuse.NewLocalGuard(reuse.Shared, time.Now)
 		}
 	}
-	shared := func(cfg *loop.Config) { cfg.Reuse = policy.NewLocalGuard(policy.ReuseShared, time.Now) }
+	shared := func(cfg *loop.Config) { cfg.Reuse = reuse.NewLocalGuard(reuse.Shared, time.Now) }
 	for _, tc := range []struct {
 		name string
 		host func(*backend, net.Conn)

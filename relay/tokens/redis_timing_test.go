@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 )
 
 // BenchmarkRedisAcquireLookup is what a handshake asks of its stores: a
@@ -38,15 +38,15 @@ func BenchmarkRedisAcquireLookup(b *testing.B) {
 	u := mustURL(b, srv.URL(db))
 	rs := OpenRedis(RedisConfig{URL: u, Logger: log})
 	defer rs.Close()
-	rg := OpenRedisGuard(RedisGuardConfig{URL: u, Policy: policy.ReuseExclusive, Logger: log})
+	rg := OpenRedisGuard(RedisGuardConfig{URL: u, Policy: reuse.Exclusive, Logger: log})
 	defer rg.Close()
-	b.Run("file", func(b *testing.B) { benchAcquireLookup(b, file, policy.NewLocalGuard(policy.ReuseExclusive, nil), h) })
+	b.Run("file", func(b *testing.B) { benchAcquireLookup(b, file, reuse.NewLocalGuard(reuse.Exclusive, nil), h) })
 	b.Run("redis", func(b *testing.B) { benchAcquireLookup(b, rs, rg, h) })
 }
 
-func benchAcquireLookup(b *testing.B, s Store, g policy.Guard, h Hash) {
+func benchAcquireLookup(b *testing.B, s Store, g reuse.Guard, h Hash) {
 	b.ReportAllocs()
-	var k policy.Key
+	var k reuse.Key
 	for i := 0; i < b.N; i++ {
 		if _, err := s.Lookup(context.Background(), h); err != nil {
 			b.Fatal(err)

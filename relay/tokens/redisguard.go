@@ -14,7 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 )
 
 // DefaultRedisLease is how long an exclusive claim lives in Redis without a
@@ -37,7 +37,7 @@ const DefaultReleaseQueue = 4096
 // RedisGuardConfig configures a RedisGuard (`--reuse-store redis://…`).
 type RedisGuardConfig struct {
 	URL          RedisURL
-	Policy       policy.ReusePolicy
+	Policy       reuse.Policy
 	Lease        time.Duration // exclusive claims; 0 means DefaultRedisLease
 	Timeout      time.Duration // one command or pipeline; 0 means DefaultRedisTimeout
 	PoolSize     int           // 0 means DefaultRedisPoolSize
@@ -47,7 +47,7 @@ type RedisGuardConfig struct {
 	Now          func() time.Time
 }
 
-// RedisGuard is a policy.Guard shared by every proxy on one Redis.
+// RedisGuard is a reuse.Guard shared by every proxy on one Redis.
 //
 // exclusive: Acquire is SET consoleproxy:live:<hash> <owner> NX PX <lease>;
 // the guard's goroutine renews every held claim each lease/3, in pipelines
@@ -58,7 +58,7 @@ type RedisGuardConfig struct {
 // 1 NX EXAT <token expiry>; release does nothing. shared: no Redis at all.
 //
 // When Redis cannot be reached, Acquire refuses with an error wrapping
-// ErrUnavailable (never policy.ErrTokenInUse): deny by default, HTTP 503.
+// ErrUnavailable (never reuse.ErrTokenInUse): deny by default, HTTP 503.
 // Live sessions go on; their claims lapse after one lease (docs/fleet.md).
 type RedisGuard struct {
 	cfg    RedisGuardConfig
@@ -88,7 +88,7 @@ type RedisGuard struct {
 // claim is one exclusive lease: the key and the owner id stored in it.
 type claim struct{ key, owner string }
 
-var _ policy.Guard = (*RedisGuard)(nil)
+var _ reuse.Guard = (*RedisGuard)(nil)
 
 // OpenRedisGuard opens the client and, for exclusive, starts the renewing
 // and releasing goroutine. Redis need not be up.
@@ -101,7 +101,7 @@ func OpenRedisGuard(cfg RedisGuardConfig) *RedisGuard {
 	g.drops = rateLog{interval: cfg.LogInterval, now: cfg.Now}
 	g.losses = rateLog{interval: cfg.LogInterval, now: cfg.Now}
 	g.lates = rateLog{interval: cfg.LogInterval, now: cfg.Now}
-	if cfg.Policy == policy.ReuseShared {
+	if cfg.Policy == reuse.Shared {
 		close(g.done)
 		return g
 	}
@@ -110,7 +110,7 @@ func OpenRedisGuard(cfg RedisGuardConfig) *RedisGuard {
 	g.rdb = cfg.URL.client(cfg.Timeout, cfg.PoolSize, -1)
 	g.health = redisOutage("redis reuse store", cfg.URL, cfg.LogInterval, cfg.Logger, cfg.Now)
 	pingRedis(g.rdb, cfg.Timeout, &g.health, "redis reuse store: connected", cfg.URL, cfg.Logger)
-	if cfg.Policy == policy.ReuseExclusive {
+	if cfg.Policy == reuse.Exclusive {
 		g.bg = cfg.URL.client(cfg.Timeout, 1, -1)
 		go g.run()
 	} else {
@@ -131,14 +131,14 @@ func (c RedisGuardConfig) withDefaults() RedisGuardConfig {
 	return c
 }
 
-// Acquire implements policy.Guard. It blocks on Redis for at most Timeout
+// Acquire implements reuse.Guard. It blocks on Redis for at most Timeout
 // (it runs on a worker). The release it returns never blocks: it may run on
 // an event loop.
-func (g *RedisGuard) Acquire(k policy.Key, expires time.Time) (func(), error) {
+func (g *RedisGuard) Acquire(k reuse.Key, expires time.Time) (func(), error) {
 	switch g.cfg.Policy {
-	case policy.ReuseShared:
+	case reuse.Shared:
 		return func() {}, nil
-	case policy.ReuseSingleUse:
+	case reuse.SingleUse:
 		return g.acquireOnce(k, expires)
 	}
 	c := claim{key: redisLivePrefix + Hash(k).Hex(), owner: g.prefix + strconv.FormatUint(g.seq.Add(1), 10)}
@@ -151,7 +151,7 @@ func (g *RedisGuard) Acquire(k policy.Key, expires time.Time) (func(), error) {
 	}
 	g.health.ok()
 	if !ok {
-		return nil, policy.ErrTokenInUse
+		return nil, reuse.ErrTokenInUse
 	}
 	g.mu.Lock()
 	g.held[c.owner] = c
@@ -162,7 +162,7 @@ func (g *RedisGuard) Acquire(k policy.Key, expires time.Time) (func(), error) {
 
 // acquireOnce marks the token used until it expires. A token already past
 // its expiry is kept for a second (EXAT must lie in the future).
-func (g *RedisGuard) acquireOnce(k policy.Key, expires time.Time) (func(), error) {
+func (g *RedisGuard) acquireOnce(k reuse.Key, expires time.Time) (func(), error) {
 	key := redisUsedPrefix + Hash(k).Hex()
 	at := expires
 	if soon := g.cfg.Now().Add(time.Second); at.Before(soon) {
@@ -174,7 +174,7 @@ func (g *RedisGuard) acquireOnce(k policy.Key, expires time.Time) (func(), error
 	switch {
 	case errors.Is(err, redis.Nil):
 		g.health.ok()
-		return nil, policy.ErrTokenInUse
+		return nil, reuse.ErrTokenInUse
 	case err != nil:
 		return nil, g.unavailable(err, key)
 	case res != "OK":
@@ -203,7 +203,7 @@ func (g *RedisGuard) release(c claim) {
 // enqueue hands c to the goroutine without waiting; a drop is counted and
 // logged at most once per LogInterval.
 func (g *RedisGuard) enqueue(c claim) {
-	if g.cfg.Policy != policy.ReuseExclusive {
+	if g.cfg.Policy != reuse.Exclusive {
 		return
 	}
 	select {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 )
 
 // acquireN takes n exclusive claims on g (16 at a time, the pool's size)
@@ -212,7 +212,7 @@ func TestRedisGuardRenews20000(t *testing.T) {
 	srv := ownRedis(t, "")
 	rc := redisClient(t, srv, 0)
 	link := startSlowLink(t, srv.Addr())
-	g := guardOn(t, "redis://"+link.addr()+"/0", RedisGuardConfig{Policy: policy.ReuseExclusive,
+	g := guardOn(t, "redis://"+link.addr()+"/0", RedisGuardConfig{Policy: reuse.Exclusive,
 		Lease: 6 * time.Second, Timeout: 500 * time.Millisecond})
 	keys := acquireN(t, g, claims) // at full speed: the claims are not what is tested
 	link.rate.Store(4 << 20)
@@ -233,7 +233,7 @@ func TestRedisGuardRenewalBatchFails(t *testing.T) {
 	const claims = 5000 // 10 batches
 	srv := ownRedis(t, "")
 	rc := redisClient(t, srv, 0)
-	g := guardOn(t, srv.URL(0), RedisGuardConfig{Policy: policy.ReuseExclusive, Lease: 6 * time.Second,
+	g := guardOn(t, srv.URL(0), RedisGuardConfig{Policy: reuse.Exclusive, Lease: 6 * time.Second,
 		Timeout: 250 * time.Millisecond})
 	keys := acquireN(t, g, claims)
 	ctx := context.Background()
@@ -298,7 +298,7 @@ func BenchmarkRedisGuardRenewRound(b *testing.B) {
 	srv := ownRedis(b, "")
 	rc := redisClient(b, srv, 0)
 	// A lease of an hour: the guard's own rounds stay out of the way.
-	g := guardOn(b, srv.URL(0), RedisGuardConfig{Policy: policy.ReuseExclusive, Lease: time.Hour, Timeout: 10 * time.Second})
+	g := guardOn(b, srv.URL(0), RedisGuardConfig{Policy: reuse.Exclusive, Lease: time.Hour, Timeout: 10 * time.Second})
 	acquireN(b, g, claims)
 	g.mu.Lock()
 	all := make([]claim, 0, len(g.held))

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/consoleproxy/consoleproxy/loop/policy"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 )
 
 // guardOn opens a guard on spec for this test.
@@ -21,7 +21,7 @@ func guardOn(t testing.TB, spec string, cfg RedisGuardConfig) *RedisGuard {
 	return g
 }
 
-func keyOf(token string) policy.Key { return policy.Key(HashToken([]byte(token))) }
+func keyOf(token string) reuse.Key { return reuse.Key(HashToken([]byte(token))) }
 
 func liveKey(token string) string { return redisLivePrefix + HashToken([]byte(token)).Hex() }
 
@@ -32,17 +32,17 @@ func TestRedisGuardExclusive(t *testing.T) {
 	srv, db := redisDB(t)
 	rc := redisClient(t, srv, db)
 	log, logs := newLog()
-	cfg := RedisGuardConfig{Policy: policy.ReuseExclusive, Lease: 300 * time.Millisecond, Logger: log}
+	cfg := RedisGuardConfig{Policy: reuse.Exclusive, Lease: 300 * time.Millisecond, Logger: log}
 	a, b := guardOn(t, srv.URL(db), cfg), guardOn(t, srv.URL(db), cfg)
 	exp := time.Now().Add(time.Hour)
 	relA, err := a.Acquire(keyOf("tok-x"), exp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Acquire(keyOf("tok-x"), exp); !errors.Is(err, policy.ErrTokenInUse) {
+	if _, err := b.Acquire(keyOf("tok-x"), exp); !errors.Is(err, reuse.ErrTokenInUse) {
 		t.Fatalf("live on A, B: %v, want ErrTokenInUse", err)
 	}
-	if _, err := a.Acquire(keyOf("tok-x"), exp); !errors.Is(err, policy.ErrTokenInUse) {
+	if _, err := a.Acquire(keyOf("tok-x"), exp); !errors.Is(err, reuse.ErrTokenInUse) {
 		t.Fatalf("live on A, A again: %v, want ErrTokenInUse", err)
 	}
 	start := a.renewals.Load()
@@ -63,7 +63,7 @@ func TestRedisGuardExclusive(t *testing.T) {
 		return err
 	})
 	relA() // A's late release must not delete B's claim
-	if _, err := a.Acquire(keyOf("tok-x"), exp); !errors.Is(err, policy.ErrTokenInUse) {
+	if _, err := a.Acquire(keyOf("tok-x"), exp); !errors.Is(err, reuse.ErrTokenInUse) {
 		t.Fatalf("live on B, A: %v, want ErrTokenInUse", err)
 	}
 	relB()
@@ -91,7 +91,7 @@ func noSecrets(t testing.TB, logs string, tokens ...string) {
 func TestRedisGuardSingleUse(t *testing.T) {
 	srv, db := redisDB(t)
 	rc := redisClient(t, srv, db)
-	cfg := RedisGuardConfig{Policy: policy.ReuseSingleUse}
+	cfg := RedisGuardConfig{Policy: reuse.SingleUse}
 	a, b := guardOn(t, srv.URL(db), cfg), guardOn(t, srv.URL(db), cfg)
 	exp := time.Now().Add(time.Hour).Truncate(time.Second)
 	rel, err := a.Acquire(keyOf("tok-once"), exp)
@@ -100,7 +100,7 @@ func TestRedisGuardSingleUse(t *testing.T) {
 	}
 	rel()
 	for _, g := range []*RedisGuard{a, b} {
-		if _, err := g.Acquire(keyOf("tok-once"), exp); !errors.Is(err, policy.ErrTokenInUse) {
+		if _, err := g.Acquire(keyOf("tok-once"), exp); !errors.Is(err, reuse.ErrTokenInUse) {
 			t.Fatalf("used: %v, want ErrTokenInUse", err)
 		}
 	}
@@ -112,7 +112,7 @@ func TestRedisGuardSingleUse(t *testing.T) {
 
 // TestRedisGuardShared: shared needs no Redis at all.
 func TestRedisGuardShared(t *testing.T) {
-	g := guardOn(t, "redis://"+closedAddr(t), RedisGuardConfig{Policy: policy.ReuseShared})
+	g := guardOn(t, "redis://"+closedAddr(t), RedisGuardConfig{Policy: reuse.Shared})
 	for i := 0; i < 2; i++ {
 		rel, err := g.Acquire(keyOf("tok-shared"), time.Now().Add(time.Hour))
 		if err != nil {
@@ -136,13 +136,13 @@ func closedAddr(t testing.TB) string {
 // that is ErrUnavailable and not ErrTokenInUse (deny by default, 503), for
 // both policies that need Redis, logging one line, never the key.
 func TestRedisGuardUnreachable(t *testing.T) {
-	for _, p := range []policy.ReusePolicy{policy.ReuseExclusive, policy.ReuseSingleUse} {
+	for _, p := range []reuse.Policy{reuse.Exclusive, reuse.SingleUse} {
 		t.Run(p.String(), func(t *testing.T) {
 			log, logs := newLog()
 			g := guardOn(t, "redis://:pw-s3cret@"+closedAddr(t), RedisGuardConfig{Policy: p, Logger: log, Timeout: time.Second})
 			for i := 0; i < 3; i++ {
 				_, err := g.Acquire(keyOf("tok-down"), time.Now().Add(time.Hour))
-				if err == nil || errors.Is(err, policy.ErrTokenInUse) || !errors.Is(err, ErrUnavailable) {
+				if err == nil || errors.Is(err, reuse.ErrTokenInUse) || !errors.Is(err, ErrUnavailable) {
 					t.Fatalf("Redis down: %v, want ErrUnavailable", err)
 				}
 			}
@@ -163,7 +163,7 @@ func TestRedisGuardReleaseQueueFull(t *testing.T) {
 	rc := redisClient(t, srv, db)
 	fw := startForwarder(t, srv.Addr())
 	log, logs := newLog()
-	g := guardOn(t, "redis://"+fw.addr()+"/"+strconv.Itoa(db), RedisGuardConfig{Policy: policy.ReuseExclusive,
+	g := guardOn(t, "redis://"+fw.addr()+"/"+strconv.Itoa(db), RedisGuardConfig{Policy: reuse.Exclusive,
 		ReleaseQueue: 1, Timeout: 10 * time.Second, Logger: log})
 	rels := map[string]func(){}
 	for _, tok := range []string{"tok-q1", "tok-q2", "tok-q3"} {
@@ -216,7 +216,7 @@ func TestRedisGuardReleaseRedisDown(t *testing.T) {
 	rc := redisClient(t, srv, db)
 	fw := startForwarder(t, srv.Addr())
 	g := OpenRedisGuard(RedisGuardConfig{URL: mustURL(t, "redis://"+fw.addr()+"/"+strconv.Itoa(db)),
-		Policy: policy.ReuseExclusive, Lease: 300 * time.Millisecond, Timeout: time.Second})
+		Policy: reuse.Exclusive, Lease: 300 * time.Millisecond, Timeout: time.Second})
 	rel, err := g.Acquire(keyOf("tok-lapse"), time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +243,7 @@ func TestRedisGuardReleaseRedisDown(t *testing.T) {
 func TestRedisGuardReclaims(t *testing.T) {
 	srv, db := redisDB(t)
 	rc := redisClient(t, srv, db)
-	g := guardOn(t, srv.URL(db), RedisGuardConfig{Policy: policy.ReuseExclusive, Lease: 300 * time.Millisecond})
+	g := guardOn(t, srv.URL(db), RedisGuardConfig{Policy: reuse.Exclusive, Lease: 300 * time.Millisecond})
 	if _, err := g.Acquire(keyOf("tok-re"), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}

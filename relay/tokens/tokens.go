@@ -5,7 +5,7 @@
 // hold and compare only SHA-256 hashes of tokens, as Nova's
 // console_auth_tokens table does; neither a token nor its hash is ever logged.
 //
-// RedisGuard (redisguard.go) is the fleet-wide loop/policy.Guard on the same
+// RedisGuard (redisguard.go) is the fleet-wide relay/reuse.Guard on the same
 // Redis plumbing: --token-reuse shared by every proxy on one Redis
 // (docs/fleet.md).
 package tokens

@@ -1,4 +1,4 @@
-package policy
+package reuse
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ func TestReusePolicies(t *testing.T) {
 	k := Key{1}
 	exp := now.Add(time.Minute)
 
-	g := NewLocalGuard(ReuseExclusive, clock)
+	g := NewLocalGuard(Exclusive, clock)
 	rel, err := g.Acquire(k, exp)
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func TestReusePolicies(t *testing.T) {
 		t.Fatalf("exclusive: after release: %v", err)
 	}
 
-	g = NewLocalGuard(ReuseSingleUse, clock)
+	g = NewLocalGuard(SingleUse, clock)
 	rel, err = g.Acquire(k, exp)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestReusePolicies(t *testing.T) {
 		t.Fatalf("single-use: second session ever: %v", err)
 	}
 
-	g = NewLocalGuard(ReuseShared, clock)
+	g = NewLocalGuard(Shared, clock)
 	for i := 0; i < 3; i++ {
 		if _, err := g.Acquire(k, exp); err != nil {
 			t.Fatalf("shared: %v", err)
@@ -50,7 +50,7 @@ func TestReusePolicies(t *testing.T) {
 // Single-use memory is pruned once tokens expire: it cannot grow for weeks.
 func TestSingleUsePruned(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	g := NewLocalGuard(ReuseSingleUse, func() time.Time { return now })
+	g := NewLocalGuard(SingleUse, func() time.Time { return now })
 	for i := 0; i < 5000; i++ {
 		_, _ = g.Acquire(Key{byte(i), byte(i >> 8)}, now.Add(time.Minute))
 	}
@@ -65,12 +65,12 @@ func TestSingleUsePruned(t *testing.T) {
 
 func TestParseReusePolicy(t *testing.T) {
 	for _, s := range []string{"exclusive", "single-use", "shared"} {
-		p, err := ParseReusePolicy(s)
+		p, err := ParsePolicy(s)
 		if err != nil || p.String() != s {
 			t.Errorf("%s: %v %v", s, p, err)
 		}
 	}
-	if _, err := ParseReusePolicy("many"); err == nil {
+	if _, err := ParsePolicy("many"); err == nil {
 		t.Error("bogus policy accepted")
 	}
 }

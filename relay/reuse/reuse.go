@@ -1,4 +1,4 @@
-package policy
+package reuse
 
 import (
 	"errors"
@@ -7,35 +7,35 @@ import (
 	"time"
 )
 
-// ReusePolicy is --token-reuse: how many sessions one token may open.
-type ReusePolicy int
+// Policy is --token-reuse: how many sessions one token may open.
+type Policy int
 
 // Policies. Exclusive is the default: Nova's proxy lets any number of
 // browsers share one console token (seed review: token sharing).
 const (
-	ReuseExclusive ReusePolicy = iota // one live session per token
-	ReuseSingleUse                    // a token opens one session, ever
-	ReuseShared                       // Nova's old behaviour: no limit
+	Exclusive Policy = iota // one live session per token
+	SingleUse               // a token opens one session, ever
+	Shared                  // Nova's old behaviour: no limit
 )
 
-// ParseReusePolicy parses exclusive, single-use or shared.
-func ParseReusePolicy(s string) (ReusePolicy, error) {
+// ParsePolicy parses exclusive, single-use or shared.
+func ParsePolicy(s string) (Policy, error) {
 	switch s {
 	case "exclusive", "":
-		return ReuseExclusive, nil
+		return Exclusive, nil
 	case "single-use":
-		return ReuseSingleUse, nil
+		return SingleUse, nil
 	case "shared":
-		return ReuseShared, nil
+		return Shared, nil
 	}
 	return 0, fmt.Errorf("token-reuse must be exclusive, single-use or shared")
 }
 
-func (p ReusePolicy) String() string {
+func (p Policy) String() string {
 	switch p {
-	case ReuseSingleUse:
+	case SingleUse:
 		return "single-use"
-	case ReuseShared:
+	case Shared:
 		return "shared"
 	}
 	return "exclusive"
@@ -64,7 +64,7 @@ type Guard interface {
 // expired single-use entries are pruned as new ones arrive, so the map is
 // bounded by the tokens issued within one token lifetime.
 type LocalGuard struct {
-	policy ReusePolicy
+	policy Policy
 	now    func() time.Time
 
 	mu      sync.Mutex
@@ -74,7 +74,7 @@ type LocalGuard struct {
 }
 
 // NewLocalGuard returns a guard for p; now is the clock (nil: time.Now).
-func NewLocalGuard(p ReusePolicy, now func() time.Time) *LocalGuard {
+func NewLocalGuard(p Policy, now func() time.Time) *LocalGuard {
 	if now == nil {
 		now = time.Now
 	}
@@ -84,9 +84,9 @@ func NewLocalGuard(p ReusePolicy, now func() time.Time) *LocalGuard {
 // Acquire implements Guard.
 func (g *LocalGuard) Acquire(k Key, expires time.Time) (func(), error) {
 	switch g.policy {
-	case ReuseShared:
+	case Shared:
 		return func() {}, nil
-	case ReuseSingleUse:
+	case SingleUse:
 		return g.acquireOnce(k, expires)
 	}
 	g.mu.Lock()
