@@ -90,12 +90,19 @@ func (s *Server) SetWeb(site *web.Site) { s.web.Store(site) }
 // QueueLen is the number of handshakes waiting for a worker.
 func (s *Server) QueueLen() int { return len(s.pool.jobs) }
 
-// Start listens and returns once the listener is up.
+// Start listens and returns once the listener is up. An address another
+// socket holds is an error (ErrAddrInUse), whoever holds it: see listen.go.
 func (s *Server) Start() error {
+	addr, err := probeListen(s.cfg.Listen)
+	if err != nil {
+		s.pool.stop()
+		s.relay.Close()
+		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+	}
 	go func() {
-		s.stopped <- gnet.Run(s, "tcp://"+s.cfg.Listen,
+		s.stopped <- gnet.Run(s, "tcp://"+addr,
 			gnet.WithMulticore(true), gnet.WithNumEventLoop(s.cfg.EventLoops),
-			gnet.WithReusePort(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithReusePort(true), gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLogger(gnetLogger{s.cfg.Logger}))
 	}()
 	select {
