@@ -30,7 +30,8 @@ type Server struct {
 	eng      gnet.Engine
 	addr     netip.AddrPort
 	booted   chan struct{}
-	stopped  chan error
+	stopped  chan error  // gnet.Run's result
+	running  atomic.Bool // from OnBoot until gnet's engine stops
 	draining atomic.Bool
 	admitted atomic.Int64 // sessions authorizing or relaying (--max-sessions)
 	web      atomic.Pointer[web.Site]
@@ -100,10 +101,12 @@ func (s *Server) Start() error {
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
 	go func() {
-		s.stopped <- gnet.Run(s, "tcp://"+addr,
+		err := gnet.Run(s, "tcp://"+addr,
 			gnet.WithMulticore(true), gnet.WithNumEventLoop(s.cfg.EventLoops),
 			gnet.WithReusePort(true), gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLogger(gnetLogger{s.cfg.Logger}))
+		s.running.Store(false)
+		s.stopped <- err
 	}()
 	select {
 	case <-s.booted:
@@ -119,8 +122,10 @@ func (s *Server) Start() error {
 // Addr is the listener's address (useful with port 0).
 func (s *Server) Addr() netip.AddrPort { return s.addr }
 
-// Ready reports whether the server takes new sessions (false while draining).
-func (s *Server) Ready() bool { return !s.draining.Load() }
+// Ready reports whether the server takes new sessions: false while
+// draining, and false once gnet's engine has stopped (the port no longer
+// listens), whatever stopped it.
+func (s *Server) Ready() bool { return !s.draining.Load() && s.running.Load() }
 
 // Active is the number of sessions relaying.
 func (s *Server) Active() int64 { return s.metrics.active.Load() }
@@ -187,6 +192,7 @@ func (s *Server) count() int {
 // OnBoot records the engine and the bound address.
 func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
+	s.running.Store(true)
 	if fd, err := eng.Dup(); err == nil {
 		if sa, err := unix.Getsockname(fd); err == nil {
 			s.addr = sockaddrToAddrPort(sa)
@@ -195,6 +201,14 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	}
 	close(s.booted)
 	return gnet.None
+}
+
+// OnShutdown runs when gnet's engine stops, by Shutdown or on its own (gnet
+// logs why): from here Ready is false.
+func (s *Server) OnShutdown(gnet.Engine) {
+	if s.running.Swap(false) && !s.draining.Load() {
+		s.cfg.Logger.Error("listener stopped: not ready", "listen", s.cfg.Listen)
+	}
 }
 
 // OnOpen starts a session in the handshaking state.
