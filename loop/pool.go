@@ -1,30 +1,50 @@
 package loop
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // pool is the fixed set of goroutines that do blocking work (token lookups,
 // DNS) for handshakes, fed by a bounded queue. When the queue is full
 // a new handshake is refused with 503 rather than piling up.
 type pool struct {
 	jobs chan func()
+	quit chan struct{} // closed by stop
 	wg   sync.WaitGroup
 }
 
 func newPool(workers, queue int) *pool {
-	p := &pool{jobs: make(chan func(), queue)}
+	p := &pool{jobs: make(chan func(), queue), quit: make(chan struct{})}
 	for i := 0; i < workers; i++ {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			for job := range p.jobs {
-				job()
-			}
+			p.work()
 		}()
 	}
 	return p
 }
 
-// submit queues job unless the queue is full. It must not be called after stop.
+// work runs jobs until stop; once stopped it takes no further job.
+func (p *pool) work() {
+	for {
+		select {
+		case <-p.quit:
+			return
+		default:
+		}
+		select {
+		case job := <-p.jobs:
+			job()
+		case <-p.quit:
+			return
+		}
+	}
+}
+
+// submit queues job unless the queue is full. After stop a job may be
+// queued but never runs.
 func (p *pool) submit(job func()) bool {
 	select {
 	case p.jobs <- job:
@@ -34,8 +54,12 @@ func (p *pool) submit(job func()) bool {
 	}
 }
 
-// stop waits for queued jobs to finish.
-func (p *pool) stop() {
-	close(p.jobs)
-	p.wg.Wait()
+// stop lets each worker finish the job it is in and waits for them until
+// ctx ends. Jobs still queued are dropped: Shutdown has ended their
+// sessions, so they need no lookup and no dial. false means some worker is
+// still busy (blocked in a lookup or a dial); it is abandoned and exits
+// when its job returns.
+func (p *pool) stop(ctx context.Context) bool {
+	close(p.quit)
+	return waitGroup(ctx, &p.wg)
 }

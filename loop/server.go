@@ -30,7 +30,8 @@ type Server struct {
 	eng      gnet.Engine
 	addr     netip.AddrPort
 	booted   chan struct{}
-	stopped  chan error
+	stopped  chan error  // gnet.Run's result
+	running  atomic.Bool // from OnBoot until gnet's engine stops
 	draining atomic.Bool
 	admitted atomic.Int64 // sessions authorizing or relaying (--max-sessions)
 	limits   *limits      // --max-pending, --max-sessions-per-ip, --auth-failures-per-ip
@@ -39,6 +40,10 @@ type Server struct {
 	// acceptLog rate-limits the accept-failure warning (a hot path while
 	// descriptors are short).
 	acceptLog logEvery
+	// tlsCtx bounds TLS handshakes; cancelTLS (Shutdown) ends those in
+	// progress.
+	tlsCtx    context.Context
+	cancelTLS context.CancelFunc
 
 	mu       sync.Mutex // guards sessions
 	sessions map[*session]struct{}
@@ -64,6 +69,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[*session]struct{}{}, sweeper: make(chan struct{}),
 	}
 	s.limits = newLimits(cfg, s.metrics.set)
+	s.tlsCtx, s.cancelTLS = context.WithCancel(context.Background())
 	s.metrics.set.NewGauge("consoleproxy_worker_queue_length", func() float64 { return float64(s.QueueLen()) })
 	s.metrics.set.NewGauge("consoleproxy_host_handshakes_pending", func() float64 { return float64(s.relay.Handshaking()) })
 	return s, nil
@@ -102,18 +108,27 @@ func (s *Server) SetWeb(site *web.Site) { s.web.Store(site) }
 // QueueLen is the number of handshakes waiting for a worker.
 func (s *Server) QueueLen() int { return len(s.pool.jobs) }
 
-// Start listens and returns once the listener is up.
+// Start listens and returns once the listener is up. An address another
+// socket holds is an error (ErrAddrInUse), whoever holds it: see listen.go.
 func (s *Server) Start() error {
+	addr, err := probeListen(s.cfg.Listen)
+	if err != nil {
+		s.pool.stop(context.Background())
+		s.relay.Close()
+		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+	}
 	go func() {
-		s.stopped <- gnet.Run(s, "tcp://"+s.cfg.Listen,
+		err := gnet.Run(s, "tcp://"+addr,
 			gnet.WithMulticore(true), gnet.WithNumEventLoop(s.cfg.EventLoops),
-			gnet.WithReusePort(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithReusePort(true), gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLogger(gnetLogger{s.cfg.Logger}))
+		s.running.Store(false)
+		s.stopped <- err
 	}()
 	select {
 	case <-s.booted:
 	case err := <-s.stopped:
-		s.pool.stop()
+		s.pool.stop(context.Background())
 		s.relay.Close()
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
@@ -124,8 +139,10 @@ func (s *Server) Start() error {
 // Addr is the listener's address (useful with port 0).
 func (s *Server) Addr() netip.AddrPort { return s.addr }
 
-// Ready reports whether the server takes new sessions (false while draining).
-func (s *Server) Ready() bool { return !s.draining.Load() }
+// Ready reports whether the server takes new sessions: false while
+// draining, and false once gnet's engine has stopped (the port no longer
+// listens), whatever stopped it.
+func (s *Server) Ready() bool { return !s.draining.Load() && s.running.Load() }
 
 // Pending is the number of connections in the upgrade or the TLS handshake
 // (--max-pending).
@@ -137,13 +154,23 @@ func (s *Server) Active() int64 { return s.metrics.active.Load() }
 // WriteMetrics writes the Prometheus text exposition.
 func (s *Server) WriteMetrics(w io.Writer) { s.metrics.WritePrometheus(w) }
 
+// StopGrace bounds Shutdown's teardown once the drain has ended (every
+// session gone, or ctx done): stopping gnet's engine (it polls its loops
+// every 500 ms; about 1.7 s measured, DECISIONS.md), TLS goroutines still
+// in a handshake, and workers still in a token lookup or a dial. Whatever
+// still runs after it is abandoned with a warning, so Shutdown returns at
+// most StopGrace after ctx's deadline, whatever is blocked.
+const StopGrace = 3 * time.Second
+
 // Shutdown drains: new connections are refused, every session gets close
 // 1001, and once they are gone (or ctx ends) the listener and the pollers
-// stop.
+// stop, within StopGrace. A worker still blocked then is abandoned (logged,
+// not an error): the drain itself is what the error reports.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if s.draining.Swap(true) {
 		return errors.New("loop: already shut down")
 	}
+	s.cancelTLS()
 	for _, ss := range s.snapshot() {
 		ss.end(EndShutdown)
 	}
@@ -155,25 +182,55 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+	left := s.count()
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace)
+	defer cancel()
 	close(s.sweeper)
-	waitGroup(ctx, &s.tlsWG)
-	err := s.eng.Stop(context.Background())
-	<-s.stopped
-	s.pool.stop()
-	s.relay.Close()
-	if err == nil && ctx.Err() != nil {
-		err = fmt.Errorf("drain: %d sessions left: %w", s.count(), ctx.Err())
+	stopped, err := s.stopEngine(tctx)
+	if !waitGroup(tctx, &s.tlsWG) {
+		s.cfg.Logger.Warn("shutdown: TLS handshakes or bridges still running after the grace; abandoned", "grace", StopGrace.String())
+	}
+	idle := s.pool.stop(tctx)
+	if !idle {
+		s.cfg.Logger.Warn("shutdown: workers still in a token lookup or dial after the grace; abandoned", "grace", StopGrace.String())
+	}
+	if stopped && idle {
+		s.relay.Close() // else the relay stays open for whoever may still call it
+	}
+	if err == nil && left > 0 {
+		err = fmt.Errorf("drain: %d sessions left: %w", left, ctx.Err())
 	}
 	return err
 }
 
-// waitGroup waits for wg or ctx, whichever comes first.
-func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
+// stopEngine stops gnet's engine and waits for gnet.Run to return, until
+// ctx ends; stopped says whether it returned. An engine that had already
+// stopped on its own is an error.
+func (s *Server) stopEngine(ctx context.Context) (stopped bool, err error) {
+	running := s.running.Load()
+	stopErr := s.eng.Stop(ctx)
+	select {
+	case runErr := <-s.stopped:
+		if !running {
+			return true, fmt.Errorf("loop: the listener had stopped before the shutdown: %v", runErr)
+		}
+		return true, nil
+	case <-ctx.Done():
+		s.cfg.Logger.Warn("shutdown: gnet's engine did not stop within the grace; abandoned", "grace", StopGrace.String())
+		return false, fmt.Errorf("loop: stopping the listener: %w", errors.Join(stopErr, ctx.Err()))
+	}
+}
+
+// waitGroup waits for wg or ctx, whichever comes first; false means ctx
+// ended first.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		return true
 	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -196,6 +253,7 @@ func (s *Server) count() int {
 // OnBoot records the engine and the bound address.
 func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
+	s.running.Store(true)
 	if fd, err := eng.Dup(); err == nil {
 		if sa, err := unix.Getsockname(fd); err == nil {
 			s.addr = sockaddrToAddrPort(sa)
@@ -204,6 +262,14 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	}
 	close(s.booted)
 	return gnet.None
+}
+
+// OnShutdown runs when gnet's engine stops, by Shutdown or on its own (gnet
+// logs why): from here Ready is false.
+func (s *Server) OnShutdown(gnet.Engine) {
+	if s.running.Swap(false) && !s.draining.Load() {
+		s.cfg.Logger.Error("listener stopped: not ready", "listen", s.cfg.Listen)
+	}
 }
 
 // OnOpen starts a session in the handshaking state, holding a --max-pending

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strconv"
@@ -161,9 +162,26 @@ func (ss *session) end(reason End) {
 	}
 	ss.endReason.Store(&reason)
 	if phase(ss.phase.Load()) != phaseRelaying {
-		_ = ss.c.Close()
+		// Decided on the loop: the session may be turning relaying there
+		// right now (its 101 written), and then it gets its close frame.
+		err := ss.c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			if phase(ss.phase.Load()) == phaseRelaying {
+				ss.closeRelaying(reason)
+				return nil
+			}
+			return ss.c.Close()
+		}))
+		if err != nil {
+			_ = ss.c.Close()
+		}
 		return
 	}
+	ss.closeRelaying(reason)
+}
+
+// closeRelaying closes the host (unless it ended the session) and queues
+// the close frame behind any data already queued. Any goroutine.
+func (ss *session) closeRelaying(reason End) {
 	if ss.host != nil && reason != EndHostClosed {
 		ss.host.Close()
 	}

@@ -103,7 +103,7 @@ func (s *Server) serveTLS(fd int, prefix []byte, el gnet.EventLoop, peer netip.A
 	}
 	tc := tls.Server(&prefixConn{Conn: nc, prefix: prefix}, s.cfg.TLS.Config)
 	_ = tc.SetDeadline(s.cfg.Now().Add(s.cfg.HandshakeTimeout))
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
+	ctx, cancel := context.WithTimeout(s.tlsCtx, s.cfg.HandshakeTimeout)
 	err = tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {

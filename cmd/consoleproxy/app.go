@@ -30,7 +30,7 @@ type app struct {
 	metrics *http.Server
 	cancel  context.CancelFunc
 	webDir  string
-	cert    *loop.CertHolder // nil without TLS
+	tls     *tlsFiles        // nil without TLS
 	own     []netip.AddrPort // the proxy's own listeners: never a compute host nor a minted target (own.go)
 	// security is the RFB security proxy, nil without VeNCrypt.
 	security *relay.SecurityProxy
@@ -45,7 +45,7 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 		log.Warn("--max-client-backlog is deprecated and ignored: a client faster than its compute host is pushed back through TCP")
 	}
 	a := &app{log: log, security: cfg.Security}
-	if cfg.TLS, a.cert, err = tlsConfig(o, explicit); err != nil {
+	if cfg.TLS, a.tls, err = tlsConfig(o, explicit); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -272,10 +272,8 @@ func (a *app) loadWeb(dir string) error {
 }
 
 func (a *app) reload() {
-	if a.cert != nil {
-		if err := a.cert.Reload(); err != nil {
-			a.log.Warn("reload of the TLS certificate failed; the previous one stays", "err", err.Error())
-		}
+	if a.tls != nil {
+		a.tls.reload(a.log)
 	}
 	if err := a.loadWeb(a.webDir); err != nil {
 		a.log.Warn("reload of --web failed; the previous files stay", "err", err.Error())

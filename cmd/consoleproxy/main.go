@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +18,12 @@ func main() {
 }
 
 func run(args []string, env func(string) string, stderr io.Writer) int {
+	// First of all: until signal.Notify, SIGHUP kills the process (Go's
+	// default) and SIGTERM skips the drain. What arrives during start-up is
+	// held for serve.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	if _, err := raiseOpenFileLimit(); err != nil { // before --max-sessions' default is read
 		fmt.Fprintf(stderr, "consoleproxy: %v\n", err)
 	}
@@ -41,7 +46,7 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "consoleproxy: --log-format must be text or json\n")
 		return 2
 	}
-	if err := serve(o, explicit, log); err != nil {
+	if err := serve(o, explicit, log, sigs); err != nil {
 		log.Error("consoleproxy stopped", "err", err.Error())
 		return 1
 	}
@@ -54,28 +59,6 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, nil))
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, nil))
-	}
-	return nil
-}
-
-// serve runs the proxy until SIGTERM or SIGINT, reloading on SIGHUP.
-func serve(o *options, explicit map[string]bool, log *slog.Logger) error {
-	app, err := start(o, explicit, log)
-	if err != nil {
-		return err
-	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			app.reload()
-			continue
-		}
-		log.Info("draining", "signal", sig.String())
-		ctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
-		err := app.stop(ctx)
-		cancel()
-		return err
 	}
 	return nil
 }

@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/consoleproxy/consoleproxy/loop"
 )
@@ -52,9 +54,29 @@ func parseCiphers(s string) ([]uint16, error) {
 	return out, nil
 }
 
+// tlsFiles are the wss:// files SIGHUP re-reads.
+type tlsFiles struct {
+	cert     *loop.CertHolder
+	clientCA *clientCAs // nil without --ssl-client-ca
+}
+
+// reload re-reads each file; on an error the previous one stays, and the
+// error is logged.
+func (f *tlsFiles) reload(log *slog.Logger) {
+	if err := f.cert.Reload(); err != nil {
+		log.Warn("reload of the TLS certificate failed; the previous one stays", "err", err.Error())
+	}
+	if f.clientCA == nil {
+		return
+	}
+	if err := f.clientCA.reload(); err != nil {
+		log.Error("reload of --ssl-client-ca failed; the previous CA stays", "err", err.Error())
+	}
+}
+
 // tlsConfig builds the wss:// configuration from the flags; nil without
 // --cert. Every problem is a start-up error.
-func tlsConfig(o *options, explicit map[string]bool) (*loop.TLSConfig, *loop.CertHolder, error) {
+func tlsConfig(o *options, explicit map[string]bool) (*loop.TLSConfig, *tlsFiles, error) {
 	if o.cert == "" && o.key == "" {
 		for _, f := range []string{"ssl-only", "ssl-ciphers", "ssl-client-ca", "ssl-minimum-version"} {
 			if explicit[f] {
@@ -70,6 +92,7 @@ func tlsConfig(o *options, explicit map[string]bool) (*loop.TLSConfig, *loop.Cer
 	if err != nil {
 		return nil, nil, err
 	}
+	files := &tlsFiles{cert: holder}
 	cfg := &tls.Config{GetCertificate: holder.GetCertificate, NextProtos: []string{"http/1.1"}}
 	switch o.sslMinVersion {
 	case "tlsv1.2":
@@ -83,15 +106,57 @@ func tlsConfig(o *options, explicit map[string]bool) (*loop.TLSConfig, *loop.Cer
 		return nil, nil, err
 	}
 	if o.sslClientCA != "" {
-		pem, err := os.ReadFile(o.sslClientCA)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--ssl-client-ca: %w", err)
+		if files.clientCA, err = newClientCAs(o.sslClientCA, cfg); err != nil {
+			return nil, nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("--ssl-client-ca: no certificate in %s", o.sslClientCA)
-		}
-		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
-	return &loop.TLSConfig{Config: cfg, Only: o.sslOnly}, holder, nil
+	return &loop.TLSConfig{Config: cfg, Only: o.sslOnly}, files, nil
+}
+
+// clientCAs is --ssl-client-ca, swapped on reload: base's
+// GetConfigForClient hands each new handshake a configuration built with
+// the current CA pool (its CertificateRequest names those CAs, and the
+// client's certificate is verified against them). Sessions already up are
+// not touched. A client certified by a CA no longer in the file cannot
+// resume an earlier TLS session either: crypto/tls checks a resumed
+// session's chains against the handshake's ClientCAs.
+type clientCAs struct {
+	file string
+	base *tls.Config
+	cur  atomic.Pointer[tls.Config]
+}
+
+// newClientCAs reads file and installs itself in base, which must be
+// complete: each reload clones it.
+func newClientCAs(file string, base *tls.Config) (*clientCAs, error) {
+	c := &clientCAs{file: file, base: base}
+	if err := c.reload(); err != nil {
+		return nil, err
+	}
+	// base itself denies by default too (its pool is the first one), though
+	// every handshake takes the current configuration.
+	base.ClientCAs, base.ClientAuth = c.cur.Load().ClientCAs, tls.RequireAndVerifyClientCert
+	base.GetConfigForClient = c.configForClient
+	return c, nil
+}
+
+// reload reads the CA file; on an error the previous pool stays.
+func (c *clientCAs) reload() error {
+	pem, err := os.ReadFile(c.file)
+	if err != nil {
+		return fmt.Errorf("--ssl-client-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("--ssl-client-ca: no certificate in %s", c.file)
+	}
+	cfg := c.base.Clone()
+	cfg.GetConfigForClient = nil
+	cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	c.cur.Store(cfg)
+	return nil
+}
+
+func (c *clientCAs) configForClient(*tls.ClientHelloInfo) (*tls.Config, error) {
+	return c.cur.Load(), nil
 }
