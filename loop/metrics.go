@@ -85,6 +85,7 @@ func writeWithHelp(w io.Writer, text []byte) error {
 // The Go runtime and process families keep the library's bare HELP line.
 var metricHelp = map[string]string{
 	"consoleproxy_sessions_active":               "WebSocket sessions relaying now.",
+	"consoleproxy_ready":                         "1 while the proxy takes new sessions, 0 while it drains (as /readyz).",
 	"consoleproxy_sessions_max":                  "The --max-sessions cap (0: none); by default what the open-file limit allows, so sessions_active over it is the descriptor headroom.",
 	"consoleproxy_sessions_total":                "Connections by how their handshake ended: result ok got 101, every other result is a refusal or a client that left.",
 	"consoleproxy_session_ends_total":            "Relaying sessions ended, by reason.",
@@ -101,4 +102,12 @@ var metricHelp = map[string]string{
 	"consoleproxy_auth_attempts_untracked_total": "Token lookups from addresses --auth-failures-per-ip could not track (its address table was full).",
 	"consoleproxy_reuse_releases_dropped_total":  "Fleet reuse-store releases dropped with the queue full (their claims lapse with the lease).",
 	"consoleproxy_reuse_leases_lost_total":       "Fleet reuse-store claims found taken by another session at renewal (a lease lapsed while Redis was away).",
+}
+
+// b2f is 1 for true, 0 for false: a boolean as a gauge's value.
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // /metrics carries # HELP and # TYPE lines (Prometheus text format 0.0.4),
@@ -18,6 +20,7 @@ func TestMetricsHelpAndType(t *testing.T) {
 	for _, want := range []string{
 		"# TYPE consoleproxy_sessions_active gauge",
 		"# TYPE consoleproxy_sessions_max gauge", "consoleproxy_sessions_max 77",
+		"# TYPE consoleproxy_ready gauge", "consoleproxy_ready 1",
 		"# TYPE consoleproxy_sessions_total counter",
 		"# TYPE consoleproxy_session_ends_total counter",
 		"# TYPE consoleproxy_bytes_total counter",
@@ -79,4 +82,17 @@ func histogramFamily(name string) string {
 		}
 	}
 	return name
+}
+
+// consoleproxy_ready is 1 while the proxy takes sessions and 0 once it
+// drains, as /readyz (the alert rules' "not ready").
+func TestReadyGauge(t *testing.T) {
+	p := startProxy(t, nil)
+	wantMetric(t, p, "consoleproxy_ready 1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantMetric(t, p, "consoleproxy_ready 0")
 }
