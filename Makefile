@@ -5,7 +5,7 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 1s
 SOAK_DURATION ?= 10m
 
-.PHONY: help build run test check fuzz bench bench-compare soak deps clean
+.PHONY: help build run test check fuzz bench bench-compare soak deps deb clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -28,7 +28,11 @@ test: deps check build ## install deps, then vet, race-enabled tests and a short
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'NoAlloc' ./...   # allocation counts skip under -race
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+	@scripts/package-test.sh   # the .deb (lintian, dpkg -i, systemd-analyze), dashboard, alert rules
 	@PLOT=bin/soak-ci.png RESULTS=bin/soak-ci scripts/soak.sh 60s   # the hostile set under load; fails on drift
+
+deb: ## build bin/consoleproxy_<version>_<arch>.deb (dpkg-deb; VERSION, ARCH, MAINTAINER override)
+	@packaging/build-deb.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

@@ -20,6 +20,13 @@ PACKAGES=(
 	qemu-system-x86     # loop/e2e TestSerialQEMU, TestSpiceQEMU: real serial and SPICE consoles
 	websockify          # bench: the peer under Nova's proxy, measured side by side
 	haproxy             # bench: the plain TCP relay, the physical reference
+	lintian             # scripts/package-test.sh: checks the .deb of make deb
+	adduser             # scripts/package-test.sh: the .deb's Depends (its postinst adds the consoleproxy user)
+	systemd             # scripts/package-test.sh: systemd-analyze verify and security on the unit
+	prometheus          # scripts/package-test.sh: promtool checks and tests the alert rules and dashboard queries
+	jq                  # scripts/package-test.sh: reads the Grafana dashboard and the admin API's answers
+	curl                # scripts/package-test.sh: the admin API over its unix socket, /metrics
+	strace              # scripts/package-test.sh: the system calls the proxy makes, against the unit's SystemCallFilter=
 )
 
 missing=()
@@ -32,6 +39,10 @@ if ((${#missing[@]})); then
 	echo "deps: installing ${missing[*]}"
 	$SUDO apt-get update -q </dev/null
 	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+	# The tests need prometheus' promtool, not the server Debian starts with it.
+	if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+	fi
 fi
 
 go mod download
