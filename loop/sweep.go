@@ -40,7 +40,7 @@ func (ss *session) check(now time.Time) {
 	switch phase(ss.phase.Load()) {
 	case phaseHandshake:
 		if now.After(ss.deadline) && !ss.timedOut.Swap(true) {
-			_ = ss.c.Close()
+			_ = ss.raw.Close()
 		}
 	case phaseRelaying:
 		nanos := now.UnixNano()

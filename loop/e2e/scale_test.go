@@ -77,6 +77,7 @@ func idleSessionMemory(t *testing.T, mode string) {
 	warm.send(ws.OpBinary, []byte("w"))
 	warm.readData(1)
 	before := rssKiB(t, p.cmd.Process.Pid)
+	_, body0 := httpGet(t, "http://"+p.metrics+"/metrics")
 	start := time.Now()
 	clients := make([]*wsClient, 0, n)
 	for i := 0; i < n; i++ {
@@ -97,6 +98,9 @@ func idleSessionMemory(t *testing.T, mode string) {
 	}
 	t.Logf("%s: %d idle sessions: proxy RSS %d → %d KiB, %.2f KiB per session; opened in %v (%.0f/s)",
 		mode, n, before, after, float64(after-before)/float64(n), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+	t.Logf("%s: heap in use %.2f KiB per session, goroutines %v → %v", mode,
+		(promValue(t, body, "go_memstats_heap_inuse_bytes")-promValue(t, body0, "go_memstats_heap_inuse_bytes"))/1024/float64(n),
+		promValue(t, body0, "go_goroutines"), promValue(t, body, "go_goroutines"))
 	for _, c := range clients {
 		c.conn.Close()
 	}
@@ -117,5 +121,21 @@ func rssKiB(t testing.TB, pid int) int {
 		}
 	}
 	t.Fatal("no VmRSS")
+	return 0
+}
+
+// promValue is the value of an unlabelled series in a Prometheus text body.
+func promValue(t testing.TB, body, name string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("no series %s", name)
 	return 0
 }
