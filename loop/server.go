@@ -69,7 +69,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[*session]struct{}{}, sweeper: make(chan struct{}),
 	}
 	s.limits = newLimits(cfg, s.metrics.set)
-	s.handshakes = newHandshakers(TLSHandshakers, tlsHandshakeQueue, &s.tlsWG)
+	s.handshakes = newHandshakers(TLSHandshakers, TLSHandshakeQueue, &s.tlsWG)
 	s.plainHead = max(maxPeek, cfg.Request.MaxHeaderBytes+1)
 	s.metrics.set.NewGauge("consoleproxy_worker_queue_length", func() float64 { return float64(s.QueueLen()) })
 	s.metrics.set.NewGauge("consoleproxy_host_handshakes_pending", func() float64 { return float64(s.relay.Handshaking()) })

@@ -20,7 +20,7 @@ import (
 // and the goroutine's writes are queued to the loop. Connections in the
 // handshake hold their --max-pending slot until their upgrade request is
 // read, so the handshakes waiting for a goroutine are bounded by it too (and
-// by tlsHandshakeQueue when it is off).
+// by TLSHandshakeQueue when it is off).
 
 const (
 	// TLSHandshakers is the most TLS handshakes run at once, each on a
@@ -31,10 +31,10 @@ const (
 	// trip (640 per second at 100 ms) while capping the goroutines a flood
 	// of ClientHellos can make; the rest wait in a queue.
 	TLSHandshakers = 64
-	// tlsHandshakeQueue is the most handshakes waiting for a goroutine when
+	// TLSHandshakeQueue is the most handshakes waiting for a goroutine when
 	// --max-pending does not bound them first; past it a connection is
 	// closed and counted as overloaded.
-	tlsHandshakeQueue = 1024
+	TLSHandshakeQueue = 1024
 	// hsInMax bounds the client's bytes handed to a handshake goroutine and
 	// not yet read by it; past it the loop stops reading the client.
 	hsInMax = 64 << 10
