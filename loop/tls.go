@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 
 	"github.com/panjf2000/gnet/v2"
-	"github.com/valyala/bytebufferpool"
 )
 
 // wss:// runs on the event loop. A connection whose first byte is a TLS
@@ -74,6 +73,7 @@ type tlsConn struct {
 	carry []byte
 	src   []byte
 	held  bool  // crypto/tls may hold decrypted bytes fill has not taken
+	stuck int   // gnet's buffered bytes when they held no whole record: not looked at again until more come
 	rerr  error // crypto/tls's read failed (close_notify, a bad record): close once the plaintext is used
 
 	// Decrypted bytes not yet discarded by the session: plain[pOff:pEnd].
@@ -81,7 +81,7 @@ type tlsConn struct {
 	plain      *[]byte
 	pOff, pEnd int
 
-	out *bytebufferpool.ByteBuffer // records crypto/tls wrote, flushed to the socket by the loop
+	out *[]byte // records crypto/tls wrote, flushed to the socket by the loop (from outPool)
 
 	aq     asyncQueue // plaintext handed to AsyncWrite, encrypted on the loop by drain
 	aqBusy []asyncEntry
@@ -90,10 +90,25 @@ type tlsConn struct {
 // plainPool holds the decrypted-bytes buffers: one parse batch each.
 var plainPool = sync.Pool{New: func() any { b := make([]byte, maxPeek); return &b }}
 
-// outPool holds the buffers records are collected in before a flush.
-var outPool bytebufferpool.Pool
+// Records are collected in a buffer from outPool and written to the socket
+// in one go: at the end of a Write, or in a drain each time outFlushAt bytes
+// are collected (a drain may take many host frames).
+const (
+	outFlushAt = 64 << 10
+	outBufSize = outFlushAt + 64<<10 // room for a base64 frame's records beyond outFlushAt
+)
 
-func getOutBuf() *bytebufferpool.ByteBuffer { return outPool.Get() }
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, outBufSize); return &b }}
+
+func getOutBuf() *[]byte { return outPool.Get().(*[]byte) }
+
+// putOutBuf pools b unless it grew for something large (a static file).
+func putOutBuf(b *[]byte) {
+	if cap(*b) <= 2*outBufSize {
+		*b = (*b)[:0]
+		outPool.Put(b)
+	}
+}
 
 // startTLS turns the session into a wss:// one: its connection becomes a
 // tlsConn waiting for the ClientHello record. Loop, in the handshake phase
@@ -149,7 +164,8 @@ func (t *tlsConn) fill(limit int) {
 		return
 	}
 	raw := t.Conn
-	if n := raw.InboundBuffered(); n > 0 {
+	n := raw.InboundBuffered()
+	if n > 0 && n != t.stuck {
 		need := t.cur.need
 		if len(t.carry) > 0 {
 			need = 0 // carry ends on a boundary; gnet's bytes come after it
@@ -159,6 +175,7 @@ func (t *tlsConn) fill(limit int) {
 	}
 	offered := len(t.src)
 	if offered == 0 && len(t.carry) == 0 && !t.held {
+		t.stuck = n
 		return
 	}
 	for t.pEnd-t.pOff < limit {
@@ -172,10 +189,14 @@ func (t *tlsConn) fill(limit int) {
 		}
 	}
 	t.held = t.rerr == nil && t.pEnd-t.pOff >= limit
-	if used := offered - len(t.src); used > 0 {
+	left := len(t.src)
+	if used := offered - left; used > 0 {
 		_, _ = raw.Discard(used)
 	}
-	t.src = nil
+	t.src, t.stuck = nil, 0
+	if left == 0 && n > offered {
+		t.stuck = n - offered // only the start of a record is left
+	}
 	if !t.held {
 		trimTLS(t.tc, 0) // an idle session keeps no read buffer
 	}
@@ -316,10 +337,8 @@ func (t *tlsConn) flush() error {
 		return nil
 	}
 	t.out = nil
-	_, err := t.Conn.Write(out.B)
-	if cap(out.B) <= 4*maxPeek { // a large static file's records are not kept
-		outPool.Put(out)
-	}
+	_, err := t.Conn.Write(*out)
+	putOutBuf(out)
 	return err
 }
 
@@ -362,6 +381,11 @@ func (t *tlsConn) Run(context.Context) error {
 				t.abort()
 				break
 			}
+			if t.out != nil && len(*t.out) >= outFlushAt {
+				if err = t.flush(); err != nil {
+					break // closed inside the write
+				}
+			}
 		}
 		if err == nil {
 			err = t.flush()
@@ -386,7 +410,7 @@ func (t *tlsConn) closed() {
 	}
 	t.releasePlain()
 	if t.out != nil {
-		outPool.Put(t.out)
+		putOutBuf(t.out)
 		t.out = nil
 	}
 	t.carry, t.src = nil, nil

@@ -117,7 +117,7 @@ func (w tlsWire) Write(p []byte) (int, error) {
 	if t.out == nil {
 		t.out = getOutBuf()
 	}
-	t.out.B = append(t.out.B, p...)
+	*t.out = append(*t.out, p...)
 	return len(p), nil
 }
 
