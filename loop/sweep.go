@@ -58,6 +58,9 @@ func (ss *session) check(now time.Time) {
 			ss.lastPing.Store(nanos)
 			_ = ss.c.AsyncWrite(wsframe.PingFrame, nil)
 		}
+		if ss.tls != nil && nanos-ss.clientSeen.Load() > int64(tlsIdleTrim) {
+			ss.tls.idle()
+		}
 	}
 }
 

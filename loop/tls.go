@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -85,7 +86,36 @@ type tlsConn struct {
 
 	aq     asyncQueue // plaintext handed to AsyncWrite, encrypted on the loop by drain
 	aqBusy []asyncEntry
+	// trimmed is set when the sweeper queued trimIdle for a client silent
+	// for tlsIdleTrim, cleared when records are read again.
+	trimmed atomic.Bool
 }
+
+// tlsIdleTrim is how long a wss:// client sends nothing before its session
+// lets go of crypto/tls's read buffers (trimTLS): one grown by a large
+// record (a paste) is kept while records keep coming, so a stream of them
+// does not allocate it again for each batch.
+const tlsIdleTrim = time.Second
+
+// idle lets go of what a session whose client went quiet still holds for
+// reading. Sweeper goroutine, relaying sessions only.
+func (t *tlsConn) idle() {
+	if t.trimmed.Swap(true) {
+		return
+	}
+	_ = t.Conn.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		if t.stage == tlsOpen {
+			trimTLS(t.tc, 0)
+		}
+		return nil
+	}))
+}
+
+// MaxHeldUpTLS bounds the client bytes one wss:// session holds toward its
+// compute host: MaxHeldUp (a batch in relay, a read in gnet's buffer), plus
+// the start of one record left in gnet's buffer and the rest of one
+// decrypted record crypto/tls keeps for the next batch.
+const MaxHeldUpTLS = MaxHeldUp + 2*(recordHeaderLen+maxRecordPayload)
 
 // plainPool holds the decrypted-bytes buffers: one parse batch each.
 var plainPool = sync.Pool{New: func() any { b := make([]byte, maxPeek); return &b }}
@@ -197,8 +227,8 @@ func (t *tlsConn) fill(limit int) {
 	if left == 0 && n > offered {
 		t.stuck = n - offered // only the start of a record is left
 	}
-	if !t.held {
-		trimTLS(t.tc, 0) // an idle session keeps no read buffer
+	if offered > 0 && t.trimmed.Load() {
+		t.trimmed.Store(false)
 	}
 	if t.pEnd == t.pOff {
 		t.releasePlain()

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	mathrand "math/rand"
@@ -440,4 +441,95 @@ func TestTLSRecordsOnLoop(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the host never saw EOF after the forged record")
 	}
+}
+
+// stallConn is a client socket whose writes never fail for a deadline: each
+// try waits at most a second, and the first time one takes nothing it
+// calls onStall and goes on waiting (crypto/tls's writes cannot be retried
+// after a timeout).
+type stallConn struct {
+	net.Conn
+	stalled bool
+	onStall func()
+}
+
+func (s *stallConn) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		_ = s.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		n, err := s.Conn.Write(p)
+		written, p = written+n, p[n:]
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if !s.stalled {
+				s.stalled = true
+				s.onStall()
+			}
+			continue
+		}
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+func (s *stallConn) SetDeadline(t time.Time) error { return s.Conn.SetReadDeadline(t) }
+
+// A wss:// client faster than its host is pushed back through TCP like a
+// plain one (reading its socket pauses while the host holds bytes back),
+// never cut: every byte arrives once and in order, and the proxy holds at
+// most loop.MaxHeldUpTLS of them.
+func TestTLSUploadPushedBack(t *testing.T) {
+	release := make(chan struct{})
+	got := make(chan []byte, 1)
+	b := startBackend(t, func(_ *backend, c net.Conn) {
+		defer c.Close()
+		<-release
+		var buf bytes.Buffer
+		_, _ = io.Copy(&buf, struct{ io.Reader }{c})
+		got <- buf.Bytes()
+	})
+	k := newPKI(t)
+	cert, err := loop.LoadCert(k.certFile, k.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, func(cfg *loop.Config) {
+		cfg.TLS = &loop.TLSConfig{Config: &tls.Config{GetCertificate: cert.GetCertificate}}
+	})
+	var most int64
+	sc := &stallConn{Conn: dialRaw(t, p.addr), onStall: func() {
+		most = p.srv.HeldUp()
+		close(release)
+	}}
+	c := upgrade(t, tls.Client(sc, &tls.Config{RootCAs: k.pool, ServerName: "127.0.0.1"}), p.addr, req{token: p.mint(b.port(), nil)})
+	if c.resp.StatusCode != 101 {
+		t.Fatalf("status %d", c.resp.StatusCode)
+	}
+	_ = c.conn.SetDeadline(time.Now().Add(time.Minute))
+	const total, chunk = 32 << 20, 32 << 10
+	payload := make([]byte, chunk)
+	for off := 0; off < total; off += chunk {
+		fillPattern(payload, off)
+		if _, err := c.conn.Write(maskedFrame(true, ws.OpBinary, payload)); err != nil {
+			t.Fatalf("after %d bytes: %v (the proxy cut the upload)", off, err)
+		}
+	}
+	if !sc.stalled {
+		t.Fatal("the client was never pushed back while its host read nothing")
+	}
+	c.send(ws.OpClose, []byte{3, 232})
+	if code, _ := c.expectClose(); code != 1000 {
+		t.Fatalf("close %d, want 1000", code)
+	}
+	data := <-got
+	want := make([]byte, total)
+	fillPattern(want, 0)
+	if !bytes.Equal(data, want) {
+		t.Fatalf("host got %d of %d bytes (or others)", len(data), total)
+	}
+	if most > loop.MaxHeldUpTLS {
+		t.Fatalf("the proxy held %d client bytes for one session, bound %d", most, loop.MaxHeldUpTLS)
+	}
+	t.Logf("pushed back; the proxy held %d client bytes at the stall (bound %d)", most, loop.MaxHeldUpTLS)
 }
