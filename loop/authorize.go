@@ -133,7 +133,7 @@ func connectReason(err error) string {
 
 // deliver hands the worker's answer to the session's loop.
 func (ss *session) deliver(res *authResult) {
-	err := ss.c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+	err := ss.raw.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 		ss.authorized(res)
 		return nil
 	}))

@@ -19,9 +19,9 @@ import (
 func (ss *session) handshake() gnet.Action {
 	c := ss.c
 	buf, _ := c.Peek(-1)
-	if t := ss.srv.cfg.TLS; t != nil && !ss.secure && len(buf) > 0 {
+	if t := ss.srv.cfg.TLS; t != nil && ss.tls == nil && len(buf) > 0 {
 		if buf[0] == tlsRecordHandshake {
-			return ss.handoffTLS()
+			return ss.startTLS()
 		}
 		if t.Only {
 			return ss.refusePlain(buf[0])

@@ -26,10 +26,10 @@ const (
 	// and connections still in the upgrade (which hold one descriptor each
 	// and are bounded by --max-pending, not by this reserve).
 	FDReserve = 256
-	// FDsPerSession is the descriptors a plain session holds: the client's
-	// socket and the compute host's. A wss:// session holds 4 today (the
-	// client's socket and its TLS bridge's socket pair beside the host's),
-	// until TLS moves onto the event loop; the default counts plain ones.
+	// FDsPerSession is the descriptors a session holds: the client's
+	// socket and the compute host's, wss:// or not (TLS runs on the event
+	// loop). A VeNCrypt session holds 4 (its bridge's socket pair beside
+	// them); the default counts the others.
 	FDsPerSession = 2
 
 	// limitShards is the number of independently locked parts of each

@@ -32,6 +32,9 @@ func (ss *session) clientData() gnet.Action {
 		// Peek may copy when gnet's ring wraps; either way every byte peeked
 		// is parsed (unmasked in place) and discarded in this call.
 		buf, _ := c.Peek(min(avail, maxPeek))
+		if len(buf) == 0 {
+			return ss.updateRead()
+		}
 		if act := ss.forward(buf); act != gnet.None {
 			return act
 		}
@@ -61,7 +64,7 @@ func (ss *session) updateRead() gnet.Action {
 // noteHeldUp records the client bytes the session holds for its host.
 func (ss *session) noteHeldUp() {
 	if phase(ss.phase.Load()) == phaseRelaying {
-		ss.heldUp.Store(int64(ss.c.InboundBuffered() + ss.host.Pending()))
+		ss.heldUp.Store(int64(ss.heldIn() + ss.host.Pending()))
 	}
 }
 
@@ -336,7 +339,17 @@ func (ss *session) sent(c gnet.Conn, f pendingFrame, err error) {
 }
 
 // HostWritable resumes held-back client input. Poller goroutine.
-func (ss *session) HostWritable() { _ = ss.c.Wake(nil) }
+func (ss *session) HostWritable() { _ = ss.raw.Wake(nil) }
+
+// heldIn is the client's bytes the session holds and has not parsed:
+// gnet's buffer, and for wss:// the plaintext and undecrypted records.
+// Loop.
+func (ss *session) heldIn() int {
+	if ss.tls != nil {
+		return ss.tls.heldIn()
+	}
+	return ss.c.InboundBuffered()
+}
 
 // HostClosed ends the session: 1000 after every byte the host sent, or
 // 1011 when the socket failed. Poller goroutine.

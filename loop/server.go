@@ -36,14 +36,15 @@ type Server struct {
 	admitted atomic.Int64 // sessions authorizing or relaying (--max-sessions)
 	limits   *limits      // --max-pending, --max-sessions-per-ip, --auth-failures-per-ip
 	web      atomic.Pointer[web.Site]
-	tlsWG    sync.WaitGroup // TLS hand-offs and bridges
+	tlsWG    sync.WaitGroup // TLS handshake goroutines and VeNCrypt bridges
+	// handshakes runs wss:// TLS handshakes (tlshs.go).
+	handshakes *handshakers
+	// plainHead is the plaintext a wss:// session decrypts ahead while
+	// its upgrade request is read: the longest request, or a batch.
+	plainHead int
 	// acceptLog rate-limits the accept-failure warning (a hot path while
 	// descriptors are short).
 	acceptLog logEvery
-	// tlsCtx bounds TLS handshakes; cancelTLS (Shutdown) ends those in
-	// progress.
-	tlsCtx    context.Context
-	cancelTLS context.CancelFunc
 
 	mu       sync.Mutex // guards sessions
 	sessions map[*session]struct{}
@@ -69,7 +70,8 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[*session]struct{}{}, sweeper: make(chan struct{}),
 	}
 	s.limits = newLimits(cfg, s.metrics.set)
-	s.tlsCtx, s.cancelTLS = context.WithCancel(context.Background())
+	s.handshakes = newHandshakers(TLSHandshakers, TLSHandshakeQueue, &s.tlsWG)
+	s.plainHead = max(maxPeek, cfg.Request.MaxHeaderBytes+1)
 	s.metrics.set.NewGauge("consoleproxy_worker_queue_length", func() float64 { return float64(s.QueueLen()) })
 	s.metrics.set.NewGauge("consoleproxy_host_handshakes_pending", func() float64 { return float64(s.relay.Handshaking()) })
 	s.metrics.set.NewGauge("consoleproxy_sessions_max", func() float64 { return float64(cfg.MaxSessions) })
@@ -135,6 +137,9 @@ func (s *Server) Start() error {
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
 	go s.sweep()
+	if s.cfg.TLS != nil {
+		ktlsLog.Do(func() { logKernelTLS(s.cfg.Logger) })
+	}
 	return nil
 }
 
@@ -172,7 +177,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.draining.Swap(true) {
 		return errors.New("loop: already shut down")
 	}
-	s.cancelTLS()
 	for _, ss := range s.snapshot() {
 		ss.end(EndShutdown)
 	}
@@ -275,15 +279,14 @@ func (s *Server) OnShutdown(gnet.Engine) {
 }
 
 // OnOpen starts a session in the handshaking state, holding a --max-pending
-// slot: its own, or for the plaintext end of a TLS bridge the slot its TLS
-// handshake held. Past --max-pending the connection is closed at once.
+// slot until its upgrade request is read (a wss:// one through its TLS
+// handshake). Past --max-pending the connection is closed at once.
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if s.draining.Load() {
 		s.metrics.results[ResultShuttingDown].Inc()
-		return nil, gnet.Close // a TLS bridge's slot stays with serveTLS, which gives it back
+		return nil, gnet.Close
 	}
-	e, bridged := c.Context().(*enrolled)
-	if !bridged && !s.limits.enterPending() {
+	if !s.limits.enterPending() {
 		s.metrics.results[ResultPendingLimit].Inc()
 		s.limits.refusedAtAccept(s.cfg.Logger, s.cfg.Now())
 		return nil, gnet.Close
@@ -292,7 +295,7 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		relay.SetUserTimeout(c.Fd(), s.cfg.WriteTimeout)
 	}
 	ss := newSession(s, c)
-	ss.lim.pending = !bridged || e.takeSlot()
+	ss.lim.pending = true
 	c.SetContext(ss)
 	s.mu.Lock()
 	s.sessions[ss] = struct{}{}

@@ -32,7 +32,12 @@ const (
 // the atomics are shared with the worker pool, relay's poller and the sweeper.
 type session struct {
 	srv *Server
+	// c is the client as the session reads and writes it: the socket, or
+	// for wss:// its tlsConn (plaintext). It changes only on the loop in
+	// the handshake phase; goroutines that may run then use raw.
 	c   gnet.Conn
+	raw gnet.Conn // the client's socket
+	tls *tlsConn  // wss:// only
 
 	// Any goroutine.
 	phase      atomic.Int32
@@ -57,7 +62,7 @@ type session struct {
 	deadline time.Time // handshake deadline
 	peer     netip.Addr
 	client   netip.Addr // the client's address, through trusted proxies
-	secure   bool       // the client came over TLS (the plaintext end of a bridge)
+	secure   bool       // the client came over TLS
 	// originScheme is the accepted Origin's scheme ("" without an Origin),
 	// for Nova's access_url_base rule once the record is known.
 	originScheme string
@@ -97,11 +102,8 @@ type session struct {
 
 func newSession(s *Server, c gnet.Conn) *session {
 	now := s.cfg.Now()
-	ss := &session{srv: s, c: c, accepted: now, deadline: now.Add(s.cfg.HandshakeTimeout),
+	ss := &session{srv: s, c: c, raw: c, accepted: now, deadline: now.Add(s.cfg.HandshakeTimeout),
 		peer: peerAddr(c), req: &wsframe.Request{}}
-	if e, ok := c.Context().(*enrolled); ok {
-		ss.peer, ss.secure = e.peer, true
-	}
 	ss.client = ss.peer
 	ss.onSentFn = ss.onSent
 	return ss
@@ -109,6 +111,15 @@ func newSession(s *Server, c gnet.Conn) *session {
 
 func (ss *session) onTraffic() gnet.Action {
 	ss.clientSeen.Store(ss.srv.cfg.Now().UnixNano())
+	if ss.tls != nil {
+		return ss.tls.onTraffic()
+	}
+	return ss.dispatch()
+}
+
+// dispatch runs the phase's logic on what the client sent (plaintext for
+// wss://).
+func (ss *session) dispatch() gnet.Action {
 	switch phase(ss.phase.Load()) {
 	case phaseHandshake:
 		return ss.handshake()
@@ -164,15 +175,15 @@ func (ss *session) end(reason End) {
 	if phase(ss.phase.Load()) != phaseRelaying {
 		// Decided on the loop: the session may be turning relaying there
 		// right now (its 101 written), and then it gets its close frame.
-		err := ss.c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		err := ss.raw.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 			if phase(ss.phase.Load()) == phaseRelaying {
 				ss.closeRelaying(reason)
 				return nil
 			}
-			return ss.c.Close()
+			return ss.raw.Close()
 		}))
 		if err != nil {
-			_ = ss.c.Close()
+			_ = ss.raw.Close()
 		}
 		return
 	}
@@ -248,9 +259,13 @@ func (ss *session) onClose() {
 	prev := phase(ss.phase.Swap(int32(phaseClosed)))
 	switch prev {
 	case phaseHandshake:
-		if ss.timedOut.Load() {
+		switch {
+		case ss.timedOut.Load():
 			ss.count(ResultHandshakeTimeout)
-		} else {
+		case ss.tls != nil && ss.tls.stage == tlsHandshaking:
+			// counted when the handshake goroutine's outcome arrives
+			// (handshook): the client's alert may be what ended it
+		default:
 			ss.count(ResultClientGone)
 		}
 	case phaseAuthorizing:
@@ -265,6 +280,9 @@ func (ss *session) onClose() {
 		ss.finishRelaying()
 	}
 	ss.req = nil
+	if ss.tls != nil {
+		ss.tls.closed()
+	}
 }
 
 // forwardRest parses what the client sent before its connection ended and
@@ -277,6 +295,9 @@ func (ss *session) forwardRest() {
 	c := ss.c
 	for c.InboundBuffered() > 0 {
 		buf, _ := c.Peek(min(c.InboundBuffered(), maxPeek))
+		if len(buf) == 0 {
+			break
+		}
 		b := getUpBatch(buf)
 		done := ss.parseRest(b)
 		_, err := ss.host.Write(b.iov)

@@ -40,7 +40,7 @@ func (ss *session) check(now time.Time) {
 	switch phase(ss.phase.Load()) {
 	case phaseHandshake:
 		if now.After(ss.deadline) && !ss.timedOut.Swap(true) {
-			_ = ss.c.Close()
+			_ = ss.raw.Close()
 		}
 	case phaseRelaying:
 		nanos := now.UnixNano()
@@ -57,6 +57,9 @@ func (ss *session) check(now time.Time) {
 		case cfg.PingInterval > 0 && nanos-ss.lastPing.Load() >= int64(cfg.PingInterval):
 			ss.lastPing.Store(nanos)
 			_ = ss.c.AsyncWrite(wsframe.PingFrame, nil)
+		}
+		if ss.tls != nil && nanos-ss.clientSeen.Load() > int64(tlsIdleTrim) {
+			ss.tls.idle()
 		}
 	}
 }

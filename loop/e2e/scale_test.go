@@ -14,28 +14,45 @@ import (
 
 // TestIdleSessionMemory holds N idle sessions through the real binary (data
 // checked to flow on each) and reports the proxy's RSS growth per session.
-// N is CONSOLEPROXY_SCALE (default 200 so CI stays quick; the figure in
+// N is CONSOLEPROXY_SCALE (default 200 so CI stays quick; the figures in
 // DECISIONS.md used 5000). It asserts that every session works and that the
-// proxy holds all of them, not how fast.
+// proxy holds all of them, not how fast; at 5,000 sessions or more, that a
+// wss:// session costs at most wssOverPlain more than a plain one (issue 13).
 func TestIdleSessionMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scale test")
 	}
-	t.Run("plain", func(t *testing.T) { idleSessionMemory(t, "plain") })
-	t.Run("tls", func(t *testing.T) { idleSessionMemory(t, "tls") })
+	var plain, wss float64
+	t.Run("plain", func(t *testing.T) { plain = idleSessionMemory(t, "plain") })
+	t.Run("tls", func(t *testing.T) { wss = idleSessionMemory(t, "tls") })
+	if n := scaleN(); n >= 5000 && plain > 0 && wss > plain+wssOverPlain {
+		t.Errorf("%d idle sessions: %.2f KiB per wss:// session, %.2f per plain one: more than %v KiB apart",
+			n, wss, plain, wssOverPlain)
+	}
 	t.Run("vencrypt", func(t *testing.T) { idleSessionMemory(t, "vencrypt") })
+}
+
+// wssOverPlain is the most proxy RSS, in KiB, an idle wss:// session may
+// cost beyond a plain one.
+const wssOverPlain = 8
+
+// scaleN is CONSOLEPROXY_SCALE, the sessions the scale tests open.
+func scaleN() int {
+	if v := os.Getenv("CONSOLEPROXY_SCALE"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return 200
 }
 
 // idleSessionMemory opens n idle sessions through the real binary: plain
 // ws://, wss:// (mode tls) or ws:// with VeNCrypt toward the host (mode
 // vencrypt: a Go TLS server plays the compute host) and logs the proxy's
-// RSS per session.
-func idleSessionMemory(t *testing.T, mode string) {
+// RSS per session (KiB).
+func idleSessionMemory(t *testing.T, mode string) float64 {
 	useTLS := mode == "tls"
-	n := 200
-	if v := os.Getenv("CONSOLEPROXY_SCALE"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
+	n := scaleN()
 	k := newPKI(t)
 	host := echo
 	if mode == "vencrypt" {
@@ -77,6 +94,7 @@ func idleSessionMemory(t *testing.T, mode string) {
 	warm.send(ws.OpBinary, []byte("w"))
 	warm.readData(1)
 	before := rssKiB(t, p.cmd.Process.Pid)
+	_, body0 := httpGet(t, "http://"+p.metrics+"/metrics")
 	start := time.Now()
 	clients := make([]*wsClient, 0, n)
 	for i := 0; i < n; i++ {
@@ -97,9 +115,13 @@ func idleSessionMemory(t *testing.T, mode string) {
 	}
 	t.Logf("%s: %d idle sessions: proxy RSS %d → %d KiB, %.2f KiB per session; opened in %v (%.0f/s)",
 		mode, n, before, after, float64(after-before)/float64(n), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+	t.Logf("%s: heap in use %.2f KiB per session, goroutines %v → %v", mode,
+		(promValue(t, body, "go_memstats_heap_inuse_bytes")-promValue(t, body0, "go_memstats_heap_inuse_bytes"))/1024/float64(n),
+		promValue(t, body0, "go_goroutines"), promValue(t, body, "go_goroutines"))
 	for _, c := range clients {
 		c.conn.Close()
 	}
+	return float64(after-before) / float64(n)
 }
 
 func rssKiB(t testing.TB, pid int) int {
@@ -117,5 +139,21 @@ func rssKiB(t testing.TB, pid int) int {
 		}
 	}
 	t.Fatal("no VmRSS")
+	return 0
+}
+
+// promValue is the value of an unlabelled series in a Prometheus text body.
+func promValue(t testing.TB, body, name string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("no series %s", name)
 	return 0
 }

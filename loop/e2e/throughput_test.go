@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/tls"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +45,7 @@ func BenchmarkHostToClient(b *testing.B) {
 	p := startBinary(b, lines, "--ping-interval", "0")
 	b.Run("consoleproxy", func(b *testing.B) {
 		b.SetBytes(benchStream)
+		defer reportCPU(b, p)()
 		for i := 0; i < b.N; i++ {
 			c := open(b, p.addr, req{token: toks[i%len(toks)], protocol: "binary"})
 			if n := drainFrames(b, c); n != benchStream {
@@ -53,6 +57,7 @@ func BenchmarkHostToClient(b *testing.B) {
 	pt := startBinary(b, lines, "--ping-interval", "0", "--cert", k.certFile, "--key", k.keyFile)
 	b.Run("consoleproxy-tls", func(b *testing.B) {
 		b.SetBytes(benchStream)
+		defer reportCPU(b, pt)()
 		for i := 0; i < b.N; i++ {
 			c, err := dialTLS(b, pt.addr, &tls.Config{RootCAs: k.pool}, req{token: toks[i%len(toks)], protocol: "binary"})
 			if err != nil {
@@ -127,6 +132,7 @@ func BenchmarkClientToHost(b *testing.B) {
 	frame := maskedFrame(true, ws.OpBinary, chunk)
 	b.Run("consoleproxy", func(b *testing.B) {
 		b.SetBytes(benchStream)
+		defer reportCPU(b, p)()
 		for i := 0; i < b.N; i++ {
 			c := open(b, p.addr, req{token: toks[i%len(toks)], protocol: "binary"})
 			_ = c.conn.SetDeadline(time.Now().Add(time.Minute))
@@ -134,6 +140,28 @@ func BenchmarkClientToHost(b *testing.B) {
 				if _, err := c.conn.Write(frame); err != nil {
 					time.Sleep(300 * time.Millisecond)
 					b.Fatalf("%v\n%s", err, p.stderr)
+				}
+			}
+			c.conn.Close()
+			if n := <-got; n != benchStream {
+				b.Fatalf("host got %d", n)
+			}
+		}
+	})
+	k := newPKI(b)
+	pt := startBinary(b, lines, "--ping-interval", "0", "--cert", k.certFile, "--key", k.keyFile)
+	b.Run("consoleproxy-tls", func(b *testing.B) {
+		b.SetBytes(benchStream)
+		defer reportCPU(b, pt)()
+		for i := 0; i < b.N; i++ {
+			c, err := dialTLS(b, pt.addr, &tls.Config{RootCAs: k.pool}, req{token: toks[i%len(toks)], protocol: "binary"})
+			if err != nil || c.resp.StatusCode != 101 {
+				b.Fatalf("wss: %v", err)
+			}
+			_ = c.conn.SetDeadline(time.Now().Add(time.Minute))
+			for sent := 0; sent < benchStream; sent += len(chunk) {
+				if _, err := c.conn.Write(frame); err != nil {
+					b.Fatalf("%v\n%s", err, pt.stderr)
 				}
 			}
 			c.conn.Close()
@@ -202,3 +230,33 @@ func benchTokens(prefix string, port int) (toks, lines []string) {
 	}
 	return toks, lines
 }
+
+// reportCPU measures the proxy process's CPU time (user and system) from
+// now until the returned function runs, and reports it per GB moved: unlike
+// MB/s it hardly depends on what else the machine runs.
+func reportCPU(b *testing.B, p *proc) func() {
+	start := procCPU(b, p.cmd.Process.Pid)
+	return func() {
+		if gb := float64(b.N) * benchStream / 1e9; gb > 0 {
+			b.ReportMetric((procCPU(b, p.cmd.Process.Pid)-start)/gb, "proxy-cpu-s/GB")
+		}
+	}
+}
+
+// procCPU is a process's user plus system CPU seconds (/proc/PID/stat).
+func procCPU(t testing.TB, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis: state is the 3rd
+	// field of the line, utime and stime the 14th and 15th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times (100 on Linux).
+const clockTicks = 100
