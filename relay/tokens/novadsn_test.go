@@ -170,7 +170,8 @@ func userinfoPassword(s string) string {
 		return ""
 	}
 	user, pw, ok := strings.Cut(rest[:at], ":")
-	if !ok || strings.Contains(scheme+user+rest[at:], pw) {
+	// Case-folded: an error quotes the scheme lower-cased ("00AA://:00aa@").
+	if !ok || strings.Contains(strings.ToLower(scheme+user+rest[at:]), strings.ToLower(pw)) {
 		return ""
 	}
 	return pw
