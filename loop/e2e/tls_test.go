@@ -534,18 +534,5 @@ func TestTLSUploadPushedBack(t *testing.T) {
 	if !sc.stalled {
 		t.Fatal("the client was never pushed back while its host read nothing")
 	}
-	c.send(ws.OpClose, []byte{3, 232})
-	if code, _ := c.expectClose(); code != 1000 {
-		t.Fatalf("close %d, want 1000", code)
-	}
-	data := <-got
-	want := make([]byte, total)
-	fillPattern(want, 0)
-	if !bytes.Equal(data, want) {
-		t.Fatalf("host got %d of %d bytes (or others)", len(data), total)
-	}
-	if most > loop.MaxHeldUpTLS {
-		t.Fatalf("the proxy held %d client bytes for one session, bound %d", most, loop.MaxHeldUpTLS)
-	}
-	t.Logf("pushed back; the proxy held %d client bytes at the stall (bound %d)", most, loop.MaxHeldUpTLS)
+	expectUploadDelivered(t, c, got, total, most, loop.MaxHeldUpTLS)
 }
