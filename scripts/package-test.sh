@@ -128,11 +128,13 @@ systemd-analyze security --offline=true --threshold=20 "$unit" >"$work/security"
 step "installed; systemd-analyze verify silent; $(grep -o 'Overall exposure level.*' "$work/security")"
 
 # --- 5. a smoke run as the service would run --------------------------------------------------
-# free_port prints a loopback port nothing listens on now.
+# free_port prints a loopback port nothing listens on now, below the
+# ephemeral range (32768–60999): a port some outgoing connection holds as its
+# local port cannot be bound by a listener either.
 free_port() {
 	local p
 	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 30000))
+		p=$((20000 + RANDOM % 12000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return
@@ -227,7 +229,7 @@ if ((${#tracer[@]})); then
 	[ -z "$denied" ] || fail "the unit's SystemCallFilter= would refuse: $denied"
 	families=$(grep -oE '\bsocket(pair)?\(AF_[A-Z0-9]+' "$work/trace" | sed 's/.*(//' | sort -u | tr '\n' ' ')
 	for f in $families; do
-		case $f in AF_INET | AF_INET6 | AF_UNIX) ;; *) fail "the unit's RestrictAddressFamilies= would refuse $f" ;; esac
+		case $f in AF_INET | AF_INET6 | AF_UNIX | AF_NETLINK) ;; *) fail "the unit's RestrictAddressFamilies= would refuse $f" ;; esac
 	done
 	filtered="; its $(wc -l <"$work/used") system calls pass SystemCallFilter=, its sockets ($families) RestrictAddressFamilies="
 fi

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -78,6 +79,9 @@ func lookup(host string) ([]netip.Addr, error) {
 // same port on every address of this machine's interfaces (as they are at
 // start-up).
 func withMachineAddrs(own []netip.AddrPort) []netip.AddrPort {
+	if !slices.ContainsFunc(own, func(ap netip.AddrPort) bool { return ap.Addr().IsUnspecified() }) {
+		return own // no wildcard listener: nothing to enumerate (no netlink socket)
+	}
 	ifaddrs, err := net.InterfaceAddrs()
 	if err != nil {
 		return own
