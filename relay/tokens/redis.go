@@ -50,10 +50,22 @@ func ParseRedisURL(spec string) (RedisURL, error) {
 	if o.TLSConfig != nil {
 		o.TLSConfig.MinVersion = tls.VersionTLS12
 	}
-	return RedisURL{opts: *o, redacted: u.Redacted()}, nil
+	return RedisURL{opts: *o, redacted: redactURL(u)}, nil
 }
 
-// String is the URL with its password replaced by "xxxxx".
+// redactURL is u for the logs: the password replaced by "xxxxx", the query
+// (go-redis options, which may carry credentials) and fragment left out.
+func redactURL(u *url.URL) string {
+	r := *u
+	r.RawQuery, r.ForceQuery, r.Fragment, r.RawFragment = "", false, "", ""
+	if u.RawQuery != "" {
+		return r.Redacted() + "?…"
+	}
+	return r.Redacted()
+}
+
+// String is the URL with its password replaced by "xxxxx" and any query
+// left out.
 func (u RedisURL) String() string { return u.redacted }
 
 // client opens a client on u: at most pool connections, every command and

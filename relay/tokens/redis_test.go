@@ -20,6 +20,8 @@ func TestParseRedisURL(t *testing.T) {
 		{"redis://127.0.0.1:6379", "redis://127.0.0.1:6379", 0, false},
 		{"redis://:s3cret@127.0.0.1:6380/3", "redis://:xxxxx@127.0.0.1:6380/3", 3, false},
 		{"rediss://proxy:s3cret@redis.example.net:6380/1", "rediss://proxy:xxxxx@redis.example.net:6380/1", 1, true},
+		// The query (go-redis options) is never logged: it may carry credentials.
+		{"redis://:s3cret@127.0.0.1:6380/2?client_name=s3cret&dial_timeout=2s", "redis://:xxxxx@127.0.0.1:6380/2?…", 2, false},
 	} {
 		u, err := ParseRedisURL(tc.spec)
 		if err != nil {
