@@ -18,15 +18,17 @@ import (
 // back (HostWritable resumes). Runs on the loop.
 func (ss *session) clientData() gnet.Action {
 	c := ss.c
-	defer func() { ss.noteHeldUp() }()
 	for {
-		if ss.host.Pending() > 0 {
+		if pending := ss.host.Pending(); pending > 0 {
 			ss.hostFull = true
+			// What the session holds for its host while it waits (HeldUp).
+			ss.heldUp.Store(int64(ss.heldIn() + pending))
 			return ss.updateRead()
 		}
 		ss.hostFull = false
 		avail := c.InboundBuffered()
 		if avail == 0 {
+			ss.heldUp.Store(0)
 			return ss.updateRead()
 		}
 		// Peek may copy when gnet's ring wraps; either way every byte peeked
@@ -59,13 +61,6 @@ func (ss *session) updateRead() gnet.Action {
 		return gnet.Close
 	}
 	return gnet.None
-}
-
-// noteHeldUp records the client bytes the session holds for its host.
-func (ss *session) noteHeldUp() {
-	if phase(ss.phase.Load()) == phaseRelaying {
-		ss.heldUp.Store(int64(ss.heldIn() + ss.host.Pending()))
-	}
 }
 
 // answer is what a batch owes the client once its data went to the host:
@@ -332,8 +327,9 @@ func (ss *session) sent(c gnet.Conn, f pendingFrame, err error) {
 		out = c.OutboundBuffered()
 		ss.down.Add(int64(f.n))
 		ss.srv.metrics.down.Add(f.n)
-		ss.lastData.Store(ss.srv.cfg.Now().UnixNano())
-		ss.sampleOut()
+		now := ss.srv.cfg.Now().UnixNano()
+		ss.lastData.Store(now)
+		ss.sampleOutAt(out, now)
 	}
 	ss.host.Ack(f.wire, out)
 }

@@ -243,14 +243,23 @@ func (ss *session) stall() {
 // holdSince is cleared when nothing is held and moved on whenever the
 // socket took bytes since the last sample. Loop.
 func (ss *session) sampleOut() {
-	c := ss.c
-	if c.OutboundBuffered() == 0 {
+	if out := ss.c.OutboundBuffered(); out > 0 {
+		ss.sampleOutAt(out, ss.srv.cfg.Now().UnixNano())
+		return
+	}
+	ss.holdSince.Store(0)
+}
+
+// sampleOutAt is sampleOut with the outbound buffer and the time already
+// read (the per-frame callback has both). Loop.
+func (ss *session) sampleOutAt(out int, nanos int64) {
+	if out == 0 {
 		ss.holdSince.Store(0)
 		return
 	}
-	if f := c.Flushed(); f != ss.flushedSeen || ss.holdSince.Load() == 0 {
+	if f := ss.c.Flushed(); f != ss.flushedSeen || ss.holdSince.Load() == 0 {
 		ss.flushedSeen = f
-		ss.holdSince.Store(ss.srv.cfg.Now().UnixNano())
+		ss.holdSince.Store(nanos)
 	}
 }
 
