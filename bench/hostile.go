@@ -162,19 +162,30 @@ func (h *hostile) token() int {
 // openAll opens n sessions of mode m, openParallel at a time; those that
 // fail are counted and left out.
 func (h *hostile) openAll(m Mode, n int, o sockOpts) []*net.TCPConn {
+	toks := make([]int, n)
+	for i := range toks {
+		toks[i] = h.token()
+	}
+	return h.connectAll(n, "open", func(i int) (*net.TCPConn, error) {
+		return h.d.open(h.ctx, m, toks[i], o)
+	})
+}
+
+// connectAll runs open for each of n connections, openParallel at a time;
+// those that fail are counted (step names it in the error) and left out.
+func (h *hostile) connectAll(n int, step string, open func(i int) (*net.TCPConn, error)) []*net.TCPConn {
 	conns := make([]*net.TCPConn, n)
 	sem := make(chan struct{}, openParallel)
 	var wg sync.WaitGroup
 	for i := range n {
-		tok := h.token()
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			c, err := h.d.open(h.ctx, m, tok, o)
+			c, err := open(i)
 			if err != nil {
 				h.t.openFailed.Add(1)
-				h.t.err("open: " + errKind(err))
+				h.t.err(step + ": " + errKind(err))
 				return
 			}
 			h.t.opened.Add(1)
@@ -551,43 +562,21 @@ func attackTLSSilent(h *hostile) error {
 // dialAll connects h.n plain TCP connections to addr, openParallel at a
 // time, and writes first(i) on connection i (nothing when nil).
 func (h *hostile) dialAll(addr *net.TCPAddr, first func(i int) []byte) []*net.TCPConn {
-	conns := make([]*net.TCPConn, h.n)
 	firsts := make([][]byte, h.n)
 	for i := range firsts {
 		firsts[i] = first(i)
 	}
-	sem := make(chan struct{}, openParallel)
-	var wg sync.WaitGroup
-	for i := range h.n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			c, err := h.d.dial(h.ctx, addr, sockOpts{})
-			if err == nil && len(firsts[i]) > 0 {
-				c.SetWriteDeadline(time.Now().Add(writeGrace))
-				if _, err = c.Write(firsts[i]); err != nil {
-					c.Close()
-				}
-				h.t.offered.Add(int64(len(firsts[i])))
+	return h.connectAll(h.n, "connect", func(i int) (*net.TCPConn, error) {
+		c, err := h.d.dial(h.ctx, addr, sockOpts{})
+		if err == nil && len(firsts[i]) > 0 {
+			c.SetWriteDeadline(time.Now().Add(writeGrace))
+			if _, err = c.Write(firsts[i]); err != nil {
+				c.Close()
 			}
-			if err != nil {
-				h.t.openFailed.Add(1)
-				h.t.err("connect: " + errKind(err))
-				return
-			}
-			h.t.opened.Add(1)
-			conns[i] = c
-		}()
-	}
-	wg.Wait()
-	out := conns[:0]
-	for _, c := range conns {
-		if c != nil {
-			out = append(out, c)
+			h.t.offered.Add(int64(len(firsts[i])))
 		}
-	}
-	return out
+		return c, err
+	})
 }
 
 // attackZeroWindow: clients complete the upgrade to a firehose console,
