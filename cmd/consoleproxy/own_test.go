@@ -15,19 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 )
-
-// freePort is a loopback port nothing listened on a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // tcpConnsOnPort counts the TCP sockets of this machine connected (or
 // connecting) to port, the remote end (/proc/net/tcp and tcp6): a
@@ -84,7 +74,7 @@ func upgradeStatus(t *testing.T, addr, token string) int {
 // port; a real compute host is minted and reached as before.
 func TestOwnListenersRefused(t *testing.T) {
 	dir := t.TempDir()
-	listen, metrics, admin := freePort(t), freePort(t), freePort(t)
+	listen, metrics, admin := testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
 	host := listenHost(t)
 	o, explicit, err := parseFlags([]string{"--listen", "127.0.0.1:" + strconv.Itoa(listen),
 		"--metrics-listen", "127.0.0.1:" + strconv.Itoa(metrics), "--admin-listen", "127.0.0.1:" + strconv.Itoa(admin),
@@ -207,7 +197,7 @@ func (h *computeHost) port() int { return h.ln.Addr().(*net.TCPAddr).Port }
 // TestAdminListenStartupError: an --admin-listen the proxy may not use (not
 // loopback) stops the start, before any listener serves.
 func TestAdminListenStartupError(t *testing.T) {
-	o, explicit, err := parseFlags([]string{"--listen", "127.0.0.1:" + strconv.Itoa(freePort(t)), "--metrics-listen", "",
+	o, explicit, err := parseFlags([]string{"--listen", "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)), "--metrics-listen", "",
 		"--token-store", "embedded:" + t.TempDir(), "--admin-listen", "192.0.2.1:9000"}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)

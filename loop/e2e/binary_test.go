@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 var (
@@ -57,16 +59,6 @@ type proc struct {
 	done    chan error
 }
 
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startBinary runs consoleproxy with a token file holding lines; extra
 // flags are appended.
 func startBinary(t testing.TB, lines []string, extra ...string) *proc {
@@ -79,7 +71,7 @@ func startBinary(t testing.TB, lines []string, extra ...string) *proc {
 func startBinaryWith(t testing.TB, prefix, lines []string, extra ...string) *proc {
 	t.Helper()
 	dir := t.TempDir()
-	p := &proc{addr: freePort(t), metrics: freePort(t), stderr: &syncBuffer{}, tokens: filepath.Join(dir, "tokens.jsonl"), done: make(chan error, 1)}
+	p := &proc{addr: testutil.FreeAddr(t), metrics: testutil.FreeAddr(t), stderr: &syncBuffer{}, tokens: filepath.Join(dir, "tokens.jsonl"), done: make(chan error, 1)}
 	if err := os.WriteFile(p.tokens, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +239,7 @@ func TestFlags(t *testing.T) {
 		{"--web", "/nonexistent"}, {"--compute-proxy", "ftp://127.0.0.1:3128"}, {"--token-reuse", "sometimes"},
 		{"--reuse-store", "file:/x"}, {"--token-store", "redis://:pw@127.0.0.1:notaport"}} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		cmd := exec.CommandContext(ctx, bin, append(args, "--listen", freePort(t), "--metrics-listen", "")...)
+		cmd := exec.CommandContext(ctx, bin, append(args, "--listen", testutil.FreeAddr(t), "--metrics-listen", "")...)
 		cmd.Dir = t.TempDir()
 		out, err := cmd.CombinedOutput()
 		timedOut := ctx.Err() != nil

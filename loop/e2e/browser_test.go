@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // A real browser: noVNC from Debian, served by the proxy's --web, opens a
@@ -81,7 +83,7 @@ func startVNCDisplay(t *testing.T, colour string) int {
 	if out, err := set.CombinedOutput(); err != nil {
 		t.Fatalf("xsetroot: %v %s", err, out)
 	}
-	port := freePortNumber(t)
+	port := testutil.FreePort(t)
 	run("x11vnc", "-display", display, "-rfbport", strconv.Itoa(port), "-localhost", "-nopw", "-forever", "-shared", "-quiet", "-noxdamage")
 	waitFor(t, "x11vnc", func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
@@ -120,12 +122,6 @@ func startXvfb(t *testing.T) string {
 		t.Fatalf("Xvfb did not report its display: %v", err)
 	}
 	return ":" + strconv.Itoa(n)
-}
-
-func freePortNumber(t *testing.T) int {
-	_, port, _ := net.SplitHostPort(freePort(t))
-	n, _ := strconv.Atoi(port)
-	return n
 }
 
 func canvasRect(t *testing.T, b *browser) image.Rectangle {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // `make run` works: the binary with --demo on its embedded store prints a
@@ -26,8 +28,8 @@ func TestDemoRun(t *testing.T) {
 // fresh directory) and returns its address, the printed token and its log.
 func startDemo(t *testing.T) (addr, token string, stderr *syncBuffer) {
 	t.Helper()
-	addr = freePort(t)
-	cmd := exec.Command(consoleproxyBinary(t), "--demo", "--listen", addr, "--metrics-listen", freePort(t))
+	addr = testutil.FreeAddr(t)
+	cmd := exec.Command(consoleproxyBinary(t), "--demo", "--listen", addr, "--metrics-listen", testutil.FreeAddr(t))
 	cmd.Dir = t.TempDir()
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/relay"
 )
@@ -59,7 +60,7 @@ func runPeer(t *testing.T, name, addr, conf string, args func(path string) []str
 // the given ports; extra is more configuration. It returns its address.
 func startTinyproxy(t *testing.T, extra string, ports ...int) string {
 	t.Helper()
-	addr := freePort(t)
+	addr := testutil.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "Port %s\nListen 127.0.0.1\nTimeout 30\nMaxClients 50\nAllow 127.0.0.1\nLogLevel Critical\n%s", port, extra)
@@ -74,7 +75,7 @@ func startTinyproxy(t *testing.T, extra string, ports ...int) string {
 // CONNECT only to the given ports. It returns its address.
 func startSquid(t *testing.T, ports ...int) string {
 	t.Helper()
-	addr := freePort(t)
+	addr := testutil.FreeAddr(t)
 	var allowed strings.Builder
 	for _, p := range ports {
 		fmt.Fprintf(&allowed, " %d", p)

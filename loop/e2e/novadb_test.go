@@ -13,6 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/relay/tokens/novadbtest"
 )
 
@@ -56,7 +57,7 @@ func addToken(t *testing.T, cell *novadbtest.Cell, port int, edit func(*novadbte
 func startNovaProxy(t *testing.T, cell *novadbtest.Cell) *proc {
 	t.Helper()
 	dir := t.TempDir()
-	p := &proc{addr: freePort(t), metrics: freePort(t), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{addr: testutil.FreeAddr(t), metrics: testutil.FreeAddr(t), stderr: &syncBuffer{}, done: make(chan error, 1)}
 	host, port, _ := net.SplitHostPort(p.addr)
 	conf := "[DEFAULT]\ndebug = true\n\n[vnc]\nnovncproxy_host = " + host + "\nnovncproxy_port = " + port +
 		"\n\n[database]\nconnection = " + cell.URL() + "\n"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 )
 
@@ -107,7 +108,7 @@ func readUntil(t *testing.T, c *wsClient, want string) string {
 // the proxy reaches the serial port and the guest answers with the menu. A
 // novnc token is refused on this listener before QEMU is ever reached.
 func TestSerialQEMU(t *testing.T) {
-	port := freePortNumber(t)
+	port := testutil.FreePort(t)
 	startQEMU(t, true, "-boot", "menu=on,splash-time=60000",
 		"-serial", "tcp:127.0.0.1:"+strconv.Itoa(port)+",server=on,wait=on")
 	p := startProxy(t, func(cfg *loop.Config) { cfg.ConsoleType = "serial" })
@@ -129,7 +130,7 @@ func TestSerialQEMU(t *testing.T) {
 // for the main channel and gets the server's link reply, magic REDQ and
 // protocol 2, with no error, through the proxy.
 func TestSpiceQEMU(t *testing.T) {
-	port := freePortNumber(t)
+	port := testutil.FreePort(t)
 	startQEMU(t, false, "-spice", "port="+strconv.Itoa(port)+",addr=127.0.0.1,disable-ticketing=on",
 		"-serial", "none")
 	p := startProxy(t, func(cfg *loop.Config) { cfg.ConsoleType = "spice-html5" })

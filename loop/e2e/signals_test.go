@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // exitBound is how long the signal tests wait for the process to exit: well
@@ -93,7 +95,7 @@ func TestSIGTERMDuringStartup(t *testing.T) {
 // execBinary starts consoleproxy with args and does not wait for it.
 func execBinary(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{addr: freePort(t), metrics: freePort(t), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{addr: testutil.FreeAddr(t), metrics: testutil.FreeAddr(t), stderr: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(consoleproxyBinary(t), append([]string{"--listen", p.addr, "--metrics-listen", p.metrics, "--log-format", "json"}, args...)...)
 	p.cmd.Dir = t.TempDir()
 	p.cmd.Stderr = p.stderr

@@ -23,6 +23,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/relay/testpki"
 )
@@ -184,7 +185,7 @@ func TestTLSStartupErrors(t *testing.T) {
 		{[]string{"--ssl-only"}, "needs --cert"},
 		{[]string{"--cert", k.certFile, "--key", k.keyFile, "--ssl-ciphers", "RC4-MD5"}, "RC4-MD5"},
 	} {
-		cmd := exec.Command(consoleproxyBinary(t), append(tc.args, "--listen", freePort(t), "--metrics-listen", "")...)
+		cmd := exec.Command(consoleproxyBinary(t), append(tc.args, "--listen", testutil.FreeAddr(t), "--metrics-listen", "")...)
 		cmd.Dir = t.TempDir()
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), tc.want) {

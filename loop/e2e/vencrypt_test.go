@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/relay/testpki"
@@ -43,9 +44,9 @@ const vncName = "vencrypt-test"
 // it answers with RFB 3.8.
 func startVNCQEMU(t *testing.T, vncOpts string, extra ...string) int {
 	t.Helper()
-	port := freePortNumber(t)
+	port := testutil.FreePort(t)
 	for port < 5900 {
-		port = freePortNumber(t)
+		port = testutil.FreePort(t)
 	}
 	args := append([]string{"-name", vncName, "-serial", "none"}, extra...)
 	args = append(args, "-vnc", "127.0.0.1:"+strconv.Itoa(port-5900)+vncOpts)
