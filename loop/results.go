@@ -105,7 +105,7 @@ const (
 
 var allEnds = []End{EndClientClosed, EndClientGone, EndHostClosed, EndHostError, EndIdleTimeout,
 	EndPingTimeout, EndSessionExpired, EndShutdown, EndProtocolError, EndUnsupported, EndInvalidUTF8,
-	EndTooBig, EndClientStalled, EndHostStalled, EndRFBClient}
+	EndTooBig, EndClientStalled, EndHostStalled, EndRFBClient, EndAdmin}
 
 func (e End) code() uint16 {
 	switch e {
@@ -121,7 +121,7 @@ func (e End) code() uint16 {
 		return 1007
 	case EndTooBig:
 		return 1009
-	case EndRFBClient:
+	case EndRFBClient, EndAdmin:
 		return 1008
 	}
 	return 1001

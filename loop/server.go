@@ -33,8 +33,9 @@ type Server struct {
 	stopped  chan error  // gnet.Run's result
 	running  atomic.Bool // from OnBoot until gnet's engine stops
 	draining atomic.Bool
-	admitted atomic.Int64 // sessions authorizing or relaying (--max-sessions)
-	limits   *limits      // --max-pending, --max-sessions-per-ip, --auth-failures-per-ip
+	admitted atomic.Int64  // sessions authorizing or relaying (--max-sessions)
+	nextID   atomic.Uint64 // the last session ID given (sessions.go)
+	limits   *limits       // --max-pending, --max-sessions-per-ip, --auth-failures-per-ip
 	web      atomic.Pointer[web.Site]
 	tlsWG    sync.WaitGroup // TLS handshake goroutines and VeNCrypt bridges
 	// handshakes runs wss:// TLS handshakes (tlshs.go).

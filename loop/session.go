@@ -32,6 +32,7 @@ const (
 // the atomics are shared with the worker pool, relay's poller and the sweeper.
 type session struct {
 	srv *Server
+	id  uint64 // unique in the process (Server.Sessions, EndSession); set at accept, then read-only
 	// c is the client as the session reads and writes it: the socket, or
 	// for wss:// its tlsConn (plaintext). It changes only on the loop in
 	// the handshake phase; goroutines that may run then use raw.
@@ -102,7 +103,7 @@ type session struct {
 
 func newSession(s *Server, c gnet.Conn) *session {
 	now := s.cfg.Now()
-	ss := &session{srv: s, c: c, raw: c, accepted: now, deadline: now.Add(s.cfg.HandshakeTimeout),
+	ss := &session{srv: s, id: s.nextID.Add(1), c: c, raw: c, accepted: now, deadline: now.Add(s.cfg.HandshakeTimeout),
 		peer: peerAddr(c), req: &wsframe.Request{}}
 	ss.client = ss.peer
 	ss.onSentFn = ss.onSent

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,8 +31,11 @@ type app struct {
 	metrics *http.Server
 	cancel  context.CancelFunc
 	webDir  string
-	tls     *tlsFiles        // nil without TLS
-	own     []netip.AddrPort // the proxy's own listeners: never a compute host nor a minted target (own.go)
+	// storeDir is the embedded store's directory, absolute; the default
+	// one for the other stores (where the admin secret lives by default).
+	storeDir string
+	tls      *tlsFiles        // nil without TLS
+	own      []netip.AddrPort // the proxy's own listeners: never a compute host nor a minted target (own.go)
 	// security is the RFB security proxy, nil without VeNCrypt.
 	security *relay.SecurityProxy
 }
@@ -56,7 +60,7 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 		a.own, err = ownListeners(o.listen, metricsLn)
 	}
 	if err == nil {
-		cfg.Store, err = a.openStore(ctx, o) // adds a TCP admin listener to a.own
+		cfg.Store, err = a.openStore(o)
 	}
 	if err != nil {
 		closeListener(metricsLn)
@@ -64,9 +68,17 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 		return nil, err
 	}
 	a.store = cfg.Store
+	adminAPI, err := a.listenAdmin(o, a.storeDir) // adds a TCP admin listener to a.own
+	if err != nil {
+		closeListener(metricsLn)
+		a.store.Close()
+		cancel()
+		return nil, err
+	}
 	cfg.Dial.Deny = a.own
 	if err = a.openReuse(o, &cfg); err != nil {
 		closeListener(metricsLn)
+		adminAPI.close()
 		a.store.Close()
 		cancel()
 		return nil, err
@@ -78,8 +90,14 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 	if err == nil {
 		err = a.srv.Start()
 	}
+	if err == nil && adminAPI != nil {
+		if err = a.serveAdmin(ctx, adminAPI, o); err != nil {
+			_ = a.srv.Shutdown(context.Background())
+		}
+	}
 	if err != nil {
 		closeListener(metricsLn)
+		adminAPI.close()
 		a.closeStores()
 		cancel()
 		return nil, err
@@ -162,13 +180,14 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 }
 
 // openStore opens the --token-store.
-func (a *app) openStore(ctx context.Context, o *options) (tokens.Store, error) {
+func (a *app) openStore(o *options) (tokens.Store, error) {
 	spec := o.tokenStore
+	a.storeDir = defaultStoreDir
 	switch {
 	case strings.HasPrefix(spec, "file:"):
 		return tokens.OpenFile(tokens.FileConfig{Path: strings.TrimPrefix(spec, "file:"), Logger: a.log})
 	case spec == "" || spec == "embedded" || strings.HasPrefix(spec, "embedded:"):
-		return a.openEmbedded(ctx, strings.TrimPrefix(strings.TrimPrefix(spec, "embedded"), ":"), o.adminListen)
+		return a.openEmbedded(strings.TrimPrefix(strings.TrimPrefix(spec, "embedded"), ":"))
 	case strings.HasPrefix(spec, "novadb:"):
 		return a.openNovaDB(strings.TrimPrefix(spec, "novadb:"))
 	case isRedis(spec):
@@ -182,36 +201,24 @@ func (a *app) openStore(ctx context.Context, o *options) (tokens.Store, error) {
 	return nil, errors.New("--token-store must be file:PATH, novadb:DSN, redis://… or empty for the embedded store")
 }
 
-func (a *app) openEmbedded(ctx context.Context, dir, adminListen string) (tokens.Store, error) {
+// openEmbedded opens the embedded store in dir (default var), resolved
+// once to an absolute path and logged: a proxy started from another
+// directory names the store it opened, rather than silently making a new
+// empty one.
+func (a *app) openEmbedded(dir string) (tokens.Store, error) {
 	if dir == "" {
-		dir = "var"
+		dir = defaultStoreDir
 	}
-	e, err := tokens.OpenEmbedded(tokens.EmbeddedConfig{Dir: dir, Logger: a.log})
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--token-store: %w", err)
+	}
+	e, err := tokens.OpenEmbedded(tokens.EmbeddedConfig{Dir: abs, Logger: a.log})
 	if err != nil {
 		return nil, err
 	}
-	if adminListen == "" {
-		return e, nil
-	}
-	secret, err := tokens.LoadOrCreateSecret(dir + "/admin.secret")
-	if err != nil {
-		e.Close()
-		return nil, err
-	}
-	ln, err := tokens.ListenAdmin(adminListen)
-	if err != nil {
-		e.Close()
-		return nil, err
-	}
-	if ap, ok := tcpAddrPort(ln); ok {
-		a.own = append(a.own, ap)
-	}
-	h := e.AdminHandler(secret, a.own)
-	go func() {
-		if err := tokens.ServeAdminOn(ctx, ln, h, a.log); err != nil {
-			a.log.Error("admin API stopped", "err", err.Error())
-		}
-	}()
+	a.storeDir = abs
+	a.log.Info("token store: embedded", "dir", abs, "tokens", e.Len())
 	return e, nil
 }
 

@@ -26,6 +26,7 @@ type options struct {
 	enforceSessionTimeout                             bool
 	tokenReuse, logFormat, adminListen                string
 	reuseStore                                        string
+	adminTokenFile, publicURL                         string
 	leaseTTL                                          time.Duration
 	maxSessions, workers, queue, maxClientBacklog     int
 	maxPending, maxSessionsPerIP, authFailuresPerIP   int
@@ -95,7 +96,9 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 	fs.Int64Var(&o.maxMessage, "max-message-bytes", 1<<20, "largest client WebSocket frame and message (1009 past it)")
 	fs.IntVar(&o.workers, "workers", 64, "goroutines for token lookups and dials")
 	fs.IntVar(&o.queue, "worker-queue", 1024, "handshakes waiting for a worker; past it new clients get 503")
-	fs.StringVar(&o.adminListen, "admin-listen", "unix:var/admin.sock", "embedded store's admin API: unix:PATH or loopback HOST:PORT (secret in var/admin.secret)")
+	fs.StringVar(&o.adminListen, "admin-listen", "unix:var/admin.sock", "the admin API (mint and revoke tokens, list and end sessions): unix:PATH or a loopback HOST:PORT; empty disables")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "the admin API's bearer secret (its first line); created 0600 with a random secret when missing; refused if group or others can read it (default admin.secret in the embedded store's directory)")
+	fs.StringVar(&o.publicURL, "public-url", "", "the base of the console URL the admin API's mint answers with (default http://<listen>/vnc_lite.html; https with --cert)")
 	fs.BoolVar(&o.demo, "demo", false, "also start a demo VNC console on loopback and print a URL with a fresh token (make run)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "usage: consoleproxy [flags]\n\nEvery flag may also be set as CONSOLEPROXY_<FLAG> (upper snake case); flags win.\n\n")

@@ -2,8 +2,6 @@ package tokens
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -17,18 +15,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Token lifetimes for Mint.
-const (
-	DefaultTTL = 10 * time.Minute
-	MaxTTL     = 24 * time.Hour
-)
-
-// ErrInvalid wraps the reason a MintRequest was refused; the reason names a
-// field, never its value.
-var ErrInvalid = errors.New("invalid token request")
-
-var errTTL = errors.New("ttl must be 0 (the default) up to 24h")
-
 // bucketTokens holds hash → value (see encodeValue).
 var bucketTokens = []byte("tokens")
 
@@ -41,7 +27,7 @@ type EmbeddedConfig struct {
 }
 
 // Embedded is the default token store: a bbolt database that survives
-// restarts, filled by Mint (and the admin API, admin.go). Only token hashes
+// restarts, filled by Mint (the admin API, cmd/consoleproxy/admin). Only token hashes
 // are stored.
 type Embedded struct {
 	cfg EmbeddedConfig // defaults applied; read-only after OpenEmbedded
@@ -52,17 +38,6 @@ type Embedded struct {
 	done      chan struct{} // closed when the pruner has returned
 	closeOnce sync.Once
 	closeErr  error
-}
-
-// MintRequest asks for a new token.
-type MintRequest struct {
-	ConsoleType        string
-	Host               string
-	Port               int
-	InstanceUUID       string
-	InternalAccessPath *string // nil: connect to Host:Port directly
-	AccessURLBase      string
-	TTL                time.Duration // 0 means DefaultTTL; at most MaxTTL
 }
 
 // OpenEmbedded opens (or creates) cfg.Dir/tokens.db and prunes expired
@@ -147,31 +122,17 @@ func (e *Embedded) Lookup(ctx context.Context, h Hash) (Record, error) {
 	return checkRecord(rec, found, e.cfg.Now())
 }
 
-// Mint creates a token for req and stores its hash. The token is 32 random
-// bytes, base64url without padding (43 characters); the caller hands it to
-// the client and nobody else. A refused request's error wraps ErrInvalid.
+// Mint creates a token for req and stores its hash (Writable). The token
+// is 32 random bytes, base64url without padding (43 characters); the caller
+// hands it to the client and nobody else. A refused request's error wraps
+// ErrInvalid.
 func (e *Embedded) Mint(ctx context.Context, req MintRequest) (token string, rec Record, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", Record{}, err
 	}
-	ttl := req.TTL
-	if ttl == 0 {
-		ttl = DefaultTTL
-	}
-	if ttl < 0 || ttl > MaxTTL {
-		return "", Record{}, fmt.Errorf("%w: %w", ErrInvalid, errTTL)
-	}
-	var raw [32]byte
-	_, _ = rand.Read(raw[:]) // never fails (crypto/rand)
-	token = base64.RawURLEncoding.EncodeToString(raw[:])
-	h := HashToken([]byte(token))
-	rec = Record{
-		TokenHash: h.Hex(), ConsoleType: req.ConsoleType, Host: req.Host, Port: req.Port,
-		InternalAccessPath: req.InternalAccessPath, InstanceUUID: req.InstanceUUID,
-		AccessURLBase: req.AccessURLBase, Expires: e.cfg.Now().Add(ttl).Unix(),
-	}
-	if _, err := validate(&rec); err != nil {
-		return "", Record{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	token, h, rec, err := newToken(req, e.cfg.Now())
+	if err != nil {
+		return "", Record{}, err
 	}
 	v, err := encodeValue(rec)
 	if err != nil {

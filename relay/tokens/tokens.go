@@ -1,7 +1,8 @@
 // Package tokens holds the token stores that turn a console token into a
 // compute-host target: a read-only JSON Lines file (file.go), an embedded
-// bbolt store with a small admin API that mints tokens (embedded.go,
-// admin.go), Nova's own database (novadb.go) and Redis (redis.go). Stores
+// bbolt store (embedded.go), Nova's own database (novadb.go) and Redis
+// (redis.go). The embedded and Redis stores are Writable (mint.go): the
+// admin API (cmd/consoleproxy/admin) mints and revokes tokens in them. Stores
 // hold and compare only SHA-256 hashes of tokens, as Nova's
 // console_auth_tokens table does; neither a token nor its hash is ever logged.
 //

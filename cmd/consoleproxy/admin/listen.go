@@ -1,4 +1,4 @@
-package tokens
+package admin
 
 import (
 	"context"
@@ -10,37 +10,27 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// ServeAdmin serves h (AdminHandler) on listen until ctx is done, then shuts
-// the server down (in-flight requests get 5s) and returns nil. listen is
-// "unix:/path/admin.sock" (mode 0600; a stale socket there is removed, a
-// live one or another kind of file is an error) or a loopback "HOST:PORT"
-// (127.0.0.1, [::1] or localhost; any other address is refused). log nil
-// means slog.Default().
-func ServeAdmin(ctx context.Context, listen string, h http.Handler, log *slog.Logger) error {
-	ln, err := ListenAdmin(listen)
-	if err != nil {
-		return err
-	}
-	return ServeAdminOn(ctx, ln, h, log)
-}
-
-// ListenAdmin opens the admin listener named by listen (ServeAdmin's
-// rules), so that the caller knows its address, and any error, before it
+// Listen opens the admin listener named by listen: "unix:/path/admin.sock"
+// (mode 0600, its directory created 0700 if missing; a stale socket there
+// is removed, a live one or another kind of file is an error) or a
+// loopback "HOST:PORT" (127.0.0.1, [::1] or localhost; any other address
+// is refused). The caller learns its address, and any error, before it
 // serves: the address is one the proxy must never connect to.
-func ListenAdmin(listen string) (net.Listener, error) { return listenAdmin(listen) }
+func Listen(listen string) (net.Listener, error) { return listenAdmin(listen) }
 
-// ServeAdminOn serves h on ln (from ListenAdmin) as ServeAdmin does, until
-// ctx is done; it closes ln.
-func ServeAdminOn(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+// Serve serves h on ln (from Listen) until ctx is done, then shuts the
+// server down (in-flight requests get 5s) and returns nil; it closes ln.
+// log nil means slog.Default().
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	log.Info("admin API listening", "listen", ln.Addr().String())
 	return serveAdmin(ctx, ln, h, log)
 }
 
@@ -71,6 +61,9 @@ func listenAdmin(listen string) (net.Listener, error) {
 func listenUnix(path string) (net.Listener, error) {
 	if path == "" {
 		return nil, errors.New("admin listen unix: empty path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("admin listen: %w", err)
 	}
 	if err := removeStale(path); err != nil {
 		return nil, err

@@ -1,18 +1,21 @@
-package tokens
+package admin
 
 import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
-func TestListenAdminLoopbackOnly(t *testing.T) {
+func TestListenLoopbackOnly(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "192.0.2.1:8080", "example.com:8080", "10.0.0.1:0", "127.0.0.1", "unix:"} {
 		if ln, err := listenAdmin(addr); err == nil {
 			ln.Close()
@@ -44,40 +47,54 @@ func unixClient(path string) *http.Client {
 	}}}
 }
 
-// serveUnix runs ServeAdmin on a Unix socket at path until the returned
-// stop function is called; stop returns ServeAdmin's result.
+// serveAt is Listen then Serve, as the proxy runs them.
+func serveAt(ctx context.Context, listen string, h http.Handler) error {
+	ln, err := Listen(listen)
+	if err != nil {
+		return err
+	}
+	return Serve(ctx, ln, h, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// serveUnix runs serveAt on a Unix socket at path until the returned
+// stop function is called; stop returns serveAt's result.
 func serveUnix(t *testing.T, path string, h http.Handler) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	log, _ := newLog()
-	go func() { done <- ServeAdmin(ctx, "unix:"+path, h, log) }()
+	go func() { done <- serveAt(ctx, "unix:"+path, h) }()
 	c := unixClient(path)
-	checkFor(t, "the admin socket", func() error {
+	testutil.WaitFor(t, "the admin socket", func() bool {
 		select {
 		case err := <-done:
 			done <- err
-			return nil
+			return true
 		default:
 		}
 		resp, err := c.Get("http://admin/v1/tokens")
 		if err == nil {
 			resp.Body.Close()
 		}
-		return err
+		return err == nil
 	})
 	c.CloseIdleConnections()
 	return func() error { cancel(); return <-done }
 }
 
-func TestServeAdminUnix(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "admin.sock")
-	e := openEmbedded(t, dir, newClock(), -1)
-	stop := serveUnix(t, path, e.AdminHandler([]byte(testSecret), nil))
+func TestServeUnix(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run", "admin.sock") // its directory is created
+	api, err := New(Config{Store: embedded(t), Secret: []byte(testSecret), ConsoleType: "novnc", PublicURL: "http://127.0.0.1:6080/vnc_lite.html",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := serveUnix(t, path, api)
 	fi, err := os.Lstat(path)
 	if err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket %v, %v", fi.Mode(), err)
+	}
+	if di, err := os.Stat(filepath.Dir(path)); err != nil || di.Mode().Perm() != 0o700 {
+		t.Fatalf("socket directory %v, %v", di.Mode(), err)
 	}
 	c := unixClient(path)
 	req, _ := http.NewRequest("POST", "http://admin/v1/tokens", strings.NewReader(mintBody))
@@ -93,14 +110,14 @@ func TestServeAdminUnix(t *testing.T) {
 	}
 	c.CloseIdleConnections()
 	if err := stop(); err != nil {
-		t.Errorf("ServeAdmin returned %v", err)
+		t.Errorf("Serve returned %v", err)
 	}
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket left behind: %v", err)
 	}
 }
 
-func TestServeAdminStaleSocket(t *testing.T) {
+func TestServeStaleSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "admin.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -110,11 +127,11 @@ func TestServeAdminStaleSocket(t *testing.T) {
 	ln.Close() // leaves a socket nobody listens on
 	stop := serveUnix(t, path, http.NotFoundHandler())
 	if err := stop(); err != nil {
-		t.Errorf("ServeAdmin over a stale socket: %v", err)
+		t.Errorf("Serve over a stale socket: %v", err)
 	}
 }
 
-func TestServeAdminRefusesOccupiedPath(t *testing.T) {
+func TestServeRefusesOccupiedPath(t *testing.T) {
 	dir := t.TempDir()
 	live := filepath.Join(dir, "live.sock")
 	ln, err := net.Listen("unix", live)
@@ -127,7 +144,7 @@ func TestServeAdminRefusesOccupiedPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]string{live: "another process", regular: "not a socket"} {
-		err := ServeAdmin(context.Background(), "unix:"+path, http.NotFoundHandler(), nil)
+		err := serveAt(context.Background(), "unix:"+path, http.NotFoundHandler())
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", filepath.Base(path), err, want)
 		}
@@ -140,8 +157,8 @@ func TestServeAdminRefusesOccupiedPath(t *testing.T) {
 	}
 }
 
-func TestServeAdminRefusesNonLoopback(t *testing.T) {
-	err := ServeAdmin(context.Background(), "0.0.0.0:0", http.NotFoundHandler(), nil)
+func TestServeRefusesNonLoopback(t *testing.T) {
+	err := serveAt(context.Background(), "0.0.0.0:0", http.NotFoundHandler())
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Errorf("0.0.0.0: %v", err)
 	}

@@ -1,0 +1,88 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/consoleproxy/consoleproxy/relay/tokens"
+	"github.com/consoleproxy/consoleproxy/relay/tokens/redistest"
+)
+
+// TestRedisMintRevoke: with a Redis token store (a real redis-server) a
+// mint writes consoleproxy:token:<hash> holding the record, expiring at
+// the record's expires, and the plaintext token is nowhere in Redis; the
+// store then admits the token; DELETE removes the key (204), then 404; a
+// Redis that is down is a 503 for both.
+func TestRedisMintRevoke(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed (scripts/deps.sh installs it)")
+	}
+	srv, err := redistest.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	u, err := tokens.ParseRedisURL(srv.URL(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := tokens.OpenRedis(tokens.RedisConfig{URL: u, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Timeout: 500 * time.Millisecond})
+	t.Cleanup(func() { _ = store.Close() })
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
+	t.Cleanup(func() { _ = rc.Close() })
+	fx := serveAPI(t, Config{Store: store})
+	ctx := context.Background()
+
+	ans := fx.mintOK(t, mintBody)
+	key := "consoleproxy:token:" + ans.TokenHash
+	val, err := rc.Get(ctx, key).Result()
+	if err != nil {
+		t.Fatalf("GET %s: %v", key, err)
+	}
+	var rec tokens.Record
+	if err := json.Unmarshal([]byte(val), &rec); err != nil || rec.TokenHash != ans.TokenHash || rec.Expires != ans.Expires || rec.Port != 5901 {
+		t.Fatalf("stored %s: %v", val, err)
+	}
+	if at, err := rc.ExpireTime(ctx, key).Result(); err != nil || int64(at/time.Second) != ans.Expires {
+		t.Errorf("key expires at %v (%v), want %d", at, err, ans.Expires)
+	}
+	keys, err := rc.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		v, _ := rc.Get(ctx, k).Result()
+		if strings.Contains(k, ans.Token) || strings.Contains(v, ans.Token) {
+			t.Errorf("the token is stored in Redis under %s", k)
+		}
+	}
+	if got, err := store.Lookup(ctx, tokens.HashToken([]byte(ans.Token))); err != nil || got.InstanceUUID != testUUID {
+		t.Fatalf("lookup: %+v %v", got, err)
+	}
+	if code, body := fx.do(t, "DELETE", "/v1/tokens/"+ans.TokenHash, auth, nil); code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	if n, _ := rc.Exists(ctx, key).Result(); n != 0 {
+		t.Error("the key is still there")
+	}
+	if code, _ := fx.do(t, "DELETE", "/v1/tokens/"+ans.TokenHash, auth, nil); code != http.StatusNotFound {
+		t.Errorf("second DELETE: %d", code)
+	}
+
+	srv.Stop()
+	if code, body := fx.do(t, "POST", "/v1/tokens", auth, strings.NewReader(mintBody)); code != http.StatusServiceUnavailable {
+		t.Errorf("mint with Redis down: %d %s, want 503", code, body)
+	}
+	if code, body := fx.do(t, "DELETE", "/v1/tokens/"+ans.TokenHash, auth, nil); code != http.StatusServiceUnavailable {
+		t.Errorf("revoke with Redis down: %d %s, want 503", code, body)
+	}
+}
