@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gobwas/ws"
+
+	"github.com/consoleproxy/consoleproxy/loop"
+)
+
+// TestSessionsListAndEnd: Server.Sessions lists the relaying sessions
+// only (not a connection still in its upgrade), with the record's fields,
+// the client's address and payload counters that move while the session
+// lives; EndSession ends that one session with close 1008 and closes its
+// compute-host socket while another goes on; an unknown or ended id is
+// false.
+func TestSessionsListAndEnd(t *testing.T) {
+	p := startProxy(t, nil)
+	b := startBackend(t, echo)
+	pending := dialRaw(t, p.addr) // connected, no upgrade yet
+	defer pending.Close()
+	tokA, tokB := p.mint(b.port(), nil), p.mint(b.port(), nil)
+	a, other := open(t, p.addr, req{token: tokA}), open(t, p.addr, req{token: tokB})
+	a.send(ws.OpBinary, []byte("abc"))
+	a.readData(3)
+	list := p.srv.Sessions()
+	if len(list) != 2 || list[0].ID >= list[1].ID {
+		t.Fatalf("sessions %+v, want the two relaying ones by id", list)
+	}
+	s := list[0]
+	if s.InstanceUUID != "6f1d7c2e-0000-4000-8000-"+tokA[:12] || s.ConsoleType != "novnc" || s.Host != "127.0.0.1" ||
+		s.Port != b.port() || s.Peer.String() != "127.0.0.1" || s.Started.IsZero() ||
+		s.BytesClientToHost != 3 || s.BytesHostToClient != 3 {
+		t.Fatalf("session %+v", s)
+	}
+	a.send(ws.OpBinary, []byte("defg"))
+	a.readData(4)
+	if now := p.srv.Sessions()[0]; now.ID != s.ID || now.BytesClientToHost != 7 || now.BytesHostToClient != 7 {
+		t.Fatalf("counters did not move: %+v", now)
+	}
+	if p.srv.EndSession(0) || p.srv.EndSession(s.ID+100) {
+		t.Fatal("EndSession of an unknown id reported a session")
+	}
+	if !p.srv.EndSession(s.ID) {
+		t.Fatal("EndSession of a live session reported none")
+	}
+	if code, _ := a.expectClose(); code != ws.StatusPolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
+	}
+	waitFor(t, "the ended session to leave the list", func() bool { return len(p.srv.Sessions()) == 1 })
+	if p.srv.EndSession(s.ID) {
+		t.Error("EndSession of an ended session reported one")
+	}
+	other.send(ws.OpBinary, []byte("still"))
+	if got := string(other.readData(5)); got != "still" {
+		t.Fatalf("the other session: %q", got)
+	}
+	waitFor(t, "the ended session's host socket to close", func() bool { return p.srv.Active() == 1 })
+	if !strings.Contains(metricsText(p), `consoleproxy_session_ends_total{reason="`+string(loop.EndAdmin)+`"} 1`) {
+		t.Errorf("not counted as %s", loop.EndAdmin)
+	}
+}
