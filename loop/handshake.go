@@ -85,20 +85,20 @@ func (ss *session) handshake() gnet.Action {
 }
 
 // serveStatic answers a plain GET or HEAD from the --web site (in memory:
-// the loop never touches the disk) and closes. Runs on the loop.
+// the loop never touches the disk) and closes; counted as a page load, not
+// a session (static.go). Runs on the loop.
 func (ss *session) serveStatic(site *web.Site) gnet.Action {
 	head, body, err := site.Lookup(ss.req.Method, ss.req.Path())
 	switch {
 	case errors.Is(err, web.ErrMethod):
-		return ss.refuse(ResultMethodNotAllowed, "method not allowed")
+		return ss.staticAnswer(405)
 	case errors.Is(err, web.ErrBadPath):
-		return ss.refuse(ResultBadRequest, "bad static path")
+		return ss.staticAnswer(400)
 	case err != nil:
-		return ss.refuse(ResultNotWebSocket, "no such static file")
+		return ss.staticAnswer(404)
 	}
 	_, _ = ss.c.Writev([][]byte{head, body})
-	ss.count(ResultStatic)
-	return gnet.Close
+	return ss.staticAnswer(200)
 }
 
 // refusePlain answers a plaintext client under --ssl-only: 400 when its

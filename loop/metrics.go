@@ -21,6 +21,7 @@ type serverMetrics struct {
 	// acceptErrors counts accept(2) failures for lack of descriptors or
 	// memory; shed counts the waiting connections closed because of them.
 	acceptErrors, shed *metrics.Counter
+	static             map[int]*metrics.Counter // page loads from --web, by status (static.go)
 	handshake          *metrics.PrometheusHistogram
 	duration           *metrics.PrometheusHistogram
 }
@@ -37,6 +38,7 @@ func newServerMetrics() *serverMetrics {
 	for _, e := range allEnds {
 		m.ends[e] = m.set.NewCounter(fmt.Sprintf(`consoleproxy_session_ends_total{reason=%q}`, e))
 	}
+	m.static = newStaticCounters(m.set)
 	m.acceptErrors = m.set.NewCounter("consoleproxy_accept_errors_total")
 	m.shed = m.set.NewCounter("consoleproxy_connections_shed_total")
 	m.up = m.set.NewCounter(`consoleproxy_bytes_total{direction="client_to_host"}`)
@@ -89,6 +91,7 @@ var metricHelp = map[string]string{
 	"consoleproxy_sessions_max":                  "The --max-sessions cap (0: none); by default what the open-file limit allows, so sessions_active over it is the descriptor headroom.",
 	"consoleproxy_sessions_total":                "Connections by how their handshake ended: result ok got 101, every other result is a refusal or a client that left.",
 	"consoleproxy_session_ends_total":            "Relaying sessions ended, by reason.",
+	"consoleproxy_static_requests_total":         "Requests for --web files (noVNC's pages), by HTTP status; not sessions, so not in consoleproxy_sessions_total.",
 	"consoleproxy_bytes_total":                   "Console bytes relayed, by direction (client_to_host, host_to_client).",
 	"consoleproxy_handshake_duration_seconds":    "From accept to 101 Switching Protocols, for the connections that got it.",
 	"consoleproxy_session_duration_seconds":      "From 101 to the session's end.",

@@ -12,9 +12,7 @@ const (
 	ResultBadRequest         Result = "bad_request"         // 400
 	ResultUnsupportedVersion Result = "unsupported_version" // 426
 	ResultHeadersTooLarge    Result = "headers_too_large"   // 431
-	ResultNotWebSocket       Result = "not_websocket"       // 404: a plain GET without --web, or for no such file
-	ResultStatic             Result = "static"              // 200: a file of --web
-	ResultMethodNotAllowed   Result = "method_not_allowed"  // 405: --web serves GET and HEAD only
+	ResultNotWebSocket       Result = "not_websocket"       // 404: a plain GET without --web (with it, a page load: static.go)
 	ResultAuthFailed         Result = "auth_failed"         // 403: no, unknown or expired token, wrong console type
 	ResultTokenInUse         Result = "token_in_use"        // 403
 	ResultOriginRefused      Result = "origin_refused"      // 403
@@ -49,7 +47,7 @@ var allResults = []Result{
 	ResultStoreUnavailable, ResultHostUnreachable, ResultTargetRefused,
 	ResultBadAccessPath, ResultConnectRefused, ResultConnectMalformed, ResultConnectTooLarge, ResultConnectClosed,
 	ResultConnectTimeout, ResultConnectFailed, ResultRFBFailed, ResultVeNCryptFailed,
-	ResultHandshakeTimeout, ResultClientGone, ResultShuttingDown, ResultStatic, ResultMethodNotAllowed,
+	ResultHandshakeTimeout, ResultClientGone, ResultShuttingDown,
 	ResultTLSFailed, ResultPlainRefused, ResultPendingLimit, ResultPerIPLimit, ResultAuthRateLimited,
 }
 
@@ -66,8 +64,6 @@ func (r Result) status() int {
 		return 429
 	case ResultNotWebSocket:
 		return 404
-	case ResultMethodNotAllowed:
-		return 405
 	case ResultAuthFailed, ResultTokenInUse, ResultOriginRefused:
 		return 403
 	case ResultOverCapacity, ResultOverloaded, ResultStoreUnavailable, ResultShuttingDown:

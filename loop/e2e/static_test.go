@@ -91,3 +91,62 @@ func TestStaticFiles(t *testing.T) {
 		t.Fatal("a session beside static files")
 	}
 }
+
+// TestStaticNotCountedAsSessions: with --web, GETs of noVNC's files (and a
+// missing file, a wrong method, a bad path among them) are page loads, not
+// sessions: consoleproxy_sessions_total does not move and no "session
+// refused" or "session end" line is logged; consoleproxy_static_requests_total
+// counts them by status. A plain GET without --web is still a refused
+// session (not_websocket), and a console beside the files is counted ok.
+func TestStaticNotCountedAsSessions(t *testing.T) {
+	dir := t.TempDir()
+	_ = os.WriteFile(filepath.Join(dir, "vnc_lite.html"), []byte("<html>console</html>"), 0o644)
+	site, err := web.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, nil)
+	if resp, _ := rawGET(t, p.addr, "GET", "/vnc_lite.html"); resp.StatusCode != 404 {
+		t.Fatalf("without --web: %d", resp.StatusCode)
+	}
+	waitFor(t, "the refusal without --web", func() bool {
+		return strings.Contains(metricsText(p), `consoleproxy_sessions_total{result="not_websocket"} 1`)
+	})
+	p.srv.SetWeb(site)
+	for _, tc := range []struct {
+		method, target string
+		status         int
+	}{{"GET", "/vnc_lite.html?path=%3Ftoken%3Dabc", 200}, {"HEAD", "/vnc_lite.html", 200}, {"GET", "/favicon.ico", 404},
+		{"POST", "/vnc_lite.html", 405}, {"GET", "/../outside.txt", 400}} {
+		if resp, _ := rawGET(t, p.addr, tc.method, tc.target); resp.StatusCode != tc.status {
+			t.Fatalf("%s %s: %d, want %d", tc.method, tc.target, resp.StatusCode, tc.status)
+		}
+	}
+	waitFor(t, "the static requests counted", func() bool {
+		return strings.Contains(metricsText(p), `consoleproxy_static_requests_total{status="400"} 1`)
+	})
+	m := metricsText(p)
+	for _, want := range []string{`consoleproxy_static_requests_total{status="200"} 2`, `consoleproxy_static_requests_total{status="404"} 1`,
+		`consoleproxy_static_requests_total{status="405"} 1`} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, line := range strings.Split(m, "\n") {
+		if strings.HasPrefix(line, "consoleproxy_sessions_total{") && !strings.HasSuffix(line, " 0") &&
+			line != `consoleproxy_sessions_total{result="not_websocket"} 1` {
+			t.Errorf("a static request counted as a session: %s", line)
+		}
+	}
+	if n := strings.Count(p.logs.String(), `"msg":"session refused"`); n != 1 {
+		t.Errorf("%d session refused lines, want 1 (the GET without --web):\n%s", n, p.logs)
+	}
+	if strings.Contains(p.logs.String(), `"msg":"session end"`) {
+		t.Errorf("a static request logged as a session end:\n%s", p.logs)
+	}
+	b := startBackend(t, echo)
+	open(t, p.addr, req{token: p.mint(b.port(), nil)})
+	if !strings.Contains(metricsText(p), `consoleproxy_sessions_total{result="ok"} 1`) {
+		t.Error("the console beside the files is not counted ok")
+	}
+}
