@@ -2,15 +2,24 @@ package loop
 
 import (
 	"cmp"
+	"context"
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/panjf2000/gnet/v2"
 )
 
 // EndAdmin is the end of a session the operator ended (the admin API's
 // DELETE /v1/sessions/{id}): close 1008, policy violation, as for a token
 // that may no longer be used.
 const EndAdmin End = "ended_by_admin"
+
+// EndGrace bounds how long a session EndSession ended may stay open while
+// its close frame waits behind bytes its client does not take (the
+// contract: it ends within 2 s). Past it the connection is closed without
+// the frame, as for a client past --write-timeout.
+const EndGrace = 2 * time.Second
 
 // SessionInfo describes one live session for the admin API
 // (GET /v1/sessions). It holds no token and no token hash.
@@ -54,7 +63,8 @@ func (s *Server) Sessions() []SessionInfo {
 // EndSession ends the relaying session id with close 1008 (EndAdmin) and
 // reports whether there was one. The close frame is queued on the
 // session's event loop behind what is already queued for the client, and
-// the compute host is closed, as for a shutdown (end). A session already
+// the compute host is closed, as for a shutdown (end); a client that has
+// not taken it EndGrace later is closed on its loop. A session already
 // ending counts as found. Any goroutine.
 func (s *Server) EndSession(id uint64) bool {
 	s.mu.Lock()
@@ -70,5 +80,17 @@ func (s *Server) EndSession(id uint64) bool {
 		return false
 	}
 	found.end(EndAdmin)
+	time.AfterFunc(EndGrace, found.closeIfOpen)
 	return true
+}
+
+// closeIfOpen closes, on its loop, a session still open: the client has
+// not taken its close frame. Any goroutine.
+func (ss *session) closeIfOpen() {
+	_ = ss.raw.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		if phase(ss.phase.Load()) == phaseRelaying {
+			ss.stall() // the reason stays EndAdmin: end set it first
+		}
+		return nil
+	}))
 }

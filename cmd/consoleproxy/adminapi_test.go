@@ -161,10 +161,13 @@ func TestAdminConsoleFlow(t *testing.T) {
 		}
 	}
 	echo("hello")
-	list, raw := c.sessions(t)
-	if len(list) != 1 {
-		t.Fatalf("sessions: %s", raw)
+	// A frame's bytes are counted once written (its callback): poll.
+	counted := func(n int64) bool {
+		l, _ := c.sessions(t)
+		return len(l) == 1 && l[0].BytesClientToHost == n && l[0].BytesHostToClient == n
 	}
+	testutil.WaitFor(t, "5 bytes counted each way", func() bool { return counted(5) })
+	list, raw := c.sessions(t)
 	s := list[0]
 	started, err := time.Parse(time.RFC3339Nano, s.Started)
 	if s.InstanceUUID != "6f5b8a3c-1e2d-4c5b-9a8f-0123456789ab" || s.ConsoleType != "novnc" || s.Host != "127.0.0.1" ||
@@ -176,9 +179,9 @@ func TestAdminConsoleFlow(t *testing.T) {
 		t.Fatalf("GET /v1/sessions shows the token or its hash: %s", raw)
 	}
 	echo("more bytes")
-	list, raw = c.sessions(t)
-	if len(list) != 1 || list[0].ID != s.ID || list[0].BytesClientToHost != 15 || list[0].BytesHostToClient != 15 {
-		t.Fatalf("counters did not move: %s", raw)
+	testutil.WaitFor(t, "the counters to move to 15", func() bool { return counted(15) })
+	if list, raw = c.sessions(t); list[0].ID != s.ID {
+		t.Fatalf("another session: %s", raw)
 	}
 	if code, body := c.do(t, "DELETE", "/v1/sessions/"+s.ID, ""); code != http.StatusNoContent {
 		t.Fatalf("DELETE session: %d %s", code, body)
