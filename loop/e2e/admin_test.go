@@ -1,12 +1,21 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gobwas/ws"
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
@@ -33,5 +42,82 @@ func TestBinaryAdminTokenFileRefused(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "--admin-token-file") || strings.Contains(string(out), "a-long-enough-secret-value") {
 		t.Fatalf("log:\n%s", out)
+	}
+}
+
+// TestBinaryAdminDefaults: the real binary with no token-store or admin
+// flags, started in an empty directory: the embedded store, the admin
+// secret (0600) and socket appear under ./var and are logged absolute; a
+// mint over the socket answers a url on the listener by which a console
+// opens; GET /v1/sessions shows it, DELETE ends it with 1008.
+func TestBinaryAdminDefaults(t *testing.T) {
+	dir := t.TempDir()
+	addr := testutil.FreeAddr(t)
+	stderr := &syncBuffer{}
+	cmd := exec.Command(consoleproxyBinary(t), "--listen", addr, "--metrics-listen", "", "--log-format", "json")
+	cmd.Dir, cmd.Stderr = dir, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	waitFor(t, "the admin API", func() bool { return strings.Contains(stderr.String(), `"msg":"admin API listening"`) })
+	for _, want := range []string{`"dir":"` + filepath.Join(dir, "var") + `"`, `"listen":"unix:` + filepath.Join(dir, "var", "admin.sock") + `"`,
+		`"admin_token_file":"` + filepath.Join(dir, "var", "admin.secret") + `"`, `"public_url":"http://` + addr + `/vnc_lite.html"`} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, stderr)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, "var", "admin.secret"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin.secret: %v %v", fi.Mode(), err)
+	}
+	secret, _ := os.ReadFile(filepath.Join(dir, "var", "admin.secret"))
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", filepath.Join(dir, "var", "admin.sock"))
+	}}}
+	defer hc.CloseIdleConnections()
+	call := func(method, path, body string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://admin"+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(secret)))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	b := startBackend(t, echo)
+	code, body := call("POST", "/v1/tokens", `{"host":"127.0.0.1","port":`+strconv.Itoa(b.port())+`,"instance_uuid":"0d6c1c3a-8a4b-4f5e-9d7c-3e2f1a0b9c8d"}`)
+	var ans struct {
+		URL string `json:"url"`
+	}
+	if err := json.Unmarshal(body, &ans); code != http.StatusCreated || err != nil {
+		t.Fatalf("mint: %d %s", code, body)
+	}
+	u, err := url.Parse(ans.URL)
+	if err != nil || u.Host != addr {
+		t.Fatalf("url %q", ans.URL)
+	}
+	c := open(t, addr, req{target: "/" + u.Query().Get("path")})
+	c.send(ws.OpBinary, []byte("hi"))
+	c.readData(2)
+	var list []struct {
+		ID                string `json:"id"`
+		BytesClientToHost int64  `json:"bytes_client_to_host"`
+	}
+	waitFor(t, "the session listed with its bytes", func() bool {
+		_, body := call("GET", "/v1/sessions", "")
+		return json.Unmarshal(body, &list) == nil && len(list) == 1 && list[0].BytesClientToHost == 2
+	})
+	if code, body := call("DELETE", "/v1/sessions/"+list[0].ID, ""); code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	if code, _ := c.expectClose(); code != ws.StatusPolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
 	}
 }
