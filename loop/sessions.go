@@ -42,10 +42,13 @@ type SessionInfo struct {
 // A session's record, client address and accept time are written on its
 // loop before its phase turns relaying and never after, so reading them
 // once phaseRelaying is seen (an atomic load) is safe.
+//
+// The server's lock is held only to copy the session pointers (the event
+// loops take it at every accept and close), not while the list is built.
 func (s *Server) Sessions() []SessionInfo {
-	s.mu.Lock()
-	out := make([]SessionInfo, 0, len(s.sessions))
-	for ss := range s.sessions {
+	all := s.snapshot()
+	out := make([]SessionInfo, 0, len(all))
+	for _, ss := range all {
 		if phase(ss.phase.Load()) != phaseRelaying {
 			continue
 		}
@@ -55,7 +58,6 @@ func (s *Server) Sessions() []SessionInfo {
 			BytesClientToHost: ss.up.Load(), BytesHostToClient: ss.down.Load(),
 		})
 	}
-	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b SessionInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
