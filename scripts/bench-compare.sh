@@ -25,7 +25,8 @@ if ((missing)); then
 	scripts/deps.sh
 fi
 ulimit -n "$(ulimit -Hn)"
-go build -o bin/ ./cmd/consoleproxy ./cmd/consolebench
+go build -o bin/ ./cmd/consoleproxy
+(cd bench && go build -o ../bin/ ./cmd/consolebench) # the harness is its own module
 
 args=(
 	--targets consoleproxy,websockify,tcp-relay --reference tcp-relay

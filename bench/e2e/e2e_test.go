@@ -25,7 +25,10 @@ func TestEveryScenario(t *testing.T) {
 	}
 	dir := t.TempDir()
 	proxy := filepath.Join(dir, "consoleproxy")
-	build := exec.Command("go", "build", "-o", proxy, "../../cmd/consoleproxy")
+	// The product is its own module at the repository root (bench is a
+	// separate module), so it is built there.
+	build := exec.Command("go", "build", "-o", proxy, "./cmd/consoleproxy")
+	build.Dir = filepath.Join("..", "..")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building consoleproxy: %v\n%s", err, out)
 	}
@@ -38,7 +41,7 @@ func TestEveryScenario(t *testing.T) {
 		// client backlog would end such a session, which is its policy, not the
 		// harness's concern here.
 		ConsoleproxyArgs: []string{"--max-client-backlog", "268435456"},
-		Command:          "go test ./bench/e2e",
+		Command:          "cd bench && go test ./e2e",
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -135,7 +138,7 @@ func TestStreamRate(t *testing.T) {
 	cfg := bench.Config{
 		Targets: []string{"tcp-relay"}, Scenarios: []string{"stream-up", "stream-down"},
 		Sessions: []int{sessions}, Rounds: 1, Duration: time.Second,
-		ResultsDir: filepath.Join(dir, "results"), HaproxyPath: haproxy, Command: "go test ./bench/e2e",
+		ResultsDir: filepath.Join(dir, "results"), HaproxyPath: haproxy, Command: "cd bench && go test ./e2e",
 		Params: bench.Params{StreamRate: rate},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -30,7 +30,7 @@ func runHostile(t *testing.T, cfg bench.Config) map[string]bench.Result {
 	t.Helper()
 	cfg.ResultsDir = filepath.Join(t.TempDir(), "results")
 	cfg.Duration = 500 * time.Millisecond
-	cfg.Command = "go test ./bench/e2e"
+	cfg.Command = "cd bench && go test ./e2e"
 	cfg.Params.HostileSettle = 3 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
