@@ -16,13 +16,7 @@ import (
 )
 
 func TestEveryScenario(t *testing.T) {
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		haproxy = "/usr/sbin/haproxy"
-		if _, err := os.Stat(haproxy); err != nil {
-			t.Fatal("haproxy is missing (scripts/deps.sh installs it): the tcp-relay target needs it")
-		}
-	}
+	haproxy := haproxyPath(t)
 	dir := t.TempDir()
 	proxy := filepath.Join(dir, "consoleproxy")
 	// The product is its own module at the repository root (bench is a
@@ -129,10 +123,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // slow machine cannot break (it only sends less), while flat out these
 // sessions move hundreds of times more.
 func TestStreamRate(t *testing.T) {
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		haproxy = "/usr/sbin/haproxy"
-	}
+	haproxy := haproxyPath(t)
 	const sessions, rate = 20, 256 << 10
 	dir := t.TempDir()
 	cfg := bench.Config{

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 func TestListenAdminLoopbackOnly(t *testing.T) {
@@ -53,7 +55,7 @@ func serveUnix(t *testing.T, path string, h http.Handler) (stop func() error) {
 	log, _ := newLog()
 	go func() { done <- ServeAdmin(ctx, "unix:"+path, h, log) }()
 	c := unixClient(path)
-	checkFor(t, "the admin socket", func() error {
+	testutil.CheckFor(t, "the admin socket", func() error {
 		select {
 		case err := <-done:
 			done <- err
