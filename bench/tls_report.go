@@ -152,8 +152,9 @@ func WriteTLSMarkdown(w io.Writer, rs []Result, reference, command string) error
 	}
 	g := groupTLS(rs)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n\nMeasured on %s with:\n\n%s\n%s\n\n", tlsHeading, time.Now().Format(time.DateOnly),
-		commandBlock(command), tlsHowToRead(reference, negotiated(rs)))
+	fmt.Fprintf(&b, "%s\n\nMeasured on %s with:\n\n%s\nMachine: %s; load average %s when the report was written.\n\n%s\n\n",
+		tlsHeading, time.Now().Format(time.DateOnly), commandBlock(command), machineNote(), loadAverage(),
+		tlsHowToRead(reference, negotiated(rs)))
 	writeTLSThroughput(&b, g, reference)
 	writeTLSHandshakes(&b, g, reference)
 	if notes := runNotes(Config{}, rs); len(notes) > 0 {
@@ -318,4 +319,14 @@ func putTLSSectionOf(cfg Config, rs []Result, old string) error {
 		return nil
 	}
 	return putTLSSection(cfg.BenchmarksMD, section)
+}
+
+// loadAverage is /proc/loadavg's 1, 5 and 15 minute figures ("?" when
+// unreadable): on a shared machine, how busy it was beside the run.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " / ")
+	}
+	return "?"
 }

@@ -537,3 +537,46 @@ func TestTLSUploadPushedBack(t *testing.T) {
 	}
 	expectUploadDelivered(t, c, got, total, most, loop.MaxHeldUpTLS)
 }
+
+// What the kernel offers for TLS is detected at start-up and logged once:
+// with the tls ULP, that it is there (the records are still sealed in user
+// space); without it, that it is not and why (loop.KernelTLS's reason). A
+// SIGHUP reload does not log it again; a proxy without TLS says nothing.
+func TestKernelTLSLoggedOnce(t *testing.T) {
+	k := newPKI(t)
+	b := startBackend(t, echo)
+	p := startBinary(t, []string{tokenLine("ktls", b.port())}, "--cert", k.certFile, "--key", k.keyFile)
+	lines := func() []string {
+		var out []string
+		for _, l := range strings.Split(p.stderr.String(), "\n") {
+			if strings.Contains(l, "kernel TLS") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	waitFor(t, "the kernel TLS line", func() bool { return len(lines()) > 0 })
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "reload", func() bool { return strings.Contains(p.stderr.String(), `"msg":"reloaded"`) })
+	got := lines()
+	if len(got) != 1 {
+		t.Fatalf("%d kernel TLS lines, want 1:\n%s", len(got), strings.Join(got, "\n"))
+	}
+	ok, why := loop.KernelTLS()
+	want := `"msg":"kernel TLS not available; wss:// records are sealed in user space on the event loops","reason":` + strconv.Quote(why)
+	if ok {
+		want = `"msg":"kernel TLS (the tls ULP) is available; wss:// records are still sealed in user space on the event loops"`
+	}
+	if !strings.Contains(got[0], want) {
+		t.Fatalf("kernel TLS line %s, want it to hold %s", got[0], want)
+	}
+	t.Logf("kernel TLS available: %v; %s", ok, got[0])
+
+	plain := startBinary(t, []string{tokenLine("ktls-plain", b.port())})
+	if c := open(t, plain.addr, req{token: "ktls-plain"}); c.resp.StatusCode != 101 {
+		t.Fatalf("plain proxy: %d", c.resp.StatusCode)
+	}
+	if s := plain.stderr.String(); strings.Contains(s, "kernel TLS") {
+		t.Fatalf("a proxy without TLS logged kernel TLS:\n%s", s)
+	}
+}
