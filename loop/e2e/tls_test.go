@@ -555,9 +555,9 @@ func TestKernelTLSLoggedOnce(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, "the kernel TLS line", func() bool { return len(lines()) > 0 })
+	testutil.WaitFor(t, "the kernel TLS line", func() bool { return len(lines()) > 0 })
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "reload", func() bool { return strings.Contains(p.stderr.String(), `"msg":"reloaded"`) })
+	testutil.WaitFor(t, "reload", func() bool { return strings.Contains(p.stderr.String(), `"msg":"reloaded"`) })
 	got := lines()
 	if len(got) != 1 {
 		t.Fatalf("%d kernel TLS lines, want 1:\n%s", len(got), strings.Join(got, "\n"))
