@@ -13,8 +13,9 @@ help: ## list the targets
 deps: ## install what the tests need (Debian packages, Go modules); idempotent
 	@scripts/deps.sh
 
-build: ## build bin/consoleproxy and bin/consolebench
+build: ## build bin/consoleproxy and bin/consolebench (bench/ is its own Go module)
 	$(GO) build -o bin/ ./cmd/...
+	cd bench && $(GO) build -o ../bin/ ./cmd/...
 
 run: build ## start the proxy on its embedded default with a demo console; prints a URL and token
 	@scripts/run.sh
@@ -22,11 +23,17 @@ run: build ## start the proxy on its embedded default with a demo console; print
 check: ## gofmt, go vet, imports point down
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 	@scripts/check-imports.sh
 
+# deps installed everything, so under make test a missing server fails a test
+# instead of skipping it (internal/testutil.RequireEnv).
+test: export CONSOLEPROXY_TEST_REQUIRE_ALL = 1
 test: deps check build ## install deps, then vet, race-enabled tests and a short run of every fuzz target
 	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -run 'NoAlloc' ./...   # allocation counts skip under -race
+	cd bench && $(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run 'Alloc' ./...   # allocation counts (Test*Alloc*) skip under -race
+	cd bench && $(GO) test -count=1 -run 'Alloc' ./...
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 	@scripts/package-test.sh   # the .deb (lintian, dpkg -i, systemd-analyze), dashboard, alert rules
 	@PLOT=bin/soak-ci.png RESULTS=bin/soak-ci scripts/soak.sh 60s   # the hostile set under load; fails on drift
@@ -39,6 +46,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 
 bench: ## micro-benchmarks (go test -bench) with allocation counts
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+	cd bench && $(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 
 bench-compare: ## consoleproxy vs websockify vs haproxy, every scenario, side by side (~10 min); writes BENCHMARKS.md
 	@scripts/bench-compare.sh

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // testLoop is a loop with no epoll set, for feeding parsers directly; its
@@ -110,7 +112,7 @@ func TestStreamPayload(t *testing.T) {
 // TestNoAllocs: sending a message, parsing replies and pumping the stream do
 // not allocate.
 func TestNoAllocs(t *testing.T) {
-	if clientRaceEnabled {
+	if testutil.Race {
 		t.Skip("the race detector allocates")
 	}
 	l, c, peer := testLoop(t, true)

@@ -59,6 +59,10 @@ type Params struct {
 	SlowHostRate  int64         // upload-slow-host: bytes/s each compute host reads
 	StormFrames   int           // frame-storm: tiny frames per write
 	ResetWaves    int           // reset-storm: waves of sessions at most (within --duration)
+
+	// The TLS handshake scenarios (tls_scenario.go).
+	HandshakeCount       int // full handshakes per run at most (within --duration)
+	HandshakeConcurrency int // handshakes in flight at once
 }
 
 // Defaults returns c with every zero field set to its default.
@@ -146,6 +150,12 @@ func (p Params) defaults() Params {
 	if p.ResetWaves == 0 {
 		p.ResetWaves = 5
 	}
+	if p.HandshakeCount == 0 {
+		p.HandshakeCount = 2000
+	}
+	if p.HandshakeConcurrency == 0 {
+		p.HandshakeConcurrency = 16
+	}
 	return p
 }
 
@@ -153,7 +163,7 @@ func (p Params) defaults() Params {
 func (c Config) Validate() error {
 	for _, s := range c.Scenarios {
 		if scenarioByName(s) == nil {
-			return fmt.Errorf("unknown scenario %q (have %v and %v)", s, AllScenarios(), HostileScenarios())
+			return fmt.Errorf("unknown scenario %q (have %v, %v and %v)", s, AllScenarios(), HostileScenarios(), TLSScenarios())
 		}
 	}
 	for _, t := range c.Targets {
@@ -169,6 +179,9 @@ func (c Config) Validate() error {
 	if c.Loops < 1 || c.SourceAddrs < 1 || c.SourceAddrs > 250 {
 		return fmt.Errorf("loops %d, source addresses %d: out of range", c.Loops, c.SourceAddrs)
 	}
+	if p := c.Params; p.HandshakeCount < 1 || p.HandshakeCount > maxHandshakeCount || p.HandshakeConcurrency < 1 {
+		return fmt.Errorf("handshakes %d, in flight %d: out of range (1..%d, ≥ 1)", p.HandshakeCount, p.HandshakeConcurrency, maxHandshakeCount)
+	}
 	if c.Params.FrameSize < 1 || c.Params.FrameSize > 1<<20-16 {
 		return fmt.Errorf("frame size %d: must be in 1..1MiB", c.Params.FrameSize)
 	}
@@ -179,6 +192,9 @@ func (c Config) Validate() error {
 // scenario; HostileSessions, or else the scenario's own size, for a hostile
 // one.
 func (c Config) sizesOf(sc *scenario) []int {
+	if sc.tls != nil && sc.tls.handshakes {
+		return []int{c.Params.HandshakeConcurrency}
+	}
 	if sc.hostile == nil {
 		return c.sizes()
 	}

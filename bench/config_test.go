@@ -29,6 +29,8 @@ func TestValidate(t *testing.T) {
 		{Scenarios: []string{"nope"}},
 		{Targets: []string{"nginx"}},
 		{Sessions: []int{0}},
+		{Params: Params{HandshakeCount: maxHandshakeCount + 1}},
+		{Params: Params{HandshakeConcurrency: -1}},
 	} {
 		if err := c.Defaults().Validate(); err == nil {
 			t.Errorf("%+v: no error", c)
@@ -36,6 +38,23 @@ func TestValidate(t *testing.T) {
 	}
 	if err := (Config{}).Defaults().Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+}
+
+// The TLS handshake scenarios run at their own concurrency, not --sessions;
+// the TLS streams at --sessions.
+func TestTLSSizes(t *testing.T) {
+	c := Config{Sessions: []int{1, 100}, Params: Params{HandshakeConcurrency: 8}}.Defaults()
+	if got := c.sizesOf(scenarioByName("tls-handshakes-rsa")); !slices.Equal(got, []int{8}) {
+		t.Errorf("handshakes at %v, want [8]", got)
+	}
+	if got := c.sizesOf(scenarioByName("wss-stream-up")); !slices.Equal(got, []int{1, 100}) {
+		t.Errorf("wss-stream-up at %v, want [1 100]", got)
+	}
+	for _, n := range TLSScenarios() {
+		if sc := scenarioByName(n); sc == nil || sc.tls == nil || !isTLSScenario(n) {
+			t.Errorf("%s: not found as a TLS scenario", n)
+		}
 	}
 }
 

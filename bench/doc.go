@@ -1,4 +1,4 @@
-// Package bench is the load-harness library behind cmd/consolebench: it
+// Package bench is the load-harness library behind bench/cmd/consolebench: it
 // drives thousands of console sessions through a WebSocket-to-TCP proxy
 // (consoleproxy, websockify, or haproxy as a plain TCP relay, the reference)
 // and reports throughput, latency percentiles, memory per session and

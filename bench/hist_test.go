@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // histPrecision is the relative error HdrHistogram allows at three
@@ -153,7 +155,7 @@ func countAtOrBelow(sorted []int64, us int64) int {
 }
 
 func TestHistogramRecordAllocs(t *testing.T) {
-	if histRaceEnabled {
+	if testutil.Race {
 		t.Skip("the race detector allocates")
 	}
 	h := NewHistogram()

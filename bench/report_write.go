@@ -23,6 +23,7 @@ func WriteReport(dir string, rs []Result, reference, command string) error {
 		return fmt.Errorf("report directory: %w", err)
 	}
 	load, hostile := splitHostile(rs)
+	load, tlsRs := splitTLS(load)
 	rows := Summarize(load, reference)
 	err := writeFileWith(filepath.Join(dir, "results.jsonl"), func(w io.Writer) error {
 		return WriteJSONL(w, rs)
@@ -34,6 +35,11 @@ func WriteReport(dir string, rs []Result, reference, command string) error {
 		fmt.Fprintf(w, "# consolebench results\n\n%s\n", commandBlock(command))
 		if err := WriteMarkdown(w, rows); err != nil {
 			return err
+		}
+		if len(tlsRs) > 0 {
+			if err := WriteTLSMarkdown(w, tlsRs, reference, command); err != nil {
+				return err
+			}
 		}
 		if len(hostile) == 0 {
 			return nil

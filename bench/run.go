@@ -52,9 +52,11 @@ func Report(cfg Config, rs []Result) error {
 // writeReports writes results.md (and BENCHMARKS.md when asked). A run of
 // load scenarios rewrites BENCHMARKS.md but keeps its "Hostile clients"
 // section; a run of hostile scenarios replaces only that section, so the
-// two kinds of run can refresh the page independently.
+// two kinds of run can refresh the page independently. The TLS scenarios'
+// section ("TLS", with its own notes) is kept or replaced the same way.
 func writeReports(cfg Config, rs []Result) error {
 	load, hostile := splitHostile(rs)
+	load, tlsRs := splitTLS(load)
 	var notes []string
 	if len(load) > 0 {
 		notes = runNotes(cfg, load)
@@ -68,7 +70,7 @@ func writeReports(cfg Config, rs []Result) error {
 	if cfg.BenchmarksMD == "" {
 		return nil
 	}
-	section := hostileSectionOf(cfg.BenchmarksMD)
+	section, tlsSection := hostileSectionOf(cfg.BenchmarksMD), tlsSectionOf(cfg.BenchmarksMD)
 	if len(hostile) > 0 {
 		var err error
 		if section, err = hostileMarkdown(hostile, cfg.Command); err != nil {
@@ -84,10 +86,12 @@ func writeReports(cfg Config, rs []Result) error {
 			return err
 		}
 	}
-	if section == "" {
-		return nil
+	if section != "" {
+		if err := putHostileSection(cfg.BenchmarksMD, section); err != nil {
+			return err
+		}
 	}
-	return putHostileSection(cfg.BenchmarksMD, section)
+	return putTLSSectionOf(cfg, tlsRs, tlsSection)
 }
 
 // runAll is the rounds × scenarios × sizes × targets loop; each result is
@@ -150,6 +154,9 @@ func runEnv(ctx context.Context, cfg Config, sc *scenario, k runKey, fdLimit int
 	}
 	if sc.hostile != nil {
 		return runHostile(ctx, cfg, sc, k, dir, r)
+	}
+	if sc.tls != nil {
+		return runTLS(ctx, cfg, sc, k, dir, r)
 	}
 	p := cfg.Params
 	backend, err := StartBackend(BackendConfig{Rate: p.StreamRate, BurstBytes: p.BurstBytes, BurstInterval: p.BurstInterval})

@@ -21,6 +21,10 @@ type scenario struct {
 	// runHostile, reported in its own table; tokens, sessions and measure
 	// are then unused.
 	hostile *hostileSpec
+	// tls, when set, makes this a TLS scenario (tls_scenario.go): run by
+	// runTLS, reported in its own section; tokens, sessions and measure
+	// are then unused.
+	tls *tlsSpec
 }
 
 // scenarios, in report order.
@@ -59,6 +63,11 @@ func scenarioByName(n string) *scenario {
 		}
 	}
 	for _, s := range hostileScenarios {
+		if s.name == n {
+			return s
+		}
+	}
+	for _, s := range tlsScenarios {
 		if s.name == n {
 			return s
 		}

@@ -57,6 +57,17 @@ type Endpoint struct {
 	// WebSocket proxy the same port as plain: it tells them apart by the
 	// first byte), else nil.
 	TLSAddr *net.TCPAddr
+	// TLSAddrs is the TLS listener per console mode when RunSpec.TLS was
+	// given (TLSAddr is TLSAddrs[ModeEcho]); nil entries otherwise.
+	TLSAddrs [numModes]*net.TCPAddr
+}
+
+// withTLS sets ep's TLS listeners to its plain ones: a WebSocket proxy
+// tells TLS from plain by the first byte on the same port.
+func (ep Endpoint) withTLS() Endpoint {
+	ep.TLSAddrs = ep.Addrs
+	ep.TLSAddr = ep.Addrs[ModeEcho]
+	return ep
 }
 
 // targets maps a name to its adapter's constructor.

@@ -72,7 +72,7 @@ func (t *consoleproxyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint,
 	}
 	ep.MetricsURL = metricsURL
 	if spec.TLS != nil {
-		ep.TLSAddr = ep.Addrs[ModeEcho]
+		ep = ep.withTLS()
 	}
 	return ep, nil
 }
@@ -100,7 +100,7 @@ func (t *websockifyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint, e
 		return append(args, addr)
 	})
 	if err == nil && spec.TLS != nil {
-		ep.TLSAddr = ep.Addrs[ModeEcho]
+		ep = ep.withTLS()
 	}
 	return ep, err
 }
@@ -142,7 +142,16 @@ func (t *haproxyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint, erro
 	if spec.IdleTimeout > 0 {
 		idle = fmt.Sprintf("%dms", spec.IdleTimeout.Milliseconds())
 	}
-	fmt.Fprintf(&b, "global\n  maxconn 9500\ndefaults\n  mode tcp\n  maxconn 9500\n"+
+	global := "  maxconn 9500\n"
+	if spec.TLS != nil {
+		// No session cache (and no tickets, on the binds below): every TLS
+		// handshake is a full one whatever the client does. haproxy prefers
+		// its own TLS 1.3 suite order, AES-256 first; AES-128 first is what
+		// Go's server picks for a Go client, so both targets seal alike.
+		global += "  tune.ssl.cachesize 0\n" +
+			"  ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\n"
+	}
+	fmt.Fprintf(&b, "global\n"+global+"defaults\n  mode tcp\n  maxconn 9500\n"+
 		"  timeout connect 5s\n  timeout client %[1]s\n  timeout server %[1]s\n"+
 		"  timeout client-fin 2s\n  timeout server-fin 2s\n", idle)
 	for m := range numModes {
@@ -155,14 +164,18 @@ func (t *haproxyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint, erro
 			Mode(m), port, spec.Backend.Addr(Mode(m)).Port)
 	}
 	if spec.TLS != nil {
-		// TLS terminated in front of the echo console (tls-silent's reference).
-		port, err := freePort()
-		if err != nil {
-			return ep, err
+		// TLS terminated in front of each console (tls-silent's and the TLS
+		// scenarios' reference).
+		for m := range numModes {
+			port, err := freePort()
+			if err != nil {
+				return ep, err
+			}
+			ep.TLSAddrs[m] = addr4(port)
+			fmt.Fprintf(&b, "listen tls-%s\n  bind 127.0.0.1:%d ssl crt %s no-tls-tickets\n  server s 127.0.0.1:%d\n",
+				Mode(m), port, spec.TLS.Combined, spec.Backend.Addr(Mode(m)).Port)
 		}
-		ep.TLSAddr = addr4(port)
-		fmt.Fprintf(&b, "listen tls\n  bind 127.0.0.1:%d ssl crt %s\n  server s 127.0.0.1:%d\n",
-			port, spec.TLS.Combined, spec.Backend.Addr(ModeEcho).Port)
+		ep.TLSAddr = ep.TLSAddrs[ModeEcho]
 	}
 	cfg := filepath.Join(spec.Dir, "haproxy.cfg")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 )
 
@@ -44,13 +45,7 @@ func TestReadyFollowsEngine(t *testing.T) {
 	if err := s.eng.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("Ready is still true after the engine stopped")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, "Ready false after the engine stopped", func() bool { return !s.Ready() })
 	if c, err := net.Dial("tcp", s.Addr().String()); err == nil {
 		c.Close()
 		t.Fatal("the listener still accepts after the engine stopped")

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // outcome is everything a CONNECT answer's parse decides, as a comparable
@@ -133,7 +135,7 @@ func TestConnectParserSticky(t *testing.T) {
 
 // The success path allocates nothing (CONVENTIONS: hot paths say so).
 func TestConnectParserAllocs(t *testing.T) {
-	if raceEnabled {
+	if testutil.Race {
 		t.Skip("the race detector allocates")
 	}
 	answer := []byte("HTTP/1.1 200 Connection established\r\nVia: 1.1 proxy\r\nContent-Length: 0\r\n\r\nRFB 003.008\n")

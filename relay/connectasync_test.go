@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/consoleproxy/consoleproxy/relay/testnet"
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // route resolves addr (host:port) with cfg.
@@ -126,7 +126,7 @@ func TestConnectOnPollerFails(t *testing.T) {
 		t.Fatalf("closed port: fd %d, %v", out.fd, out.err)
 	}
 
-	full := testnet.HangingHost(t)
+	full := testutil.HangingHost(t)
 	out = connectResult(t, r, startConnect(t, full.String()), nil, 300*time.Millisecond)
 	if !errors.Is(out.err, ErrUnreachable) || !strings.Contains(out.err.Error(), "timed out") || out.fd != -1 {
 		t.Fatalf("full accept queue: fd %d, %v", out.fd, out.err)
@@ -204,7 +204,7 @@ func TestConnectTriesAddressesInTurn(t *testing.T) {
 			accepted <- c
 		}
 	}()
-	hanging := testnet.HangingHostAt(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.3"), port))
+	hanging := testutil.HangingHostAt(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.3"), port))
 	res := fakeResolver{
 		// 127.0.0.2: nothing listens on the port, so the connect is refused.
 		"live.test": {netip.MustParseAddr("127.0.0.2"), hanging.Addr(), netip.MustParseAddr("127.0.0.1")},
@@ -230,7 +230,7 @@ func TestConnectTriesAddressesInTurn(t *testing.T) {
 	if !errors.Is(out.err, ErrUnreachable) || !strings.Contains(out.err.Error(), "timed out") || out.fd != -1 {
 		t.Fatalf("no address alive: fd %d, %v", out.fd, out.err)
 	}
-	waitFor(t, "no connect pending", func() bool { return r.Handshaking() == 0 })
+	testutil.WaitFor(t, "no connect pending", func() bool { return r.Handshaking() == 0 })
 }
 
 // An address share: an equal part of the time left, at least minAttempt,

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // countingListener counts the connections it accepts (and closes them).
@@ -55,13 +57,7 @@ func (l *countingListener) connectsMade(t *testing.T) int64 {
 		t.Fatal(err)
 	}
 	c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for l.accepted.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the control connection was never accepted")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, "the control connection accepted", func() bool { return l.accepted.Load() > 0 })
 	return l.accepted.Load() - 1
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // testSink records what a poller tells it. acks controls whether data is
@@ -96,17 +98,6 @@ func newRelay(t *testing.T, cfg Config) *Relay {
 	return r
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func pattern(n int) []byte {
 	p := make([]byte, n)
 	for i := range p {
@@ -157,8 +148,10 @@ func TestBackpressurePausesHost(t *testing.T) {
 		wrote <- n
 		host.Close()
 	}()
-	waitFor(t, "pause", s.conn.Paused)
-	time.Sleep(100 * time.Millisecond) // let a wrong implementation overshoot
+	testutil.WaitFor(t, "pause", s.conn.Paused)
+	// A wrong implementation reading on past the pause drains the socket, so
+	// the host is never pushed back (this wait fails) or it overshoots.
+	testutil.WaitFor(t, "the host pushed back", func() bool { return testutil.PushedBack(t, host) })
 	if got := s.conn.Buffered(); got > cfg.HighWater+int64(cfg.ReadSize) {
 		t.Fatalf("buffered %d bytes, bound %d", got, cfg.HighWater+int64(cfg.ReadSize))
 	}
@@ -213,7 +206,7 @@ func TestWriteHeldBackUntilHostReads(t *testing.T) {
 // writes fail, and no descriptor is left behind.
 func TestCloseReleasesSocket(t *testing.T) {
 	r := newRelay(t, Config{Pollers: 1})
-	before := countFDs(t)
+	before := testutil.CountFDs(t)
 	for i := 0; i < 50; i++ {
 		fd, host := pair(t)
 		s := newTestSink(true)
@@ -236,7 +229,7 @@ func TestCloseReleasesSocket(t *testing.T) {
 		default:
 		}
 	}
-	waitFor(t, "descriptors released", func() bool { return countFDs(t) <= before })
+	testutil.WaitFor(t, "descriptors released", func() bool { return testutil.CountFDs(t) <= before })
 }
 
 // A target outside Allowed is refused by Resolve, before any socket is
@@ -302,15 +295,6 @@ func TestParseTargets(t *testing.T) {
 			t.Fatalf("%q accepted", bad)
 		}
 	}
-}
-
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 func ioReadFull(c net.Conn, b []byte) (int, error) {

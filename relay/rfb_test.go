@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/consoleproxy/consoleproxy/relay/testpki"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/pki"
 )
 
 // rfbHangGuard bounds every socket operation of these tests: a proxy that
@@ -149,7 +149,7 @@ var negotiateErrors = []error{ErrRFBVersion, ErrRFBRefused, ErrRFBNoScheme, ErrV
 // call for (and a 0 when it gives up on the security types), and nothing
 // after; no error shows the host's reason strings.
 func TestRFBNegotiate(t *testing.T) {
-	ca := testpki.NewCA(t, "compute CA")
+	ca := pki.NewCA(t, "compute CA")
 	const v, ok = rfbVersion, "\x00\x00\x00\x00"
 	vv := []Scheme{SchemeVeNCrypt}
 	vn := []Scheme{SchemeVeNCrypt, SchemeNone}
@@ -247,7 +247,7 @@ func TestRFBNegotiate(t *testing.T) {
 // host's SecurityResult was read: what the host sent after it, in the same
 // segment as its whole handshake, is the next thing read from it.
 func TestRFBNoneLeavesServerInit(t *testing.T) {
-	ca := testpki.NewCA(t, "compute CA")
+	ca := pki.NewCA(t, "compute CA")
 	sp := newTestSecurityProxy(t, SecurityConfig{Schemes: []Scheme{SchemeVeNCrypt, SchemeNone}, CAFile: ca.File})
 	h := startRFBHost(t, []step{send(rfbVersion + "\x01\x01" + "\x00\x00\x00\x00" + "ServerInit"), expect(rfbVersion + "\x01")}, nil)
 	c := dialRFB(t, h.addr)
@@ -299,8 +299,8 @@ func vencryptHost(t *testing.T, cert tls.Certificate, clients *x509.CertPool, pe
 // client certificate, and reads the SecurityResult through TLS; what
 // follows it is read from the returned TLS conn.
 func TestRFBVeNCryptTLS(t *testing.T) {
-	ca := testpki.NewCA(t, "compute CA")
-	other := testpki.NewCA(t, "other CA")
+	ca := pki.NewCA(t, "compute CA")
+	other := pki.NewCA(t, "other CA")
 	good := ca.Issue(t, "compute-1", x509.ExtKeyUsageServerAuth, loopback)
 	wrongName := ca.Issue(t, "compute-2", x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("10.0.0.2")}, "compute-2.example")
 	otherCA := other.Issue(t, "impostor", x509.ExtKeyUsageServerAuth, loopback)
@@ -308,7 +308,7 @@ func TestRFBVeNCryptTLS(t *testing.T) {
 	const ok = "\x00\x00\x00\x00"
 	tests := []struct {
 		name   string
-		server testpki.Leaf
+		server pki.Leaf
 		skip   bool
 		result string
 		want   error
@@ -374,8 +374,8 @@ func TestRFBVeNCryptTLS(t *testing.T) {
 // OpenSSL) or, as QEMU 7.2 with GnuTLS does, as a bare close of the socket
 // once its check of the certificate failed.
 func TestRFBVeNCryptClientCertRefused(t *testing.T) {
-	ca := testpki.NewCA(t, "compute CA")
-	other := testpki.NewCA(t, "other CA")
+	ca := pki.NewCA(t, "compute CA")
+	other := pki.NewCA(t, "other CA")
 	server := ca.Issue(t, "compute-1", x509.ExtKeyUsageServerAuth, loopback)
 	stranger := other.Issue(t, "consoleproxy", x509.ExtKeyUsageClientAuth, nil)
 	withStranger := SecurityConfig{Schemes: []Scheme{SchemeVeNCrypt}, CAFile: ca.File, CertFile: stranger.CertFile, KeyFile: stranger.KeyFile}
@@ -447,7 +447,7 @@ func TestParseSchemes(t *testing.T) {
 }
 
 func TestNewSecurityProxy(t *testing.T) {
-	ca := testpki.NewCA(t, "compute CA")
+	ca := pki.NewCA(t, "compute CA")
 	client := ca.Issue(t, "consoleproxy", x509.ExtKeyUsageClientAuth, nil)
 	for _, cfg := range []SecurityConfig{{}, {Schemes: []Scheme{SchemeNone}}, {Schemes: []Scheme{SchemeNone}, CertFile: "/nonexistent"}} {
 		if sp, err := NewSecurityProxy(cfg); sp != nil || err != nil {
@@ -536,7 +536,7 @@ func FuzzNegotiate(f *testing.F) {
 	f.Add([]byte(v + "\x01\x02"))
 	f.Add([]byte(v + "\x01\x13\x00\x02\x00\x02" + u32s(256, 257)))
 	f.Add([]byte("RFB 003.007\n\x01\x01"))
-	ca := testpki.NewCA(f, "compute CA")
+	ca := pki.NewCA(f, "compute CA")
 	sp := newTestSecurityProxy(f, SecurityConfig{Schemes: []Scheme{SchemeVeNCrypt, SchemeNone}, CAFile: ca.File})
 	const wroteNone, wroteVeNCrypt, wroteGaveUp = v + "\x01", v + "\x13\x00\x02" + "\x00\x00\x01\x04", v + "\x00"
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -624,15 +624,15 @@ func TestRFBIsTLSAlert(t *testing.T) {
 // file now names another CA trusts that CA's hosts; files that no longer
 // load leave the previous certificates in place.
 func TestSecurityProxyReload(t *testing.T) {
-	ca := testpki.NewCA(t, "compute CA")
-	next := testpki.NewCA(t, "next compute CA")
+	ca := pki.NewCA(t, "compute CA")
+	next := pki.NewCA(t, "next compute CA")
 	client := ca.Issue(t, "consoleproxy", x509.ExtKeyUsageClientAuth, nil)
 	caFile := ca.WriteCert(t, filepath.Join(t.TempDir(), "ca.pem"))
 	sp := newTestSecurityProxy(t, SecurityConfig{Schemes: []Scheme{SchemeVeNCrypt}, CAFile: caFile,
 		CertFile: client.CertFile, KeyFile: client.KeyFile})
 	clients := x509.NewCertPool()
 	clients.AddCert(ca.Cert)
-	handshake := func(server testpki.Leaf) error {
+	handshake := func(server pki.Leaf) error {
 		t.Helper()
 		h := vencryptHost(t, server.TLS, clients, make(chan string, 1), "\x00\x00\x00\x00")
 		c := dialRFB(t, h.addr)

@@ -5,7 +5,9 @@
 # past ~507 sessions per listener it silently drops connections, so it also
 # runs, with the others, at 500), alternating targets over several rounds.
 # Writes BENCHMARKS.md at the repo root (plots in docs/bench/) and the full
-# results (JSON Lines, Markdown, proxy logs) in bench-results/.
+# results (JSON Lines, Markdown, proxy logs) in bench-results/. Its TLS
+# section (wss:// and haproxy's TLS next to plain, handshakes per second)
+# comes from scripts/bench-tls.sh, run first.
 #
 # Sizes and time: ROUNDS (3), DURATION (measured phase per run, 800ms; streams warm up for a quarter of it first), LARGE
 # (9000; two fds per session in a proxy under the 20,000 open-file limit).
@@ -25,7 +27,8 @@ if ((missing)); then
 	scripts/deps.sh
 fi
 ulimit -n "$(ulimit -Hn)"
-go build -o bin/ ./cmd/consoleproxy ./cmd/consolebench
+go build -o bin/ ./cmd/consoleproxy
+(cd bench && go build -o ../bin/ ./cmd/consolebench) # the harness is its own module
 
 args=(
 	--targets consoleproxy,websockify,tcp-relay --reference tcp-relay
@@ -37,4 +40,6 @@ args=(
 )
 cmd="ROUNDS=$ROUNDS DURATION=$DURATION LARGE=$LARGE make bench-compare  # = bin/consolebench ${args[*]} $*"
 rm -rf "$RESULTS"
+# TLS first, into its own section (the run below keeps it): scripts/bench-tls.sh.
+ROUNDS="$ROUNDS" DURATION="$DURATION" RESULTS="$RESULTS/tls" scripts/bench-tls.sh
 exec bin/consolebench "${args[@]}" --command "$cmd" "$@"

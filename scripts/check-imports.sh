@@ -35,7 +35,11 @@ while read -r pkg imports; do
 		fi ;;
 		esac
 	done
-done < <(go list -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./...)
+done < <(
+	f='{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}'
+	go list -f "$f" ./...
+	(cd bench && go list -f "$f" ./...) # the harness is its own module
+)
 if [ "$bad" -ne 0 ]; then
 	echo "imports must point down: cmd → loop → relay → wsframe (bench: wsframe only)"
 	exit 1

@@ -23,7 +23,8 @@ RESULTS="${RESULTS:-bench-results/soak}"
 PLOT="${PLOT:-docs/bench/soak.png}"
 
 ulimit -n "$(ulimit -Hn)"
-go build -o bin/ ./cmd/consoleproxy ./cmd/consolebench
+go build -o bin/ ./cmd/consoleproxy
+(cd bench && go build -o ../bin/ ./cmd/consolebench) # the harness is its own module
 rm -rf "$RESULTS"
 mkdir -p "$(dirname "$PLOT")"
 exec bin/consolebench --soak "$DURATION" --targets consoleproxy --results "$RESULTS" --soak-plot "$PLOT" "$@"

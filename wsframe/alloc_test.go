@@ -4,11 +4,13 @@ import (
 	"testing"
 
 	"github.com/gobwas/ws"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // Steady-state frame parsing, unmasking and header encoding do not allocate.
 func TestNoAllocations(t *testing.T) {
-	if raceEnabled {
+	if testutil.Race {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	payload := make([]byte, 1024)

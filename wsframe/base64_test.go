@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"testing"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // The test vectors of RFC 4648 §10.
@@ -108,7 +110,7 @@ func TestBase64DecoderStickyAndEnd(t *testing.T) {
 }
 
 func TestBase64NoAllocations(t *testing.T) {
-	if raceEnabled {
+	if testutil.Race {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	plain := bytes.Repeat([]byte("noVNC frame "), 100)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // readResponse parses b with net/http, requiring it to be exactly one
@@ -126,7 +128,7 @@ func TestEveryRefusalHasAResponse(t *testing.T) {
 }
 
 func TestResponseNoAllocations(t *testing.T) {
-	if raceEnabled {
+	if testutil.Race {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	key := []byte("dGhlIHNhbXBsZSBub25jZQ==")

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // upgradeWith is a valid upgrade request changed: "Name: value" replaces the
@@ -136,7 +138,7 @@ func TestChooseProtocolStatic(t *testing.T) {
 
 // Parse, CheckUpgrade and ChooseProtocol do not allocate on a typical request.
 func TestRequestNoAllocations(t *testing.T) {
-	if raceEnabled {
+	if testutil.Race {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	buf := []byte(noVNCRequest)

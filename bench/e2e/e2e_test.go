@@ -16,16 +16,13 @@ import (
 )
 
 func TestEveryScenario(t *testing.T) {
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		haproxy = "/usr/sbin/haproxy"
-		if _, err := os.Stat(haproxy); err != nil {
-			t.Fatal("haproxy is missing (scripts/deps.sh installs it): the tcp-relay target needs it")
-		}
-	}
+	haproxy := haproxyPath(t)
 	dir := t.TempDir()
 	proxy := filepath.Join(dir, "consoleproxy")
-	build := exec.Command("go", "build", "-o", proxy, "../../cmd/consoleproxy")
+	// The product is its own module at the repository root (bench is a
+	// separate module), so it is built there.
+	build := exec.Command("go", "build", "-o", proxy, "./cmd/consoleproxy")
+	build.Dir = filepath.Join("..", "..")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building consoleproxy: %v\n%s", err, out)
 	}
@@ -38,7 +35,7 @@ func TestEveryScenario(t *testing.T) {
 		// client backlog would end such a session, which is its policy, not the
 		// harness's concern here.
 		ConsoleproxyArgs: []string{"--max-client-backlog", "268435456"},
-		Command:          "go test ./bench/e2e",
+		Command:          "cd bench && go test ./e2e",
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -126,16 +123,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 // slow machine cannot break (it only sends less), while flat out these
 // sessions move hundreds of times more.
 func TestStreamRate(t *testing.T) {
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		haproxy = "/usr/sbin/haproxy"
-	}
+	haproxy := haproxyPath(t)
 	const sessions, rate = 20, 256 << 10
 	dir := t.TempDir()
 	cfg := bench.Config{
 		Targets: []string{"tcp-relay"}, Scenarios: []string{"stream-up", "stream-down"},
 		Sessions: []int{sessions}, Rounds: 1, Duration: time.Second,
-		ResultsDir: filepath.Join(dir, "results"), HaproxyPath: haproxy, Command: "go test ./bench/e2e",
+		ResultsDir: filepath.Join(dir, "results"), HaproxyPath: haproxy, Command: "cd bench && go test ./e2e",
 		Params: bench.Params{StreamRate: rate},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

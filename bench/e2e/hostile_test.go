@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -10,18 +9,13 @@ import (
 	"time"
 
 	"github.com/consoleproxy/consoleproxy/bench"
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // haproxyPath finds the TCP relay the reference target runs.
 func haproxyPath(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("haproxy"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/haproxy"); err != nil {
-		t.Fatal("haproxy is missing (scripts/deps.sh installs it): the tcp-relay target needs it")
-	}
-	return "/usr/sbin/haproxy"
+	return testutil.NeedBinary(t, "haproxy", "/usr/sbin")
 }
 
 // runHostile runs cfg's hostile scenarios briefly and returns the results
@@ -30,7 +24,7 @@ func runHostile(t *testing.T, cfg bench.Config) map[string]bench.Result {
 	t.Helper()
 	cfg.ResultsDir = filepath.Join(t.TempDir(), "results")
 	cfg.Duration = 500 * time.Millisecond
-	cfg.Command = "go test ./bench/e2e"
+	cfg.Command = "cd bench && go test ./e2e"
 	cfg.Params.HostileSettle = 3 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

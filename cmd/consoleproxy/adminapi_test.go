@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,7 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
-	"github.com/consoleproxy/consoleproxy/relay/tokens/redistest"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/redistest"
 )
 
 // adminClient calls an admin API on a loopback port with its secret.
@@ -361,13 +360,8 @@ func TestDefaultPublicURL(t *testing.T) {
 // into Redis (consoleproxy:token:<hash>) and the console opens by the
 // answered url; a revoke deletes the key and the token opens nothing more.
 func TestAdminRedisStore(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed (scripts/deps.sh installs it)")
-	}
 	srv, err := redistest.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	testutil.Need(t, err) // skips when redis-server is not installed
 	t.Cleanup(func() { _ = srv.Close() })
 	dir, admin := t.TempDir(), testutil.FreeAddr(t)
 	secretFile := filepath.Join(dir, "admin.secret")

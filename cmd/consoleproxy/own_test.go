@@ -94,18 +94,12 @@ func TestOwnListenersRefused(t *testing.T) {
 	mint := func(host string, port int) (int, string) {
 		body := fmt.Sprintf(`{"console_type":"novnc","host":%q,"port":%d,"instance_uuid":"6f5b8a3c-1e2d-4c5b-9a8f-0123456789ab"}`, host, port)
 		var resp *http.Response
-		deadline := time.Now().Add(10 * time.Second)
-		for { // the admin API may still be starting
+		testutil.CheckFor(t, "the admin API", func() (err error) { // it may still be starting
 			req, _ := http.NewRequest("POST", "http://127.0.0.1:"+strconv.Itoa(admin)+"/v1/tokens", strings.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(secret)))
-			if resp, err = http.DefaultClient.Do(req); err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+			resp, err = http.DefaultClient.Do(req)
+			return err
+		})
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)

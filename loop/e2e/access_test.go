@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/loop/policy"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
@@ -74,7 +75,7 @@ func TestTokenReuse(t *testing.T) {
 			if tc.concurrent == 101 {
 				live = 1 // the second session of the shared policy is still open
 			}
-			waitFor(t, "first closed", func() bool { return p.srv.Active() == live })
+			testutil.WaitFor(t, "first closed", func() bool { return p.srv.Active() == live })
 			if c := dial(t, p.addr, req{token: tok}); c.resp.StatusCode != tc.reopen {
 				t.Fatalf("after the first closed: %d, want %d", c.resp.StatusCode, tc.reopen)
 			}
@@ -171,7 +172,7 @@ func TestAccessURLBaseScheme(t *testing.T) {
 	for _, tc := range tests {
 		// The backend counts an accept a moment after the proxy's 101:
 		// settle the count of earlier sessions first.
-		waitFor(t, "the compute host's accepts of earlier sessions", func() bool { return b.accepts.Load() == upgraded })
+		testutil.WaitFor(t, "the compute host's accepts of earlier sessions", func() bool { return b.accepts.Load() == upgraded })
 		tok := p.mint(b.port(), func(r *record) { r.AccessURLBase = tc.base })
 		c := dial(t, p.addr, req{token: tok, headers: tc.headers})
 		if c.resp.StatusCode != tc.status {
@@ -185,7 +186,7 @@ func TestAccessURLBaseScheme(t *testing.T) {
 		}
 	}
 	// Every connection the host got belongs to an upgraded session.
-	waitFor(t, "the compute host's accepts", func() bool { return b.accepts.Load() >= upgraded })
+	testutil.WaitFor(t, "the compute host's accepts", func() bool { return b.accepts.Load() >= upgraded })
 	if got := b.accepts.Load(); got != upgraded {
 		t.Errorf("the compute host got %d connections for %d upgraded sessions: a refused client reached it", got, upgraded)
 	}

@@ -62,7 +62,7 @@ func TestBinaryAdminDefaults(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	waitFor(t, "the admin API", func() bool { return strings.Contains(stderr.String(), `"msg":"admin API listening"`) })
+	testutil.WaitFor(t, "the admin API", func() bool { return strings.Contains(stderr.String(), `"msg":"admin API listening"`) })
 	for _, want := range []string{`"dir":"` + filepath.Join(dir, "var") + `"`, `"listen":"unix:` + filepath.Join(dir, "var", "admin.sock") + `"`,
 		`"admin_token_file":"` + filepath.Join(dir, "var", "admin.secret") + `"`, `"public_url":"http://` + addr + `/vnc_lite.html"`} {
 		if !strings.Contains(stderr.String(), want) {
@@ -110,7 +110,7 @@ func TestBinaryAdminDefaults(t *testing.T) {
 		ID                string `json:"id"`
 		BytesClientToHost int64  `json:"bytes_client_to_host"`
 	}
-	waitFor(t, "the session listed with its bytes", func() bool {
+	testutil.WaitFor(t, "the session listed with its bytes", func() bool {
 		_, body := call("GET", "/v1/sessions", "")
 		return json.Unmarshal(body, &list) == nil && len(list) == 1 && list[0].BytesClientToHost == 2
 	})

@@ -75,6 +75,16 @@ func greeter(hello string) func(*backend, net.Conn) {
 
 // firehose writes total bytes of a counting pattern as fast as the socket
 // takes them, then closes.
+// conn is the backend's first accepted connection (nil before one).
+func (b *backend) conn() net.Conn {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.conns) == 0 {
+		return nil
+	}
+	return b.conns[0]
+}
+
 func firehose(total int) func(*backend, net.Conn) {
 	return func(b *backend, c net.Conn) {
 		defer c.Close()

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"os"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/relay"
 )
@@ -24,11 +24,15 @@ func TestSlowReaderBounded(t *testing.T) {
 	b := startBackend(t, firehose(total))
 	c := open(t, p.addr, req{token: p.mint(b.port(), nil)})
 	bound := int64(high + relay.DefaultReadSize)
+	// The client reads nothing until the host is pushed back: its socket's
+	// send queue fills, which only happens once the proxy stops reading.
 	var most int64
-	for i := 0; i < 30; i++ { // 3 s of not reading
-		time.Sleep(100 * time.Millisecond)
+	testutil.WaitFor(t, "the host pushed back", func() bool {
 		most = max(most, p.srv.Buffered())
-	}
+		hc := b.conn()
+		return hc != nil && testutil.PushedBack(t, hc)
+	})
+	most = max(most, p.srv.Buffered())
 	if most > bound {
 		t.Fatalf("the proxy held %d bytes for one session, bound %d", most, bound)
 	}
@@ -55,8 +59,8 @@ func TestNoLeaks(t *testing.T) {
 	// Warm up: pollers, loops and pools start their goroutines once.
 	w := open(t, p.addr, req{token: p.mint(b.port(), nil)})
 	w.conn.Close()
-	waitFor(t, "warm-up closed", func() bool { return p.srv.Active() == 0 })
-	fds, gos := countFDs(t), runtime.NumGoroutine()
+	testutil.WaitFor(t, "warm-up closed", func() bool { return p.srv.Active() == 0 })
+	fds, gos := testutil.CountFDs(t), runtime.NumGoroutine()
 	for i := 0; i < 300; i++ {
 		c := open(t, p.addr, req{token: p.mint(b.port(), nil)})
 		c.send(2, []byte("ping"))
@@ -67,19 +71,10 @@ func TestNoLeaks(t *testing.T) {
 		}
 		c.conn.Close()
 	}
-	waitFor(t, "sessions closed", func() bool { return p.srv.Active() == 0 })
+	testutil.WaitFor(t, "sessions closed", func() bool { return p.srv.Active() == 0 })
 	// The backend's own sockets close when the proxy closes them.
-	waitFor(t, "no descriptor left", func() bool { return countFDs(t) <= fds })
-	waitFor(t, "no goroutine left", func() bool { return runtime.NumGoroutine() <= gos })
-}
-
-func countFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
+	testutil.WaitFor(t, "no descriptor left", func() bool { return testutil.CountFDs(t) <= fds })
+	testutil.WaitFor(t, "no goroutine left", func() bool { return runtime.NumGoroutine() <= gos })
 }
 
 // A client that sends a burst and leaves (with or without a close frame)

@@ -89,7 +89,7 @@ func startBinaryWith(t testing.TB, prefix, lines []string, extra ...string) *pro
 		<-p.done
 	})
 	for _, addr := range []string{p.addr, p.metrics} {
-		waitFor(t, "listener", func() bool {
+		testutil.WaitFor(t, "listener", func() bool {
 			c, err := net.Dial("tcp", addr)
 			if err == nil {
 				c.Close()
@@ -160,7 +160,7 @@ func TestSecretsNotLogged(t *testing.T) {
 	c2.conn.Close()
 	dial(t, p.addr, req{token: "tok-unknown-secret-999"})
 	dial(t, p.addr, req{token: good, headers: map[string]string{"Origin": "http://evil.example"}})
-	waitFor(t, "log lines", func() bool {
+	testutil.WaitFor(t, "log lines", func() bool {
 		l := p.stderr.String()
 		return strings.Count(l, `"msg":"session end"`) >= 2 && strings.Count(l, `"msg":"session refused"`) >= 2
 	})
@@ -199,7 +199,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	var body string
 	// Byte counters move when gnet reports a write done, which may be just
 	// after the client has the bytes: poll.
-	waitFor(t, "metrics", func() bool {
+	testutil.WaitFor(t, "metrics", func() bool {
 		_, body = httpGet(t, "http://"+p.metrics+"/metrics")
 		for _, want := range wants {
 			if !strings.Contains(body, want) {
@@ -263,7 +263,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	_, _ = f.WriteString(tokenLine("tok-new", b.port()) + "\n")
 	f.Close()
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "reload", func() bool { return strings.Contains(p.stderr.String(), `"msg":"reloaded"`) })
+	testutil.WaitFor(t, "reload", func() bool { return strings.Contains(p.stderr.String(), `"msg":"reloaded"`) })
 	open(t, p.addr, req{token: "tok-new"})
 	live.send(ws.OpBinary, []byte("still here"))
 	if got := string(live.readData(10)); got != "still here" {

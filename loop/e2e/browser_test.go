@@ -22,9 +22,7 @@ import (
 // console area of the screenshot. A refused token leaves the area empty.
 func TestBrowserNoVNC(t *testing.T) {
 	const novnc = "/usr/share/novnc"
-	if _, err := os.Stat(novnc); err != nil {
-		t.Fatalf("noVNC not installed (scripts/deps.sh installs it): %v", err)
-	}
+	testutil.NeedPath(t, novnc, "noVNC")
 	vncPort := startVNCDisplay(t, "#1f8a4c")
 	p := startBinary(t, []string{tokenLine("browser-token", vncPort)}, "--web", novnc)
 	b := startBrowser(t)
@@ -32,9 +30,8 @@ func TestBrowserNoVNC(t *testing.T) {
 	b.page(fmt.Sprintf("http://%s/vnc_lite.html?path=%%3Ftoken%%3Dbrowser-token", p.addr))
 	b.waitEval(`document.querySelector('#status') ? document.querySelector('#status').textContent : ''`,
 		func(s string) bool { return bytes.Contains([]byte(s), []byte("Connected")) }, "noVNC to connect")
-	time.Sleep(time.Second) // the first framebuffer update
 	rect := canvasRect(t, b)
-	img := decodePNG(t, b.screenshot())
+	img := b.waitColour(rect, [3]int{0x1f, 0x8a, 0x4c}) // the first framebuffer update
 	if !near(img, rect, [3]int{0x1f, 0x8a, 0x4c}) {
 		t.Fatalf("the console area does not show the display's colour: centre %v", centre(img, rect))
 	}
@@ -45,8 +42,7 @@ func TestBrowserNoVNC(t *testing.T) {
 	b.page(fmt.Sprintf("https://%s/vnc_lite.html?path=%%3Ftoken%%3Dbrowser-tls", ps.addr))
 	b.waitEval(`document.querySelector('#status') ? document.querySelector('#status').textContent : ''`,
 		func(s string) bool { return strings.Contains(s, "Connected") }, "noVNC over wss to connect")
-	time.Sleep(time.Second)
-	if img := decodePNG(t, b.screenshot()); !near(img, canvasRect(t, b), [3]int{0x1f, 0x8a, 0x4c}) {
+	if img := b.waitColour(canvasRect(t, b), [3]int{0x1f, 0x8a, 0x4c}); !near(img, canvasRect(t, b), [3]int{0x1f, 0x8a, 0x4c}) {
 		t.Fatal("over wss the console area does not show the display's colour")
 	}
 	if !strings.Contains(ps.stderr.String(), `"result":"ok"`) && !strings.Contains(metricsOf(t, ps), `consoleproxy_sessions_total{result="ok"} 1`) {
@@ -62,6 +58,18 @@ func TestBrowserNoVNC(t *testing.T) {
 	if near(img, rect, [3]int{0x1f, 0x8a, 0x4c}) {
 		t.Fatal("a refused token shows the console")
 	}
+}
+
+// waitColour takes screenshots until rect shows colour (noVNC has drawn the
+// first framebuffer update) or browserWait passes, and returns the last.
+func (b *browser) waitColour(rect image.Rectangle, colour [3]int) image.Image {
+	b.t.Helper()
+	var img image.Image
+	testutil.Eventually(browserWait, func() bool {
+		img = decodePNG(b.t, b.screenshot())
+		return near(img, rect, colour)
+	})
+	return img
 }
 
 // startVNCDisplay runs Xvfb painted colour and x11vnc on it; it returns the
@@ -85,7 +93,7 @@ func startVNCDisplay(t *testing.T, colour string) int {
 	}
 	port := testutil.FreePort(t)
 	run("x11vnc", "-display", display, "-rfbport", strconv.Itoa(port), "-localhost", "-nopw", "-forever", "-shared", "-quiet", "-noxdamage")
-	waitFor(t, "x11vnc", func() bool {
+	testutil.WaitFor(t, "x11vnc", func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err == nil {
 			c.Close()

@@ -2,9 +2,10 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // A real browser through the security proxy of the real binary: noVNC
@@ -16,9 +17,7 @@ import (
 // the TLS channel the proxy opened with its client certificate.
 func TestBrowserNoVNCVeNCrypt(t *testing.T) {
 	const novnc = "/usr/share/novnc"
-	if _, err := os.Stat(novnc); err != nil {
-		t.Fatalf("noVNC not installed (scripts/deps.sh installs it): %v", err)
-	}
+	testutil.NeedPath(t, novnc, "noVNC")
 	port, ca, client := startTLSVNCQEMU(t)
 
 	p := startBinary(t, []string{tokenLine("vencrypt-browser", port)}, "--web", novnc,

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // browser is headless Chromium driven over the DevTools protocol with the
@@ -36,10 +38,7 @@ var chromiumFlags = []string{"--headless", "--no-sandbox", "--disable-gpu", "--d
 
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium not installed (scripts/deps.sh installs it): %v", err)
-	}
+	bin := testutil.NeedBinary(t, "chromium")
 	profile, err := os.MkdirTemp("", "consoleproxy-chromium")
 	if err != nil {
 		t.Fatal(err)
@@ -139,18 +138,16 @@ func (b *browser) eval(expr string) string {
 // waitEval polls expr until it returns want or the deadline passes.
 func (b *browser) waitEval(expr string, want func(string) bool, what string) string {
 	b.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v := b.eval(expr)
-		if want(v) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("timed out waiting for %s (last %q)", what, v)
-		}
-		time.Sleep(200 * time.Millisecond)
+	var v string
+	if !testutil.Eventually(browserWait, func() bool { v = b.eval(expr); return want(v) }) {
+		b.t.Fatalf("timed out waiting for %s (last %q)", what, v)
 	}
+	return v
 }
+
+// browserWait bounds a wait for the page: a headless browser on a loaded
+// machine is slower than a socket.
+const browserWait = 30 * time.Second
 
 // screenshot returns a PNG of the page.
 func (b *browser) screenshot() []byte {

@@ -12,7 +12,8 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/consoleproxy/consoleproxy/relay/testpki"
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/pki"
 )
 
 // SIGHUP re-reads --ssl-client-ca (issue 12, finding 7c): after the CA file
@@ -21,7 +22,7 @@ import (
 // session stays; an unreadable CA file keeps the previous CA, with an error
 // logged.
 func TestSIGHUPReloadsClientCA(t *testing.T) {
-	ca1, ca2 := testpki.NewCA(t, "client CA 1"), testpki.NewCA(t, "client CA 2")
+	ca1, ca2 := pki.NewCA(t, "client CA 1"), pki.NewCA(t, "client CA 2")
 	server := ca1.Issue(t, "server", x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
 	old := ca1.Issue(t, "client of CA 1", x509.ExtKeyUsageClientAuth, nil)
 	fresh := ca2.Issue(t, "client of CA 2", x509.ExtKeyUsageClientAuth, nil)
@@ -48,7 +49,7 @@ func TestSIGHUPReloadsClientCA(t *testing.T) {
 	ca2.WriteCert(t, caFile)
 	reloads := strings.Count(p.stderr.String(), `"msg":"reloaded"`)
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "reload", func() bool { return strings.Count(p.stderr.String(), `"msg":"reloaded"`) > reloads })
+	testutil.WaitFor(t, "reload", func() bool { return strings.Count(p.stderr.String(), `"msg":"reloaded"`) > reloads })
 	if c, err := dialTLS(t, p.addr, freshCfg, req{token: "mtls-b"}); err != nil || c.resp.StatusCode != 101 {
 		t.Fatalf("client of CA 2 after the reload: %v", err)
 	}
@@ -68,7 +69,7 @@ func TestSIGHUPReloadsClientCA(t *testing.T) {
 	}
 	reloads = strings.Count(p.stderr.String(), `"msg":"reloaded"`)
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "reload", func() bool { return strings.Count(p.stderr.String(), `"msg":"reloaded"`) > reloads })
+	testutil.WaitFor(t, "reload", func() bool { return strings.Count(p.stderr.String(), `"msg":"reloaded"`) > reloads })
 	if !strings.Contains(p.stderr.String(), "--ssl-client-ca") {
 		t.Fatalf("no error logged for the unreadable CA file:\n%s", p.stderr)
 	}

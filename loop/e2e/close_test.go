@@ -9,6 +9,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
@@ -141,7 +142,7 @@ func TestIdleTimeout(t *testing.T) {
 	if code, _ := c.expectClose(); code != 1001 {
 		t.Fatalf("close code %d, want 1001", code)
 	}
-	waitFor(t, "idle_timeout logged", func() bool { return strings.Contains(p.logs.String(), `"end":"idle_timeout"`) })
+	testutil.WaitFor(t, "idle_timeout logged", func() bool { return strings.Contains(p.logs.String(), `"end":"idle_timeout"`) })
 }
 
 // --enforce-session-timeout ends a session when its token expires.
@@ -153,7 +154,7 @@ func TestSessionExpiry(t *testing.T) {
 	if code, _ := c.expectClose(); code != 1001 {
 		t.Fatalf("close code %d, want 1001", code)
 	}
-	waitFor(t, "session_expired logged", func() bool { return strings.Contains(p.logs.String(), `"end":"session_expired"`) })
+	testutil.WaitFor(t, "session_expired logged", func() bool { return strings.Contains(p.logs.String(), `"end":"session_expired"`) })
 }
 
 // A client that stops answering pings is closed.
@@ -175,7 +176,7 @@ func TestPingTimeout(t *testing.T) {
 	if !bytes.Contains(got, wsframe.PingFrame) {
 		t.Fatal("no ping was sent")
 	}
-	waitFor(t, "ping_timeout logged", func() bool { return strings.Contains(p.logs.String(), `"end":"ping_timeout"`) })
+	testutil.WaitFor(t, "ping_timeout logged", func() bool { return strings.Contains(p.logs.String(), `"end":"ping_timeout"`) })
 }
 
 // --handshake-timeout closes a client that never finishes its upgrade.
@@ -187,7 +188,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Fatalf("read %d, %v: want the connection closed", n, err)
 	}
-	waitFor(t, "counted", func() bool {
+	testutil.WaitFor(t, "counted", func() bool {
 		return strings.Contains(metricsText(p), `consoleproxy_sessions_total{result="handshake_timeout"} 1`)
 	})
 }

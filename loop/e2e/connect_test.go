@@ -13,6 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 )
 
@@ -133,7 +134,7 @@ func TestConnectFailures(t *testing.T) {
 			t.Errorf("%s: %s not counted", tc.name, tc.result)
 		}
 		// The line is logged just after the answer is written.
-		waitFor(t, tc.name+": a log line with the instance, the result and "+tc.logs, func() bool {
+		testutil.WaitFor(t, tc.name+": a log line with the instance, the result and "+tc.logs, func() bool {
 			return logLine(p.logs.String(), uuid, tc.result, tc.logs)
 		})
 	}

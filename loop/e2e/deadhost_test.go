@@ -7,8 +7,8 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
-	"github.com/consoleproxy/consoleproxy/relay/testnet"
 )
 
 // A dead compute host holds no worker: with one worker and a minute of
@@ -18,7 +18,7 @@ import (
 // dial on the worker, the first dead session would pin the only worker for
 // the whole minute.
 func TestDeadHostHoldsNoWorker(t *testing.T) {
-	dead := testnet.HangingHost(t)
+	dead := testutil.HangingHost(t)
 	live := startBackend(t, echo)
 	p := startProxy(t, func(cfg *loop.Config) {
 		cfg.Workers = 1
@@ -32,7 +32,7 @@ func TestDeadHostHoldsNoWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "three connects pending on the pollers", func() bool {
+	testutil.WaitFor(t, "three connects pending on the pollers", func() bool {
 		return strings.Contains(metricsText(p), "consoleproxy_host_handshakes_pending 3\n")
 	})
 	c := open(t, p.addr, req{protocol: "binary", token: p.mint(live.port(), nil)})

@@ -14,9 +14,9 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/relay"
-	"github.com/consoleproxy/consoleproxy/relay/testnet"
 )
 
 // fakeResolver gives the names it holds their addresses, in order; any
@@ -73,7 +73,7 @@ func metricValue(p *proxy, name string) int {
 // worker) every worker holds one and the rest are queued.
 func dispatched(t testing.TB, p *proxy, n, workers int) {
 	t.Helper()
-	waitFor(t, "the dead handshakes dispatched", func() bool {
+	testutil.WaitFor(t, "the dead handshakes dispatched", func() bool {
 		return metricValue(p, "consoleproxy_host_handshakes_pending") == n || p.srv.QueueLen() == n-workers
 	})
 }
@@ -87,7 +87,7 @@ func dispatched(t testing.TB, p *proxy, n, workers int) {
 // timeout and everyone else queued behind.
 func TestDeadForwardProxyHoldsNoWorker(t *testing.T) {
 	const workers, dead = 2, 4
-	proxyAddr := testnet.HangingHost(t)
+	proxyAddr := testutil.HangingHost(t)
 	live := startBackend(t, echo)
 	p := startProxy(t, func(cfg *loop.Config) {
 		cfg.Workers = workers
@@ -135,8 +135,8 @@ func TestMultiAddressHoldsNoWorker(t *testing.T) {
 	const workers, dead = 2, 3
 	live := startBackend(t, echo)
 	port := uint16(live.port())
-	dead2 := testnet.HangingHostAt(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), port))
-	dead3 := testnet.HangingHostAt(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.3"), port))
+	dead2 := testutil.HangingHostAt(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), port))
+	dead3 := testutil.HangingHostAt(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.3"), port))
 	p := startProxy(t, func(cfg *loop.Config) {
 		cfg.Workers = workers
 		cfg.Dial.Timeout = 5 * time.Second
@@ -218,8 +218,8 @@ func BenchmarkHandshakeBesideDeadDials(b *testing.B) {
 	const workers, dead = 4, 16
 	live := startBackend(b, echo)
 	port := uint16(live.port())
-	dead2 := testnet.HangingHostAt(b, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), port))
-	dead3 := testnet.HangingHostAt(b, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.3"), port))
+	dead2 := testutil.HangingHostAt(b, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), port))
+	dead3 := testutil.HangingHostAt(b, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.3"), port))
 	for _, mode := range []string{"dead-proxy", "dead-name"} {
 		b.Run(mode, func(b *testing.B) {
 			p := startProxy(b, func(cfg *loop.Config) {

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/gobwas/ws"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // A session relays both ways: binary frames to an echo host and back.
@@ -27,5 +29,5 @@ func TestEchoBinary(t *testing.T) {
 	if code, _ := c.expectClose(); code != 1000 {
 		t.Fatalf("close code %d", code)
 	}
-	waitFor(t, "session end log", func() bool { return strings.Contains(p.logs.String(), `"end":"client_closed"`) })
+	testutil.WaitFor(t, "session end log", func() bool { return strings.Contains(p.logs.String(), `"end":"client_closed"`) })
 }

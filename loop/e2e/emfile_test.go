@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // Finding 11: running out of descriptors must not stop the listener. The
@@ -18,7 +20,7 @@ import (
 // served and /readyz still says ready.
 func TestOutOfDescriptorsKeepsListening(t *testing.T) {
 	if _, err := exec.LookPath("prlimit"); err != nil {
-		t.Skip("prlimit (util-linux) is not installed")
+		testutil.Need(t, fmt.Errorf("prlimit (util-linux): %w", testutil.ErrNotInstalled))
 	}
 	b := startBackend(t, echo)
 	token := "emfile-token"
@@ -39,7 +41,7 @@ func TestOutOfDescriptorsKeepsListening(t *testing.T) {
 		idle = append(idle, c)
 	}
 	// Some of those were shed: the proxy closed them. Wait until it says so.
-	waitFor(t, "the proxy out of descriptors and shedding", func() bool {
+	testutil.WaitFor(t, "the proxy out of descriptors and shedding", func() bool {
 		return p.stderr.String() != "" && regexp.MustCompile(`(?i)accept(\(\))? failed`).MatchString(p.stderr.String())
 	})
 	for _, c := range idle {
@@ -48,7 +50,7 @@ func TestOutOfDescriptorsKeepsListening(t *testing.T) {
 	idle = nil
 	// The proxy closes its ends as it notices; then descriptors are free.
 	fdDir := fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid)
-	waitFor(t, "the proxy's descriptors freed", func() bool {
+	testutil.WaitFor(t, "the proxy's descriptors freed", func() bool {
 		ents, err := os.ReadDir(fdDir)
 		return err == nil && len(ents) < 64
 	})

@@ -3,16 +3,18 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/redistest"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
-	"github.com/consoleproxy/consoleproxy/relay/tokens/redistest"
 )
 
 // startRedis starts a redis-server for this test (password "" for none).
@@ -20,7 +22,7 @@ func startRedis(t *testing.T, password string) (*redistest.Server, *redis.Client
 	t.Helper()
 	srv, err := redistest.Start(password)
 	if err != nil {
-		t.Fatalf("redis-server: %v", err)
+		testutil.Need(t, fmt.Errorf("redis-server: %w", err))
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: password, DisableIdentity: true})
@@ -67,7 +69,7 @@ func TestFleetReuse(t *testing.T) {
 		accepts := b.accepts.Load() + 1
 		first := open(t, pa.addr, req{token: "tok-fleet-x"})
 		// The compute host accepts A's connection on its own time.
-		waitFor(t, "A's session at the compute host", func() bool { return b.accepts.Load() == accepts })
+		testutil.WaitFor(t, "A's session at the compute host", func() bool { return b.accepts.Load() == accepts })
 		for i := 0; i < 2; i++ {
 			if c := dial(t, pb.addr, req{token: "tok-fleet-x"}); c.resp.StatusCode != 403 {
 				t.Fatalf("live on A, B answered %d, want 403", c.resp.StatusCode)
@@ -77,8 +79,8 @@ func TestFleetReuse(t *testing.T) {
 			t.Fatal("a refused client reached the compute host")
 		}
 		first.conn.Close()
-		waitFor(t, "A's session closed", func() bool { return pa.srv.Active() == 0 })
-		waitFor(t, "B accepts once A released", func() bool {
+		testutil.WaitFor(t, "A's session closed", func() bool { return pa.srv.Active() == 0 })
+		testutil.WaitFor(t, "B accepts once A released", func() bool {
 			return dial(t, pb.addr, req{token: "tok-fleet-x"}).resp.StatusCode == 101
 		})
 		if c := dial(t, pa.addr, req{token: "tok-fleet-x"}); c.resp.StatusCode != 403 {
@@ -91,8 +93,8 @@ func TestFleetReuse(t *testing.T) {
 		accepts := b.accepts.Load() + 1
 		c := open(t, pa.addr, req{token: "tok-fleet-once"})
 		c.conn.Close()
-		waitFor(t, "A's session closed", func() bool { return pa.srv.Active() == 0 })
-		waitFor(t, "A's session at the compute host", func() bool { return b.accepts.Load() == accepts })
+		testutil.WaitFor(t, "A's session closed", func() bool { return pa.srv.Active() == 0 })
+		testutil.WaitFor(t, "A's session at the compute host", func() bool { return b.accepts.Load() == accepts })
 		for _, p := range []*proxy{pb, pa} {
 			if c := dial(t, p.addr, req{token: "tok-fleet-once"}); c.resp.StatusCode != 403 {
 				t.Fatalf("used on A: %d, want 403", c.resp.StatusCode)
@@ -130,7 +132,7 @@ func TestFleetReuseStoreDown(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "101 once Redis is back", func() bool { return dial(t, p.addr, req{token: tok}).resp.StatusCode == 101 })
+	testutil.WaitFor(t, "101 once Redis is back", func() bool { return dial(t, p.addr, req{token: tok}).resp.StatusCode == 101 })
 }
 
 // TestFleetBinaries: two real binaries with only --token-store redis://…
@@ -149,7 +151,7 @@ func TestFleetBinaries(t *testing.T) {
 		t.Fatalf("live on A, B answered %d, want 403", c.resp.StatusCode)
 	}
 	first.conn.Close()
-	waitFor(t, "B accepts once A released", func() bool {
+	testutil.WaitFor(t, "B accepts once A released", func() bool {
 		return dial(t, pb.addr, req{token: "tok-fleet-bin"}).resp.StatusCode == 101
 	})
 	for _, p := range []*proc{pa, pb} {

@@ -22,12 +22,7 @@ import (
 // config written to a temporary directory, and waits for addr to listen.
 func runPeer(t *testing.T, name, addr, conf string, args func(path string) []string) {
 	t.Helper()
-	bin, err := exec.LookPath(name)
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/" + name); err != nil {
-			t.Fatalf("%s not installed (scripts/deps.sh installs it): %v", name, err)
-		}
-	}
+	bin := testutil.NeedBinary(t, name, "/usr/sbin")
 	path := filepath.Join(t.TempDir(), name+".conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -41,7 +36,7 @@ func runPeer(t *testing.T, name, addr, conf string, args func(path string) []str
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	waitFor(t, name, func() bool {
+	testutil.WaitFor(t, name, func() bool {
 		select {
 		case err := <-exited:
 			exited <- err
@@ -174,7 +169,7 @@ func TestComputeProxyAuthBinary(t *testing.T) {
 		t.Fatalf("wrong proxy credentials: %d, want 502", r.resp.StatusCode)
 	}
 	// tinyproxy 1.11 answers a CONNECT with bad credentials 401, not 407.
-	waitFor(t, "the refusal's log line", func() bool {
+	testutil.WaitFor(t, "the refusal's log line", func() bool {
 		return logLine(p.stderr.String(), `"result":"connect_refused"`, "forward proxy: CONNECT answered with a non-2xx status: 40")
 	})
 	if strings.Contains(p.stderr.String(), "s3cret") || strings.Contains(p.stderr.String(), "b4dpass") {

@@ -118,15 +118,3 @@ func (p *proxy) mint(port int, edit func(*record)) string {
 	}
 	return token
 }
-
-// waitFor polls cond until it holds or the deadline passes (nats' checkFor).
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

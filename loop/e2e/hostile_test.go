@@ -12,6 +12,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 )
 
@@ -76,7 +77,7 @@ func TestResetMidBatchHostGetsOnlyClientBytes(t *testing.T) {
 	for i := range clients {
 		clients[i] = open(t, p.addr, req{token: tokens[i]})
 	}
-	waitFor(t, "hosts connected", func() bool { return b.accepts.Load() == sessions })
+	testutil.WaitFor(t, "hosts connected", func() bool { return b.accepts.Load() == sessions })
 	offsets := map[int]bool{}
 	for i, c := range clients {
 		batch, _ := patternFrames(i<<20, 100, 64)
@@ -111,7 +112,7 @@ func TestResetMidBatchHostGetsOnlyClientBytes(t *testing.T) {
 	if bad > 0 {
 		t.Fatalf("%d of %d hosts received bytes their client never sent", bad, sessions)
 	}
-	waitFor(t, "sessions ended", func() bool { return p.srv.Active() == 0 })
+	testutil.WaitFor(t, "sessions ended", func() bool { return p.srv.Active() == 0 })
 }
 
 // Finding 2: a client that sends pings and reads nothing is pushed back
@@ -175,14 +176,10 @@ func TestDrainCloseHasDeadline(t *testing.T) {
 	p := startProxy(t, func(cfg *loop.Config) { cfg.WriteTimeout = time.Second })
 	c := open(t, p.addr, req{token: p.mint(b.port(), nil)})
 	_ = c.conn.(*net.TCPConn).SetReadBuffer(4 << 10)
-	waitFor(t, "the host done writing", func() bool { return b.written.Load() > 0 && p.srv.Buffered() > 0 })
+	testutil.WaitFor(t, "the host done writing", func() bool { return b.written.Load() > 0 && p.srv.Buffered() > 0 })
 	// The client reads nothing; the proxy holds bytes for it with no taker.
-	deadline := time.Now().Add(20 * time.Second)
-	for p.srv.Active() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("a session whose client takes nothing is still open 20 s later (write timeout 1 s)")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testutil.Eventually(20*time.Second, func() bool { return p.srv.Active() == 0 }) {
+		t.Fatalf("a session whose client takes nothing is still open 20 s later (write timeout 1 s)")
 	}
 }
 
@@ -275,5 +272,5 @@ func TestHostWriteTimeout(t *testing.T) {
 	if code, _ := c.expectClose(); code != 1011 {
 		t.Fatalf("close %d, want 1011 for a host that takes nothing", code)
 	}
-	waitFor(t, "session ended", func() bool { return p.srv.Active() == 0 })
+	testutil.WaitFor(t, "session ended", func() bool { return p.srv.Active() == 0 })
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/loop/policy"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
@@ -37,7 +38,7 @@ func expectClosed(t *testing.T, conn net.Conn, what string) {
 // wantMetric waits until the proxy's metrics hold every line of wants.
 func wantMetric(t *testing.T, p *proxy, wants ...string) {
 	t.Helper()
-	waitFor(t, strings.Join(wants, ", "), func() bool {
+	testutil.WaitFor(t, strings.Join(wants, ", "), func() bool {
 		m := metricsText(p)
 		for _, w := range wants {
 			if !strings.Contains(m, w+"\n") {
@@ -54,7 +55,7 @@ func wantMetric(t *testing.T, p *proxy, wants ...string) {
 // refused client's connect would have been queued before the last 101's).
 func wantAccepts(t *testing.T, b *backend, n int64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d host connections", n), func() bool { return b.accepts.Load() >= n })
+	testutil.WaitFor(t, fmt.Sprintf("%d host connections", n), func() bool { return b.accepts.Load() >= n })
 	if got := b.accepts.Load(); got != n {
 		t.Fatalf("%d connections reached the compute host, want %d (one per 101)", got, n)
 	}
@@ -81,7 +82,7 @@ func TestMaxPending(t *testing.T) {
 		}
 		idle = append(idle, c)
 	}
-	waitFor(t, "the idle connections pending", func() bool { return p.srv.Pending() == maxPending })
+	testutil.WaitFor(t, "the idle connections pending", func() bool { return p.srv.Pending() == maxPending })
 	for i := range extra {
 		expectClosed(t, dialRaw(t, p.addr), fmt.Sprintf("connection %d past --max-pending", i+1))
 	}
@@ -90,7 +91,7 @@ func TestMaxPending(t *testing.T) {
 	for _, c := range idle {
 		c.Close()
 	}
-	waitFor(t, "no connection pending", func() bool { return p.srv.Pending() == 0 })
+	testutil.WaitFor(t, "no connection pending", func() bool { return p.srv.Pending() == 0 })
 	c := open(t, p.addr, req{token: p.mint(b.port(), nil)})
 	c.send(ws.OpBinary, []byte("served"))
 	if got := string(c.readData(6)); got != "served" {
@@ -166,7 +167,7 @@ func TestMaxPendingTLS(t *testing.T) {
 	for _, c := range silent {
 		c.Close()
 	}
-	waitFor(t, "the TLS handshakes' slots back", func() bool { return p.srv.Pending() == 0 })
+	testutil.WaitFor(t, "the TLS handshakes' slots back", func() bool { return p.srv.Pending() == 0 })
 	c, err := dialTLS(t, p.addr, &tls.Config{RootCAs: k.pool}, req{token: p.mint(b.port(), nil)})
 	if err != nil || c.resp.StatusCode != 101 {
 		t.Fatalf("wss:// client after the silent ones left: %v %v", err, c)
@@ -175,7 +176,7 @@ func TestMaxPendingTLS(t *testing.T) {
 	if got := string(c.readData(3)); got != "tls" {
 		t.Fatalf("echo %q", got)
 	}
-	waitFor(t, "the wss:// session's slot back after its upgrade", func() bool { return p.srv.Pending() == 0 })
+	testutil.WaitFor(t, "the wss:// session's slot back after its upgrade", func() bool { return p.srv.Pending() == 0 })
 	wantAccepts(t, b, 1)
 }
 
@@ -199,7 +200,7 @@ func TestMaxSessionsPerIP(t *testing.T) {
 		t.Fatalf("third session from one peer: status %d (close %v), want 429", c.resp.StatusCode, c.resp.Close)
 	}
 	c1.conn.Close()
-	waitFor(t, "a session gone", func() bool { return p.srv.Active() == 1 })
+	testutil.WaitFor(t, "a session gone", func() bool { return p.srv.Active() == 1 })
 	if c := dial(t, p.addr, req{token: "unknown"}); c.resp.StatusCode != 403 {
 		t.Fatalf("unknown token: %d", c.resp.StatusCode)
 	}
@@ -394,7 +395,7 @@ func TestMaxSessionsDefault(t *testing.T) {
 		p := startBinaryWith(t, []string{"sh", "-c", "ulimit " + tc.ulimit + ` && exec "$@"`, "sh"},
 			[]string{tokenLine("max-a", b.port()), tokenLine("max-b", b.port()), tokenLine("max-c", b.port()), tokenLine("max-d", b.port())})
 		line := fmt.Sprintf(`"max_sessions":%d`, tc.want)
-		waitFor(t, line, func() bool { return strings.Contains(p.stderr.String(), line) })
+		testutil.WaitFor(t, line, func() bool { return strings.Contains(p.stderr.String(), line) })
 		if tc.want != 3 {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 )
 
@@ -113,7 +114,7 @@ func TestListenRestartOverTimeWait(t *testing.T) {
 		_, _ = io.Copy(io.Discard, c.br) // the proxy closes first
 		c.conn.Close()
 	}
-	waitFor(t, "a TIME_WAIT connection on the port", func() bool { return tcpState(t, fmt.Sprintf("0100007F:%04X", port), 1, "06") })
+	testutil.WaitFor(t, "a TIME_WAIT connection on the port", func() bool { return tcpState(t, fmt.Sprintf("0100007F:%04X", port), 1, "06") })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.srv.Shutdown(ctx); err != nil {

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/novadbtest"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
-	"github.com/consoleproxy/consoleproxy/relay/tokens/novadbtest"
 )
 
 // BenchmarkNovaDBHandshake measures what a Nova database lookup adds to a
@@ -25,7 +26,7 @@ import (
 func BenchmarkNovaDBHandshake(b *testing.B) {
 	srv, err := novadbtest.StartMariaDB()
 	if err != nil {
-		b.Fatalf("MariaDB: %v", err)
+		testutil.Need(b, fmt.Errorf("MariaDB: %w", err))
 	}
 	defer srv.Close()
 	cell, err := srv.CreateCell("nova_bench", true)

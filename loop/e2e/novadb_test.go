@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -14,16 +15,17 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
-	"github.com/consoleproxy/consoleproxy/relay/tokens/novadbtest"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/novadbtest"
 )
 
 // startNovaCell starts a MariaDB server for this test with one Nova cell
-// database; a server that cannot start fails the test.
+// database; a server that cannot start fails the test (skips it when MariaDB
+// is not installed).
 func startNovaCell(t *testing.T) (*novadbtest.Server, *novadbtest.Cell) {
 	t.Helper()
 	srv, err := novadbtest.StartMariaDB()
 	if err != nil {
-		t.Fatalf("MariaDB: %v", err)
+		testutil.Need(t, fmt.Errorf("MariaDB: %w", err))
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	cell, err := srv.CreateCell("nova_cell1", true)
@@ -76,7 +78,7 @@ func startNovaProxy(t *testing.T, cell *novadbtest.Cell) *proc {
 		<-p.done
 	})
 	for _, addr := range []string{p.addr, p.metrics} {
-		waitFor(t, "listener "+addr, func() bool {
+		testutil.WaitFor(t, "listener "+addr, func() bool {
 			c, err := net.Dial("tcp", addr)
 			if err == nil {
 				c.Close()

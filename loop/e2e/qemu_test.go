@@ -31,10 +31,7 @@ const qemuWait = 90 * time.Second
 // of the test.
 func startQEMU(t *testing.T, wait bool, args ...string) {
 	t.Helper()
-	bin, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		t.Fatalf("qemu-system-x86_64 not installed (scripts/deps.sh installs qemu-system-x86): %v", err)
-	}
+	bin := testutil.NeedBinary(t, "qemu-system-x86_64") // Debian's qemu-system-x86
 	base := []string{"-machine", "pc,accel=tcg,graphics=off", "-m", "32", "-display", "none",
 		"-nic", "none", "-monitor", "none", "-nodefaults", "-no-user-config"}
 	cmd := exec.Command(bin, append(base, args...)...)
@@ -135,7 +132,7 @@ func TestSpiceQEMU(t *testing.T) {
 		"-serial", "none")
 	p := startProxy(t, func(cfg *loop.Config) { cfg.ConsoleType = "spice-html5" })
 	var c *wsClient
-	waitFor(t, "QEMU's SPICE port", func() bool { // QEMU listens on SPICE's port once the machine is set up
+	testutil.WaitFor(t, "QEMU's SPICE port", func() bool { // QEMU listens on SPICE's port once the machine is set up
 		r := dial(t, p.addr, req{protocol: "binary", token: p.mint(port, func(r *record) { r.ConsoleType = "spice-html5" })})
 		if r.resp.StatusCode == 101 {
 			c = r

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
@@ -155,7 +156,7 @@ func TestRFBSecurityProxyRefusals(t *testing.T) {
 // vencryptHost is an RFB 3.8 server offering VeNCrypt X509None only, with
 // the server certificate of k, requiring a client certificate from k's CA;
 // after TLS it sends SecurityResult result and echoes.
-func vencryptHost(t testing.TB, k *pki, result byte) func(*backend, net.Conn) {
+func vencryptHost(t testing.TB, k *serverPKI, result byte) func(*backend, net.Conn) {
 	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +336,7 @@ func TestVeNCryptSIGHUP(t *testing.T) {
 	copyFile(t, hostPKI.caFile, caFile)
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
 	var c *wsClient
-	waitFor(t, "the rotated CA after SIGHUP", func() bool {
+	testutil.WaitFor(t, "the rotated CA after SIGHUP", func() bool {
 		if r := dial(t, p.addr, req{protocol: "binary", token: "sighup-vencrypt"}); r.resp.StatusCode == 101 {
 			c = r
 		}

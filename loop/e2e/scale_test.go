@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // TestIdleSessionMemory holds N idle sessions through the real binary (data
@@ -106,13 +108,15 @@ func idleSessionMemory(t *testing.T, mode string) float64 {
 		clients = append(clients, c)
 	}
 	elapsed := time.Since(start)
-	t.Logf("test process fds: %d", countFDs(t))
-	time.Sleep(500 * time.Millisecond)
+	t.Logf("test process fds: %d", testutil.CountFDs(t))
+	// Measured once the proxy counts every session active (no fixed pause).
+	want := "consoleproxy_sessions_active " + strconv.Itoa(n+1)
+	var body string
+	testutil.WaitFor(t, "metrics showing "+want, func() bool {
+		_, body = httpGet(t, "http://"+p.metrics+"/metrics")
+		return strings.Contains(body, want)
+	})
 	after := rssKiB(t, p.cmd.Process.Pid)
-	_, body := httpGet(t, "http://"+p.metrics+"/metrics")
-	if want := "consoleproxy_sessions_active " + strconv.Itoa(n+1); !strings.Contains(body, want) {
-		t.Fatalf("metrics lack %q", want)
-	}
 	t.Logf("%s: %d idle sessions: proxy RSS %d → %d KiB, %.2f KiB per session; opened in %v (%.0f/s)",
 		mode, n, before, after, float64(after-before)/float64(n), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
 	t.Logf("%s: heap in use %.2f KiB per session, goroutines %v → %v", mode,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/relay"
 )
@@ -32,7 +33,7 @@ func TestSessionsListAndEnd(t *testing.T) {
 		l := p.srv.Sessions()
 		return len(l) == 2 && l[0].BytesClientToHost == n && l[0].BytesHostToClient == n
 	}
-	waitFor(t, "3 bytes counted each way", func() bool { return counted(3) })
+	testutil.WaitFor(t, "3 bytes counted each way", func() bool { return counted(3) })
 	list := p.srv.Sessions()
 	if len(list) != 2 || list[0].ID >= list[1].ID {
 		t.Fatalf("sessions %+v, want the two relaying ones by id", list)
@@ -45,7 +46,7 @@ func TestSessionsListAndEnd(t *testing.T) {
 	}
 	a.send(ws.OpBinary, []byte("defg"))
 	a.readData(4)
-	waitFor(t, "the counters to move to 7", func() bool { return counted(7) && p.srv.Sessions()[0].ID == s.ID })
+	testutil.WaitFor(t, "the counters to move to 7", func() bool { return counted(7) && p.srv.Sessions()[0].ID == s.ID })
 	if p.srv.EndSession(0) || p.srv.EndSession(s.ID+100) {
 		t.Fatal("EndSession of an unknown id reported a session")
 	}
@@ -55,7 +56,7 @@ func TestSessionsListAndEnd(t *testing.T) {
 	if code, _ := a.expectClose(); code != ws.StatusPolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
 	}
-	waitFor(t, "the ended session to leave the list", func() bool { return len(p.srv.Sessions()) == 1 })
+	testutil.WaitFor(t, "the ended session to leave the list", func() bool { return len(p.srv.Sessions()) == 1 })
 	if p.srv.EndSession(s.ID) {
 		t.Error("EndSession of an ended session reported one")
 	}
@@ -63,7 +64,7 @@ func TestSessionsListAndEnd(t *testing.T) {
 	if got := string(other.readData(5)); got != "still" {
 		t.Fatalf("the other session: %q", got)
 	}
-	waitFor(t, "the ended session's host socket to close", func() bool { return p.srv.Active() == 1 })
+	testutil.WaitFor(t, "the ended session's host socket to close", func() bool { return p.srv.Active() == 1 })
 	if !strings.Contains(metricsText(p), `consoleproxy_session_ends_total{reason="`+string(loop.EndAdmin)+`"} 1`) {
 		t.Errorf("not counted as %s", loop.EndAdmin)
 	}
@@ -82,7 +83,7 @@ func TestEndSessionStalledClient(t *testing.T) {
 	// (the client's socket buffers are full; the proxy holds the rest).
 	var last int64
 	var still int
-	waitFor(t, "the client to stall", func() bool {
+	testutil.WaitFor(t, "the client to stall", func() bool {
 		n := b.written.Load()
 		if n != last || p.srv.Buffered() < relay.DefaultHighWater {
 			last, still = n, 0
@@ -95,7 +96,7 @@ func TestEndSessionStalledClient(t *testing.T) {
 	if len(list) != 1 || !p.srv.EndSession(list[0].ID) {
 		t.Fatalf("sessions %+v", list)
 	}
-	waitFor(t, "the stalled session to end", func() bool { return p.srv.Active() == 0 })
+	testutil.WaitFor(t, "the stalled session to end", func() bool { return p.srv.Active() == 0 })
 	if !strings.Contains(metricsText(p), `consoleproxy_session_ends_total{reason="ended_by_admin"} 1`) {
 		t.Error("not counted as ended_by_admin")
 	}

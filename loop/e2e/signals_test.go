@@ -49,7 +49,7 @@ func TestSIGTERMBoundedWithBlockedWorker(t *testing.T) {
 	if _, err := c.Write([]byte(req{token: "tok-stuck"}.request(p.addr))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the worker's connect to the forward proxy", func() bool { return synSent(t, fwd.Port) })
+	testutil.WaitFor(t, "the worker's connect to the forward proxy", func() bool { return synSent(t, fwd.Port) })
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := waitExit(t, p, "after SIGTERM with a worker blocked"); err != nil {
 		t.Fatalf("exit: %v\n%s", err, p.stderr)
@@ -62,18 +62,18 @@ func TestSIGTERMBoundedWithBlockedWorker(t *testing.T) {
 // it) waits for its ping timeouts.
 func TestSIGHUPDuringStartup(t *testing.T) {
 	p := execBinary(t, "--token-store", "redis://"+silentListener(t))
-	waitFor(t, "the store opening", func() bool { return strings.Contains(p.stderr.String(), "token store: redis") })
+	testutil.WaitFor(t, "the store opening", func() bool { return strings.Contains(p.stderr.String(), "token store: redis") })
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
 	waitListening(t, p)
 	// The listeners are bound early in start-up: wait for its end.
-	waitFor(t, "start-up done", func() bool { return strings.Contains(p.stderr.String(), `"msg":"consoleproxy listening"`) })
+	testutil.WaitFor(t, "start-up done", func() bool { return strings.Contains(p.stderr.String(), `"msg":"consoleproxy listening"`) })
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
 	defer func() {
 		if t.Failed() {
 			t.Logf("stderr:\n%s", p.stderr)
 		}
 	}()
-	waitFor(t, "the held SIGHUP and the later one applied", func() bool {
+	testutil.WaitFor(t, "the held SIGHUP and the later one applied", func() bool {
 		return strings.Count(p.stderr.String(), `"msg":"reloaded"`) >= 2
 	})
 	if code, _ := httpGet(t, "http://"+p.metrics+"/readyz"); code != 200 {
@@ -85,7 +85,7 @@ func TestSIGHUPDuringStartup(t *testing.T) {
 // instead of dying by the signal.
 func TestSIGTERMDuringStartup(t *testing.T) {
 	p := execBinary(t, "--token-store", "redis://"+silentListener(t), "--drain-timeout", "1s")
-	waitFor(t, "the store opening", func() bool { return strings.Contains(p.stderr.String(), "token store: redis") })
+	testutil.WaitFor(t, "the store opening", func() bool { return strings.Contains(p.stderr.String(), "token store: redis") })
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := waitExit(t, p, "after SIGTERM during start-up"); err != nil {
 		t.Fatalf("exit: %v\n%s", err, p.stderr)
@@ -114,22 +114,25 @@ func execBinary(t *testing.T, args ...string) *proc {
 // failing if p exits first.
 func waitListening(t *testing.T, p *proc) {
 	t.Helper()
-	deadline := time.Now().Add(exitBound)
-	for {
+	exited := errors.New("exited")
+	err := testutil.CheckWithin(exitBound, func() error {
 		select {
 		case err := <-p.done:
 			p.done <- err
-			t.Fatalf("exited during start-up: %v\n%s", err, p.stderr)
+			return fmt.Errorf("%w during start-up: %v", exited, err)
 		default:
 		}
-		if c, err := net.Dial("tcp", p.metrics); err == nil {
+		c, err := net.Dial("tcp", p.metrics)
+		if err == nil {
 			c.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not listening within %s\n%s", exitBound, p.stderr)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return err
+	})
+	switch {
+	case errors.Is(err, exited):
+		t.Fatalf("%v\n%s", err, p.stderr)
+	case err != nil:
+		t.Fatalf("not listening within %s: %v\n%s", exitBound, err, p.stderr)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop/web"
 )
 
@@ -109,7 +110,7 @@ func TestStaticNotCountedAsSessions(t *testing.T) {
 	if resp, _ := rawGET(t, p.addr, "GET", "/vnc_lite.html"); resp.StatusCode != 404 {
 		t.Fatalf("without --web: %d", resp.StatusCode)
 	}
-	waitFor(t, "the refusal without --web", func() bool {
+	testutil.WaitFor(t, "the refusal without --web", func() bool {
 		return strings.Contains(metricsText(p), `consoleproxy_sessions_total{result="not_websocket"} 1`)
 	})
 	p.srv.SetWeb(site)
@@ -122,7 +123,7 @@ func TestStaticNotCountedAsSessions(t *testing.T) {
 			t.Fatalf("%s %s: %d, want %d", tc.method, tc.target, resp.StatusCode, tc.status)
 		}
 	}
-	waitFor(t, "the static requests counted", func() bool {
+	testutil.WaitFor(t, "the static requests counted", func() bool {
 		return strings.Contains(metricsText(p), `consoleproxy_static_requests_total{status="400"} 1`)
 	})
 	m := metricsText(p)

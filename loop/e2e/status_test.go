@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
@@ -63,7 +64,7 @@ func TestRefusalStatuses(t *testing.T) {
 	}
 	c := open(t, p.addr, req{token: good})
 	c.conn.Close()
-	waitFor(t, "metrics", func() bool {
+	testutil.WaitFor(t, "metrics", func() bool {
 		m := metricsText(p)
 		return strings.Contains(m, `consoleproxy_sessions_total{result="ok"} 1`) &&
 			strings.Contains(m, `consoleproxy_sessions_total{result="auth_failed"} 5`) &&
@@ -105,7 +106,7 @@ func TestMaxSessions(t *testing.T) {
 		t.Fatalf("third session: status %d, want 503", c.resp.StatusCode)
 	}
 	c1.conn.Close()
-	waitFor(t, "slot freed", func() bool { return p.srv.Active() == 1 })
+	testutil.WaitFor(t, "slot freed", func() bool { return p.srv.Active() == 1 })
 	open(t, p.addr, req{token: p.mint(b.port(), nil)})
 }
 
@@ -149,7 +150,7 @@ func TestWorkerPoolSaturation(t *testing.T) {
 			<-bs.waiting // the only worker is busy; the next handshake waits in the queue
 		}
 	}
-	waitFor(t, "queue full", func() bool { return p.srv.QueueLen() == 1 })
+	testutil.WaitFor(t, "queue full", func() bool { return p.srv.QueueLen() == 1 })
 	if c := dial(t, p.addr, req{token: t3}); c.resp.StatusCode != 503 {
 		t.Fatalf("with the queue full: status %d, want 503", c.resp.StatusCode)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
@@ -138,7 +139,10 @@ func BenchmarkClientToHost(b *testing.B) {
 			_ = c.conn.SetDeadline(time.Now().Add(time.Minute))
 			for sent := 0; sent < benchStream; sent += len(chunk) {
 				if _, err := c.conn.Write(frame); err != nil {
-					time.Sleep(300 * time.Millisecond)
+					// The proxy's reason is in the session's end record: wait
+					// (bounded) for one more in its stderr.
+					ends := strings.Count(p.stderr.String(), `"result":`)
+					testutil.Eventually(time.Second, func() bool { return strings.Count(p.stderr.String(), `"result":`) > ends })
 					b.Fatalf("%v\n%s", err, p.stderr)
 				}
 			}

@@ -24,14 +24,14 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/pki"
 	"github.com/consoleproxy/consoleproxy/loop"
-	"github.com/consoleproxy/consoleproxy/relay/testpki"
 )
 
-// pki is a test CA (relay/testpki) with a server certificate for
+// serverPKI is a test CA (internal/testutil/pki) with a server certificate for
 // 127.0.0.1 and a client certificate, written to files.
-type pki struct {
-	ca                *testpki.CA
+type serverPKI struct {
+	ca                *pki.CA
 	pool              *x509.CertPool
 	certFile, keyFile string
 	caFile            string
@@ -40,10 +40,10 @@ type pki struct {
 	clientFile, clientKeyFile string
 }
 
-func newPKI(t testing.TB) *pki {
+func newPKI(t testing.TB) *serverPKI {
 	t.Helper()
-	ca := testpki.NewCA(t, "test CA")
-	p := &pki{ca: ca, pool: ca.Pool, caFile: ca.File}
+	ca := pki.NewCA(t, "test CA")
+	p := &serverPKI{ca: ca, pool: ca.Pool, caFile: ca.File}
 	p.certFile, p.keyFile = p.issue(t, "server")
 	c := ca.Issue(t, "client", x509.ExtKeyUsageClientAuth, nil)
 	p.client, p.clientFile, p.clientKeyFile = c.TLS, c.CertFile, c.KeyFile
@@ -52,7 +52,7 @@ func newPKI(t testing.TB) *pki {
 
 // issue writes a server certificate for 127.0.0.1 signed by the CA and its
 // key.
-func (p *pki) issue(t testing.TB, name string) (string, string) {
+func (p *serverPKI) issue(t testing.TB, name string) (string, string) {
 	t.Helper()
 	l := p.ca.Issue(t, name, x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
 	return l.CertFile, l.KeyFile
@@ -119,7 +119,7 @@ func TestTLS(t *testing.T) {
 		_ = os.WriteFile(f[1], data, 0o600)
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "reload", func() bool { return strings.Contains(p.stderr.String(), `"msg":"reloaded"`) })
+	testutil.WaitFor(t, "reload", func() bool { return strings.Contains(p.stderr.String(), `"msg":"reloaded"`) })
 	c2, err := dialTLS(t, p.addr, client, req{token: "tls-c"})
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +254,7 @@ func TestTLSGoroutinesFlat(t *testing.T) {
 	// A wss:// client behind them all is served, and by then the proxy has
 	// read what they sent.
 	openEcho(toks[sessions+1])
-	waitFor(t, "the proxy to hold every connection", func() bool {
+	testutil.WaitFor(t, "the proxy to hold every connection", func() bool {
 		_, body := httpGet(t, "http://"+p.metrics+"/metrics")
 		return promValue(t, body, "consoleproxy_connections_pending") >= silent
 	})
@@ -310,7 +310,7 @@ func TestTLSHandshakesBounded(t *testing.T) {
 	for _, c := range stalled {
 		c.Close()
 	}
-	waitFor(t, "the stalled handshakes to end", func() bool { return p.srv.Pending() == 0 })
+	testutil.WaitFor(t, "the stalled handshakes to end", func() bool { return p.srv.Pending() == 0 })
 	c, err := dialTLS(t, p.addr, &tls.Config{RootCAs: k.pool}, req{token: p.mint(b.port(), nil)})
 	if err != nil || c.resp.StatusCode != 101 {
 		t.Fatalf("wss:// client after the stalled ones: %v %v", err, c)
@@ -333,7 +333,7 @@ func TestTLSHandshakesBounded(t *testing.T) {
 		t.Fatalf("a stalled handshake was not closed: %v", err)
 	}
 	wantMetric(t, short, `consoleproxy_sessions_total{result="handshake_timeout"} 1`)
-	waitFor(t, "its slot back", func() bool { return short.srv.Pending() == 0 })
+	testutil.WaitFor(t, "its slot back", func() bool { return short.srv.Pending() == 0 })
 }
 
 // goroutineSlack allows for goroutines of other tests' servers still
@@ -536,4 +536,47 @@ func TestTLSUploadPushedBack(t *testing.T) {
 		t.Fatal("the client was never pushed back while its host read nothing")
 	}
 	expectUploadDelivered(t, c, got, total, most, loop.MaxHeldUpTLS)
+}
+
+// What the kernel offers for TLS is detected at start-up and logged once:
+// with the tls ULP, that it is there (the records are still sealed in user
+// space); without it, that it is not and why (loop.KernelTLS's reason). A
+// SIGHUP reload does not log it again; a proxy without TLS says nothing.
+func TestKernelTLSLoggedOnce(t *testing.T) {
+	k := newPKI(t)
+	b := startBackend(t, echo)
+	p := startBinary(t, []string{tokenLine("ktls", b.port())}, "--cert", k.certFile, "--key", k.keyFile)
+	lines := func() []string {
+		var out []string
+		for _, l := range strings.Split(p.stderr.String(), "\n") {
+			if strings.Contains(l, "kernel TLS") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	testutil.WaitFor(t, "the kernel TLS line", func() bool { return len(lines()) > 0 })
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	testutil.WaitFor(t, "reload", func() bool { return strings.Contains(p.stderr.String(), `"msg":"reloaded"`) })
+	got := lines()
+	if len(got) != 1 {
+		t.Fatalf("%d kernel TLS lines, want 1:\n%s", len(got), strings.Join(got, "\n"))
+	}
+	ok, why := loop.KernelTLS()
+	want := `"msg":"kernel TLS not available; wss:// records are sealed in user space on the event loops","reason":` + strconv.Quote(why)
+	if ok {
+		want = `"msg":"kernel TLS (the tls ULP) is available; wss:// records are still sealed in user space on the event loops"`
+	}
+	if !strings.Contains(got[0], want) {
+		t.Fatalf("kernel TLS line %s, want it to hold %s", got[0], want)
+	}
+	t.Logf("kernel TLS available: %v; %s", ok, got[0])
+
+	plain := startBinary(t, []string{tokenLine("ktls-plain", b.port())})
+	if c := open(t, plain.addr, req{token: "ktls-plain"}); c.resp.StatusCode != 101 {
+		t.Fatalf("plain proxy: %d", c.resp.StatusCode)
+	}
+	if s := plain.stderr.String(); strings.Contains(s, "kernel TLS") {
+		t.Fatalf("a proxy without TLS logged kernel TLS:\n%s", s)
+	}
 }

@@ -15,9 +15,9 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/pki"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/relay"
-	"github.com/consoleproxy/consoleproxy/relay/testpki"
 )
 
 // Nova's RFB security proxy against QEMU's own VNC server: with VeNCrypt
@@ -52,26 +52,26 @@ func startVNCQEMU(t *testing.T, vncOpts string, extra ...string) int {
 	args = append(args, "-vnc", "127.0.0.1:"+strconv.Itoa(port-5900)+vncOpts)
 	startQEMU(t, false, args...)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(qemuWait)
-	for {
+	err := testutil.CheckWithin(qemuWait, func() error {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			_ = c.SetReadDeadline(time.Now().Add(qemuWait))
-			var v [12]byte
-			_, err = io.ReadFull(c, v[:])
-			c.Close()
-			if err == nil && string(v[:]) != "RFB 003.008\n" {
-				t.Fatalf("QEMU's VNC port says %q", v)
-			}
-			if err == nil {
-				return port
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("QEMU's VNC port %d did not answer (%v); try qemu-system-x86_64 by hand with %q", port, err, args)
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(qemuWait))
+		var v [12]byte
+		if _, err := io.ReadFull(c, v[:]); err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
+		if string(v[:]) != "RFB 003.008\n" {
+			t.Fatalf("QEMU's VNC port says %q", v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("QEMU's VNC port %d did not answer (%v); try qemu-system-x86_64 by hand with %q", port, err, args)
 	}
+	return port
 }
 
 // rfbStream reads a client's console bytes across WebSocket messages.
@@ -171,10 +171,10 @@ func refused(t *testing.T, p *proxy, port int, result, reason string) {
 // verify-peer=on: it offers VeNCrypt X509None alone and requires a client
 // certificate from its CA) for 127.0.0.1; it returns the port, the CA and
 // a client certificate the CA issued.
-func startTLSVNCQEMU(t *testing.T) (int, *testpki.CA, testpki.Leaf) {
+func startTLSVNCQEMU(t *testing.T) (int, *pki.CA, pki.Leaf) {
 	t.Helper()
 	// QEMU's tls-creds-x509 wants these file names in its dir.
-	ca := testpki.NewCA(t, "compute CA")
+	ca := pki.NewCA(t, "compute CA")
 	qdir := t.TempDir()
 	ca.WriteCert(t, filepath.Join(qdir, "ca-cert.pem"))
 	ca.Issue(t, "compute-1", x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")}).
@@ -222,7 +222,7 @@ func TestVeNCryptQEMU(t *testing.T) {
 
 	t.Run("the proxy's CA did not sign QEMU's certificate", func(t *testing.T) {
 		cfg := good
-		cfg.CAFile = testpki.NewCA(t, "other CA").File
+		cfg.CAFile = pki.NewCA(t, "other CA").File
 		refused(t, vncProxy(t, cfg), port, "vencrypt_failed", "unknown authority")
 	})
 
@@ -232,7 +232,7 @@ func TestVeNCryptQEMU(t *testing.T) {
 	// the close comes in place of the SecurityResult. It is still TLS
 	// that failed, and the client is not upgraded.
 	t.Run("QEMU does not trust the proxy's client certificate", func(t *testing.T) {
-		stranger := testpki.NewCA(t, "other CA").Issue(t, "consoleproxy", x509.ExtKeyUsageClientAuth, nil)
+		stranger := pki.NewCA(t, "other CA").Issue(t, "consoleproxy", x509.ExtKeyUsageClientAuth, nil)
 		cfg := good
 		cfg.CertFile, cfg.KeyFile = stranger.CertFile, stranger.KeyFile
 		refused(t, vncProxy(t, cfg), port, "vencrypt_failed", "")
@@ -243,7 +243,7 @@ func TestVeNCryptQEMU(t *testing.T) {
 // the schemes.
 func TestVeNCryptQEMUWithoutTLS(t *testing.T) {
 	port := startVNCQEMU(t, "")
-	caFile := testpki.NewCA(t, "compute CA").File
+	caFile := pki.NewCA(t, "compute CA").File
 
 	t.Run("vencrypt alone", func(t *testing.T) {
 		p := vncProxy(t, relay.SecurityConfig{Schemes: []relay.Scheme{relay.SchemeVeNCrypt}, CAFile: caFile})

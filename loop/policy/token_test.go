@@ -2,6 +2,8 @@ package policy
 
 import (
 	"testing"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 func TestQueryToken(t *testing.T) {
@@ -73,7 +75,7 @@ func TestCookieToken(t *testing.T) {
 }
 
 func TestTokenAllocations(t *testing.T) {
-	if raceEnabled {
+	if testutil.Race {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	q := []byte("a=1&token=0d6c1c3a-8a4b-4f5e-9d7c-3e2f1a0b9c8d")

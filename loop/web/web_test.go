@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 func site(t *testing.T) *Site {
@@ -130,9 +132,7 @@ func TestLoadLimits(t *testing.T) {
 // and its pages come with a CSP.
 func TestDebianNoVNC(t *testing.T) {
 	const dir = "/usr/share/novnc"
-	if _, err := os.Stat(dir); err != nil {
-		t.Skip("novnc is not installed (scripts/deps.sh installs it)")
-	}
+	testutil.NeedPath(t, dir, "noVNC")
 	s, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)

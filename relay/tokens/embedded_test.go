@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // openEmbedded opens a store in dir with the clock, closed at cleanup.
@@ -155,7 +157,7 @@ func TestEmbeddedPruneLoop(t *testing.T) {
 	e := openEmbedded(t, t.TempDir(), clock, time.Millisecond)
 	mint(t, e, demoRequest)
 	clock.Advance(DefaultTTL)
-	checkFor(t, "the pruner", func() error {
+	testutil.CheckFor(t, "the pruner", func() error {
 		if e.Len() != 0 {
 			return errors.New("record still there")
 		}

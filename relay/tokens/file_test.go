@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // fileFixture is a token file and a store watching it.
@@ -48,12 +50,12 @@ func (fx *fileFixture) lookup(token string) error {
 	return err
 }
 
-// found is a checkFor condition: token resolves to a record.
+// found is a testutil.CheckFor condition: token resolves to a record.
 func (fx *fileFixture) found(token string) func() error {
 	return func() error { return fx.lookup(token) }
 }
 
-// gone is a checkFor condition: token is unknown.
+// gone is a testutil.CheckFor condition: token is unknown.
 func (fx *fileFixture) gone(token string) func() error {
 	return func() error {
 		if err := fx.lookup(token); !errors.Is(err, ErrNotFound) {
@@ -92,7 +94,7 @@ func TestFileLookup(t *testing.T) {
 }
 
 func TestFileLookupAllocs(t *testing.T) {
-	if raceEnabled {
+	if testutil.Race {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	fx := openFixture(t, line("ok", "10.0.0.1", farFuture)+"\n", -1)
@@ -150,8 +152,8 @@ func TestFileOpenErrors(t *testing.T) {
 func TestFileRewriteInPlace(t *testing.T) {
 	fx := openFixture(t, line("a", "h", farFuture)+"\n", time.Millisecond)
 	write(t, fx.path, line("b", "h", farFuture)+"\n# longer now\n")
-	checkFor(t, "b after rewrite", fx.found("b"))
-	checkFor(t, "a gone after rewrite", fx.gone("a"))
+	testutil.CheckFor(t, "b after rewrite", fx.found("b"))
+	testutil.CheckFor(t, "a gone after rewrite", fx.gone("a"))
 }
 
 func TestFileRenameReplace(t *testing.T) {
@@ -161,8 +163,8 @@ func TestFileRenameReplace(t *testing.T) {
 	if err := os.Rename(tmp, fx.path); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, "b after rename", fx.found("b"))
-	checkFor(t, "a gone after rename", fx.gone("a"))
+	testutil.CheckFor(t, "b after rename", fx.found("b"))
+	testutil.CheckFor(t, "a gone after rename", fx.gone("a"))
 }
 
 func TestFileTruncate(t *testing.T) {
@@ -170,14 +172,14 @@ func TestFileTruncate(t *testing.T) {
 	if err := os.Truncate(fx.path, 0); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, "a gone after truncate", fx.gone("a"))
+	testutil.CheckFor(t, "a gone after truncate", fx.gone("a"))
 	f, err := os.OpenFile(fx.path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fmt.Fprintln(f, line("b", "h", farFuture))
 	f.Close()
-	checkFor(t, "b after append", fx.found("b"))
+	testutil.CheckFor(t, "b after append", fx.found("b"))
 }
 
 // TestFileSameStat: a rewrite that keeps size, mtime and inode is still
@@ -222,7 +224,7 @@ func TestFileFailedReadKeepsRecords(t *testing.T) {
 	if err := os.Remove(fx.path); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, "a warning", func() error {
+	testutil.CheckFor(t, "a warning", func() error {
 		if fx.logs.count("re-read failed") == 0 {
 			return errors.New("none yet")
 		}
@@ -249,8 +251,8 @@ func TestFileFailedReadKeepsRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, fx.path, line("b", "h", farFuture)+"\n")
-	checkFor(t, "b after recovery", fx.found("b"))
-	checkFor(t, "recovery logged", func() error {
+	testutil.CheckFor(t, "b after recovery", fx.found("b"))
+	testutil.CheckFor(t, "recovery logged", func() error {
 		if fx.logs.count("readable again") != 1 {
 			return errors.New("not yet")
 		}

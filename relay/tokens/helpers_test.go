@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // TestMain fails the run if a watcher or pruner goroutine, or a database
@@ -31,38 +33,19 @@ func TestMain(m *testing.M) {
 // waitNoGoroutine polls the goroutine dump until none of names appears in
 // it; it returns the first name still present after the deadline.
 func waitNoGoroutine(names ...string) string {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	found := ""
+	testutil.Eventually(5*time.Second, func() bool {
 		buf := make([]byte, 1<<20)
 		dump := string(buf[:runtime.Stack(buf, true)])
-		found := ""
+		found = ""
 		for _, n := range names {
 			if strings.Contains(dump, n) {
 				found = n
 			}
 		}
-		if found == "" || time.Now().After(deadline) {
-			return found
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// checkFor polls cond until it returns nil or the deadline passes (nats'
-// checkFor): no timing assertion, only a bound on how long to wait.
-func checkFor(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %v", what, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return found == ""
+	})
+	return found
 }
 
 // fakeClock is an injected clock that moves only when told.

@@ -6,12 +6,14 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/consoleproxy/consoleproxy/relay/tokens/novadbtest"
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/novadbtest"
 )
 
 // shared holds the database servers the package's tests share: started on
 // first use (both at once), stopped by TestMain. A server that cannot start
-// fails the tests that need it; it never skips them.
+// fails the tests that need it; one not installed skips them (testutil.Need;
+// make test, which installs both, fails instead).
 var shared struct {
 	once      sync.Once
 	maria, pg *novadbtest.Server
@@ -37,7 +39,7 @@ func servers(t testing.TB) []*novadbtest.Server {
 		}
 	})
 	if shared.err != nil {
-		t.Fatalf("database server: %v", shared.err)
+		testutil.Need(t, fmt.Errorf("database server: %w", shared.err))
 	}
 	return []*novadbtest.Server{shared.maria, shared.pg}
 }

@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/consoleproxy/consoleproxy/relay/tokens/novadbtest"
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/novadbtest"
 )
 
 // novaFixture is a cell database and a NovaDB store reading it.
@@ -291,7 +292,7 @@ func TestNovaDBUnreachable(t *testing.T) {
 		}
 		mu.Unlock()
 	}()
-	closed := freeAddr(t)
+	closed := testutil.FreeAddr(t)
 	for _, dsn := range []string{
 		"mysql+pymysql://nova:pw@" + closed + "/nova",
 		"postgresql://nova:pw@" + closed + "/nova?sslmode=disable",
@@ -306,15 +307,4 @@ func TestNovaDBUnreachable(t *testing.T) {
 			t.Errorf("%s: %d outage lines (open, then a lookup in the same interval), want 1:\n%s", dsn, n, logs)
 		}
 	}
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }

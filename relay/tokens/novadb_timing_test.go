@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/consoleproxy/consoleproxy/relay/tokens/novadbtest"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/novadbtest"
 )
 
 // BenchmarkNovaDBLookup is one token lookup (query, instance check, scan) on

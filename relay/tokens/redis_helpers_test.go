@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -10,7 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/consoleproxy/consoleproxy/relay/tokens/redistest"
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/redistest"
 )
 
 // sharedRedis is the redis-server the package's tests share (each test on
@@ -30,7 +32,7 @@ func redisDB(t testing.TB) (*redistest.Server, int) {
 	t.Helper()
 	sharedRedis.once.Do(func() { sharedRedis.srv, sharedRedis.err = redistest.Start("") })
 	if sharedRedis.err != nil {
-		t.Fatalf("redis-server: %v", sharedRedis.err)
+		testutil.Need(t, fmt.Errorf("redis-server: %w", sharedRedis.err))
 	}
 	sharedRedis.mu.Lock()
 	defer sharedRedis.mu.Unlock()
@@ -50,7 +52,7 @@ func ownRedis(t testing.TB, password string) *redistest.Server {
 	t.Helper()
 	srv, err := redistest.Start(password)
 	if err != nil {
-		t.Fatalf("redis-server: %v", err)
+		testutil.Need(t, fmt.Errorf("redis-server: %w", err))
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	return srv

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // TestParseRedisURL: redis:// and rediss:// with user, password and
@@ -120,7 +122,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	put()
-	checkFor(t, "recovery after start-up", lookup)
+	testutil.CheckFor(t, "recovery after start-up", lookup)
 	clock.Advance(time.Minute) // past LogInterval: the next outage gets its line
 	srv.Stop()
 	for i := 0; i < 3; i++ {
@@ -132,7 +134,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	put() // no persistence: the writer writes again
-	checkFor(t, "recovery after the restart", lookup)
+	testutil.CheckFor(t, "recovery after the restart", lookup)
 	if n := logs.count("redis token store unavailable"); n != 2 {
 		t.Errorf("%d outage lines for two outages of 3 lookups each, want 2:\n%s", n, logs)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
 )
 
@@ -187,12 +188,8 @@ func (l *slowLink) pace(dst io.Writer, src io.Reader) {
 // the condition is the clock itself).
 func waitPast(t testing.TB, from time.Time, d time.Duration) {
 	t.Helper()
-	deadline := from.Add(d + time.Minute)
-	for time.Since(from) < d {
-		if time.Now().After(deadline) {
-			t.Fatal("the clock stalled")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testutil.Eventually(time.Until(from.Add(d+time.Minute)), func() bool { return time.Since(from) >= d }) {
+		t.Fatal("the clock stalled")
 	}
 }
 
@@ -241,7 +238,7 @@ func TestRedisGuardRenewalBatchFails(t *testing.T) {
 	// renewal interval (2 s), so a slot falls inside it whatever its phase;
 	// shorter than the lease (6 s).
 	var paused time.Time
-	checkFor(t, "a renewal batch failed in the pause", func() error {
+	testutil.CheckFor(t, "a renewal batch failed in the pause", func() error {
 		if g.RenewalsFailed() > 0 {
 			return nil
 		}
@@ -255,7 +252,7 @@ func TestRedisGuardRenewalBatchFails(t *testing.T) {
 	})
 	after := g.renewals.Load()
 	waitPast(t, paused, 2500*time.Millisecond+g.cfg.Lease)
-	checkFor(t, "a whole round after the pause", func() error {
+	testutil.CheckFor(t, "a whole round after the pause", func() error {
 		if g.renewals.Load() < after+1 {
 			return errors.New("not yet")
 		}

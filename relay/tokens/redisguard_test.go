@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
 )
 
@@ -46,7 +47,7 @@ func TestRedisGuardExclusive(t *testing.T) {
 		t.Fatalf("live on A, A again: %v, want ErrTokenInUse", err)
 	}
 	start := a.renewals.Load()
-	checkFor(t, "renewals past the lease", func() error {
+	testutil.CheckFor(t, "renewals past the lease", func() error {
 		if a.renewals.Load() < start+4 {
 			return errors.New("not yet")
 		}
@@ -58,7 +59,7 @@ func TestRedisGuardExclusive(t *testing.T) {
 	relA()
 	relA()
 	var relB func()
-	checkFor(t, "B after A released", func() (err error) {
+	testutil.CheckFor(t, "B after A released", func() (err error) {
 		relB, err = b.Acquire(keyOf("tok-x"), exp)
 		return err
 	})
@@ -67,7 +68,7 @@ func TestRedisGuardExclusive(t *testing.T) {
 		t.Fatalf("live on B, A: %v, want ErrTokenInUse", err)
 	}
 	relB()
-	checkFor(t, "key deleted", func() error {
+	testutil.CheckFor(t, "key deleted", func() error {
 		if v, _ := keyState(t, rc, liveKey("tok-x")); v != "" {
 			return errors.New("still there")
 		}
@@ -175,7 +176,7 @@ func TestRedisGuardReleaseQueueFull(t *testing.T) {
 	}
 	fw.stall()
 	rels["tok-q1"]() // the goroutine takes it and waits for an answer
-	checkFor(t, "the goroutine waiting for Redis with the first release", func() error {
+	testutil.CheckFor(t, "the goroutine waiting for Redis with the first release", func() error {
 		if len(g.releases) != 0 || fw.heldBytes() == 0 {
 			return errors.New("the release is not on the wire yet")
 		}
@@ -190,7 +191,7 @@ func TestRedisGuardReleaseQueueFull(t *testing.T) {
 		t.Fatalf("dropped claim: owner %q ttl %v, want it left to its lease", owner, ttl)
 	}
 	fw.unstall()
-	checkFor(t, "the queued release", func() error {
+	testutil.CheckFor(t, "the queued release", func() error {
 		if v, _ := keyState(t, rc, liveKey("tok-q2")); v != "" {
 			return errors.New("still there")
 		}
@@ -226,7 +227,7 @@ func TestRedisGuardReleaseRedisDown(t *testing.T) {
 	}
 	fw.cut()
 	rel()
-	checkFor(t, "the claim to lapse", func() error {
+	testutil.CheckFor(t, "the claim to lapse", func() error {
 		if v, _ := keyState(t, rc, liveKey("tok-lapse")); v != "" {
 			return errors.New("still there")
 		}
@@ -254,7 +255,7 @@ func TestRedisGuardReclaims(t *testing.T) {
 	if err := rc.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, "the claim back", func() error {
+	testutil.CheckFor(t, "the claim back", func() error {
 		if owner, _ := keyState(t, rc, liveKey("tok-re")); !strings.HasPrefix(owner, g.prefix) {
 			return errors.New("not yet")
 		}
@@ -264,7 +265,7 @@ func TestRedisGuardReclaims(t *testing.T) {
 	if err := rc.Set(ctx, liveKey("tok-re"), "someone-else", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, "the loss counted", func() error {
+	testutil.CheckFor(t, "the loss counted", func() error {
 		if g.Lost() == 0 {
 			return errors.New("not yet")
 		}

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // The example line of CONTRACT.md "The token file", with a real UUID in
@@ -30,7 +32,7 @@ func TestHashToken(t *testing.T) {
 }
 
 func TestHashTokenAllocs(t *testing.T) {
-	if raceEnabled {
+	if testutil.Race {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	tok := []byte("Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE")

@@ -6,15 +6,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/redistest"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
-	"github.com/consoleproxy/consoleproxy/relay/tokens/redistest"
 )
 
 // TestRedisMintRevoke: with a Redis token store (a real redis-server) a
@@ -23,13 +23,8 @@ import (
 // store then admits the token; DELETE removes the key (204), then 404; a
 // Redis that is down is a 503 for both.
 func TestRedisMintRevoke(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed (scripts/deps.sh installs it)")
-	}
 	srv, err := redistest.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	testutil.Need(t, err) // skips when redis-server is not installed
 	t.Cleanup(func() { _ = srv.Close() })
 	u, err := tokens.ParseRedisURL(srv.URL(0))
 	if err != nil {

@@ -21,6 +21,11 @@ func TestParseFlags(t *testing.T) {
 		!strings.HasPrefix(c.Command, "consolebench --targets") {
 		t.Fatalf("%+v", c)
 	}
+	c, _, err = parseFlags([]string{"--scenarios", "tls-handshakes-ecdsa", "--handshakes", "500", "--handshake-concurrency", "4"})
+	if err != nil || c.Params.HandshakeCount != 500 || c.Params.HandshakeConcurrency != 4 ||
+		!reflect.DeepEqual(c.Scenarios, []string{"tls-handshakes-ecdsa"}) {
+		t.Fatalf("handshake flags: %v %+v", err, c.Params)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -6,18 +6,17 @@ package redistest
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/consoleproxy/consoleproxy/relay/internal/testproc"
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/proc"
 )
 
 // startTimeout bounds a start-up.
@@ -31,27 +30,27 @@ type Server struct {
 	Password string // "" for none (requirepass)
 	Dir      string
 
-	proc testproc.Proc
+	proc proc.Proc
 }
 
 // Start starts redis-server with password ("" for none) on a free port.
 func Start(password string) (*Server, error) {
-	bin, err := exec.LookPath("redis-server")
+	bin, err := testutil.LookBinary("redis-server", "/usr/sbin", "/usr/bin")
 	if err != nil {
-		return nil, errors.New("redistest: redis-server not found (scripts/deps.sh installs it)")
+		return nil, err // wraps testutil.ErrNotInstalled: testutil.Need skips
 	}
 	dir, err := os.MkdirTemp("", "redistest-")
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Password: password, Dir: dir}
-	if s.Port, err = testproc.FreePort(); err == nil {
+	if s.Port, err = testutil.PickPort(); err == nil {
 		args := []string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 			"--dir", dir, "--daemonize", "no"}
 		if password != "" {
 			args = append(args, "--requirepass", password)
 		}
-		s.proc = testproc.Proc{Name: "redis-server", Bin: bin, Args: args, Dir: dir, LogPath: filepath.Join(dir, "redis.log"),
+		s.proc = proc.Proc{Name: "redis-server", Bin: bin, Args: args, Dir: dir, LogPath: filepath.Join(dir, "redis.log"),
 			Ready: s.ping, Timeout: startTimeout}
 		err = s.Start()
 	}

@@ -106,7 +106,8 @@ func parseFlags(args []string) (bench.Config, bench.SoakConfig, error) {
 	targets := fs.String("targets", "consoleproxy,tcp-relay", "comma-separated targets: "+strings.Join(bench.TargetNames(), ","))
 	scenarios := fs.String("scenarios", strings.Join(bench.AllScenarios(), ","),
 		"comma-separated scenarios; the hostile ones ("+strings.Join(bench.HostileScenarios(), ",")+
-			") fail the command (exit 3) when the proxy does not give back what they took")
+			") fail the command (exit 3) when the proxy does not give back what they took; the TLS ones ("+
+			strings.Join(bench.TLSScenarios(), ",")+") get their own section of the report")
 	sessions := fs.String("sessions", "100", "comma-separated session counts; each load scenario runs at each")
 	hostileSessions := fs.String("hostile-sessions", "", "comma-separated session counts for the hostile scenarios (default: each its own, 10 to 200)")
 	caps := fs.String("cap", "websockify=500", "per-target session caps, target=N,… (websockify drops connections past ~507)")
@@ -140,6 +141,8 @@ func parseFlags(args []string) (bench.Config, bench.SoakConfig, error) {
 	fs.Int64Var(&p.SlowHostRate, "slow-host-rate", 0, "upload-slow-host: bytes per second each compute host reads (default 2 MiB/s)")
 	fs.IntVar(&p.StormFrames, "storm-frames", 0, "frame-storm: 1-2 byte frames per write (default 4096)")
 	fs.IntVar(&p.ResetWaves, "reset-waves", 0, "reset-storm: waves of sessions at most, within --duration (default 5)")
+	fs.IntVar(&p.HandshakeCount, "handshakes", 0, "tls-handshakes-*: full handshakes per run at most, within --duration (default 2000, at most 20000)")
+	fs.IntVar(&p.HandshakeConcurrency, "handshake-concurrency", 0, "tls-handshakes-*: handshakes in flight at once, the scenarios' only size (default 16)")
 	fs.DurationVar(&sk.Duration, "soak", 0, "run a soak of this long instead (scripts/soak.sh): the first --targets entry, long-lived mixed sessions, churn and the hostile scenarios in a loop; fails (exit 3) on an upward drift of RSS, fds or goroutines")
 	fs.IntVar(&sk.Sessions, "soak-sessions", 50, "soak: long-lived mixed sessions")
 	fs.IntVar(&sk.Churn, "soak-churn", 4, "soak: sessions churning at once")

@@ -1,18 +1,19 @@
-// Package testproc runs a server process for tests (a database, Redis): in
+// Package proc runs a server process for tests (a database, Redis): in
 // its own directory, with its output in a log file, killed with its parent
 // (Pdeathsig), stopped by its PID. It is a test helper; nothing in the proxy
 // imports it.
-package testproc
+package proc
 
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // Proc is a server process. Set the fields, then Start; Stop and Start may
@@ -60,24 +61,28 @@ func (p *Proc) Start() error {
 // waitReady polls Ready until it holds, the process exits or the timeout
 // passes. Must hold p.mu.
 func (p *Proc) waitReady() error {
-	deadline := time.Now().Add(p.Timeout)
-	for {
+	exited := false
+	err := testutil.CheckWithin(p.Timeout, func() error {
 		err := p.Ready()
-		if err == nil {
-			return nil
+		if err != nil {
+			select {
+			case <-p.exited:
+				exited = true
+				return nil // stop polling: it will never be ready
+			default:
+			}
 		}
-		select {
-		case <-p.exited:
-			p.cmd = nil
-			return fmt.Errorf("%s exited during start-up: %v\n%s", p.Name, err, p.LogTail())
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.killLocked()
-			return fmt.Errorf("%s not ready after %s: %v\n%s", p.Name, p.Timeout, err, p.LogTail())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return err
+	})
+	switch {
+	case exited:
+		p.cmd = nil
+		return fmt.Errorf("%s exited during start-up\n%s", p.Name, p.LogTail())
+	case err != nil:
+		p.killLocked()
+		return fmt.Errorf("%s not ready after %s: %v\n%s", p.Name, p.Timeout, err, p.LogTail())
 	}
+	return nil
 }
 
 // Stop ends the process (StopSig, then SIGKILL after Timeout) and waits.
@@ -116,14 +121,4 @@ func (p *Proc) LogTail() string {
 		b = b[len(b)-3000:]
 	}
 	return string(bytes.TrimSpace(b))
-}
-
-// FreePort returns a loopback port nothing listens on right now.
-func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

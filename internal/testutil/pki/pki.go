@@ -1,4 +1,4 @@
-// Package testpki is for tests only: it generates a CA and leaf
+// Package pki is for tests only: it generates a CA and leaf
 // certificates with crypto/x509 and writes them as PEM files.
 //
 // The certificates carry the key usages GnuTLS (QEMU's tls-creds-x509)
@@ -6,7 +6,7 @@
 // and DigitalSignature, leaves DigitalSignature and KeyEncipherment with
 // one extended key usage. Keys are ECDSA P-256, leaf keys written as
 // PKCS#8 "PRIVATE KEY".
-package testpki
+package pki
 
 import (
 	"crypto/ecdsa"

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/consoleproxy/consoleproxy/relay/internal/testproc"
+	"github.com/consoleproxy/consoleproxy/internal/testutil/proc"
 )
 
 // Kinds of server.
@@ -38,7 +38,7 @@ type Server struct {
 	Dir  string // everything lives here
 	Port int    // on 127.0.0.1
 
-	proc  testproc.Proc
+	proc  proc.Proc
 	admin func(db string) (execer, error) // a superuser connection over the Unix socket
 }
 
@@ -51,7 +51,7 @@ type execer interface {
 // newServer returns a Server of kind in dir running bin, stopped with sig.
 func newServer(kind, dir, bin string, sig syscall.Signal) *Server {
 	s := &Server{Kind: kind, Dir: dir}
-	s.proc = testproc.Proc{Name: kind, Bin: bin, Dir: dir, LogPath: filepath.Join(dir, "server.log"),
+	s.proc = proc.Proc{Name: kind, Bin: bin, Dir: dir, LogPath: filepath.Join(dir, "server.log"),
 		StopSig: sig, Ready: s.ready, Timeout: startTimeout}
 	return s
 }
@@ -106,20 +106,6 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
-}
-
-// lookBin finds a server binary on PATH or in the given directories.
-func lookBin(name string, dirs ...string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range dirs {
-		matches, _ := filepath.Glob(filepath.Join(d, name))
-		if len(matches) > 0 {
-			return matches[len(matches)-1], nil
-		}
-	}
-	return "", fmt.Errorf("novadbtest: %s not found (scripts/deps.sh installs it)", name)
 }
 
 // run runs a set-up command, returning its output on failure.

@@ -10,18 +10,18 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/consoleproxy/consoleproxy/relay/internal/testproc"
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // StartMariaDB creates a MariaDB data directory in a new temporary
 // directory (mariadb-install-db) and starts mariadbd on a free loopback
 // port with its socket there. A user nova (Password) connects over TCP.
 func StartMariaDB() (*Server, error) {
-	install, err := lookBin("mariadb-install-db", "/usr/bin")
+	install, err := testutil.LookBinary("mariadb-install-db", "/usr/bin")
 	if err != nil {
 		return nil, err
 	}
-	bin, err := lookBin("mariadbd", "/usr/sbin")
+	bin, err := testutil.LookBinary("mariadbd", "/usr/sbin")
 	if err != nil {
 		return nil, err
 	}
@@ -30,7 +30,7 @@ func StartMariaDB() (*Server, error) {
 		return nil, err
 	}
 	s := newServer(MariaDB, dir, bin, syscall.SIGTERM)
-	if s.Port, err = testproc.FreePort(); err != nil {
+	if s.Port, err = testutil.PickPort(); err != nil {
 		return nil, s.cleanup(err)
 	}
 	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "mysqld.sock")

@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/consoleproxy/consoleproxy/relay/internal/testproc"
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // pgBinDirs is where Debian installs PostgreSQL's server binaries.
@@ -24,11 +24,11 @@ const pgBinDirs = "/usr/lib/postgresql/*/bin"
 // (Debian's package creates it), else nobody. A role nova (Password,
 // SCRAM) connects over TCP.
 func StartPostgres() (*Server, error) {
-	initdb, err := lookBin("initdb", pgBinDirs)
+	initdb, err := testutil.LookBinary("initdb", pgBinDirs)
 	if err != nil {
 		return nil, err
 	}
-	bin, err := lookBin("postgres", pgBinDirs)
+	bin, err := testutil.LookBinary("postgres", pgBinDirs)
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +37,7 @@ func StartPostgres() (*Server, error) {
 		return nil, err
 	}
 	s := newServer(PostgreSQL, dir, bin, syscall.SIGINT)
-	if s.Port, err = testproc.FreePort(); err != nil {
+	if s.Port, err = testutil.PickPort(); err != nil {
 		return nil, s.cleanup(err)
 	}
 	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "sock")

@@ -1,6 +1,0 @@
-//go:build !race
-
-package bench
-
-// histRaceEnabled skips allocation assertions: the race detector allocates.
-const histRaceEnabled = false
