@@ -18,7 +18,8 @@ const minSecretBytes = 16
 // creating the file (32 random bytes as hex, mode 0600, never overwriting)
 // if it does not exist. A file readable or writable by group or others, one
 // that is not a regular file, or one holding fewer than 16 bytes is refused.
-// Surrounding white space is not part of the secret. The returned slice is
+// The secret is the file's first line; surrounding white space is not part
+// of it. The returned slice is
 // the caller's.
 func LoadOrCreateSecret(path string) ([]byte, error) {
 	secret, err := readSecret(path)
@@ -53,7 +54,8 @@ func readSecret(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin secret: %w", err)
 	}
-	secret := bytes.TrimSpace(data)
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	secret := bytes.TrimSpace(line) // the first line (CONTRACT.md: --admin-token-file)
 	if len(secret) < minSecretBytes {
 		return nil, fmt.Errorf("admin secret %s: shorter than %d bytes", path, minSecretBytes)
 	}

@@ -37,6 +37,7 @@ func TestSecretExisting(t *testing.T) {
 		errPart string
 	}{
 		{"trimmed", "  a-long-enough-secret-value\n", 0o600, "a-long-enough-secret-value", ""},
+		{"first line", "a-long-enough-secret-value \r\n# rotated 2026-12-01\nold-secret-value-xxxxx\n", 0o600, "a-long-enough-secret-value", ""},
 		{"owner read-only", "a-long-enough-secret-value", 0o400, "a-long-enough-secret-value", ""},
 		{"group readable", "a-long-enough-secret-value", 0o640, "", "chmod 600"},
 		{"world readable", "a-long-enough-secret-value", 0o644, "", "chmod 600"},
