@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/consoleproxy/consoleproxy/relay"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
@@ -41,18 +42,19 @@ type session struct {
 
 	// Any goroutine.
 	phase      atomic.Int32
-	ended      atomic.Bool         // end() ran: the first reason wins
-	endReason  atomic.Pointer[End] // why the session ended
-	timedOut   atomic.Bool         // the sweeper closed a handshake
-	drainClose atomic.Bool         // close the client once its outbound buffer drains
-	lastData   atomic.Int64        // unix nanos of the last data either way (idle timeout)
-	clientSeen atomic.Int64        // unix nanos of the last bytes from the client (ping timeout)
-	lastPing   atomic.Int64        // unix nanos of the last ping sent
-	up, down   atomic.Int64        // payload bytes each way
-	heldUp     atomic.Int64        // client bytes held for the host, as last seen on the loop
-	host       *relay.Conn         // set on the loop before the poller starts, then read-only
-	base64     bool                // the "base64" subprotocol; set before relaying, then read-only
-	expires    atomic.Int64        // unix seconds: --enforce-session-timeout; 0 = never
+	ended      atomic.Bool               // end() ran: the first reason wins
+	endReason  atomic.Pointer[End]       // why the session ended
+	timedOut   atomic.Bool               // the sweeper closed a handshake
+	drainClose atomic.Bool               // close the client once its outbound buffer drains
+	lastData   atomic.Int64              // unix nanos of the last data either way (idle timeout)
+	clientSeen atomic.Int64              // unix nanos of the last bytes from the client (ping timeout)
+	lastPing   atomic.Int64              // unix nanos of the last ping sent
+	up, down   atomic.Int64              // payload bytes each way
+	heldUp     atomic.Int64              // client bytes held for the host, as last seen on the loop
+	host       *relay.Conn               // set on the loop before the poller starts, then read-only
+	base64     bool                      // the "base64" subprotocol; set before relaying, then read-only
+	expires    atomic.Int64              // unix seconds: --enforce-session-timeout; 0 = never
+	tokenKey   atomic.Pointer[reuse.Key] // the token's key, from the worker's lookup on (EndToken)
 	// holdSince is when the client was last seen taking bytes while the
 	// proxy held some for it (unix nanos); 0 while it holds none.
 	holdSince atomic.Int64
@@ -75,6 +77,7 @@ type session struct {
 	admitted     bool   // counted against --max-sessions
 	rec          tokens.Record
 	release      func() // gives the token back to the reuse guard
+	guardEnd     End    // the reuse guard ended the session while it was authorizing (revoke.go)
 
 	// lim is what the session holds of the limits (limits.go).
 	lim sessionLimits

@@ -52,7 +52,7 @@ func benchAcquireLookup(b *testing.B, s Store, g reuse.Guard, h Hash) {
 			b.Fatal(err)
 		}
 		binary.LittleEndian.PutUint64(k[:], uint64(i))
-		release, err := g.Acquire(k, time.Now().Add(time.Hour))
+		release, err := g.Acquire(k, time.Now().Add(time.Hour), nil)
 		if err != nil {
 			b.Fatal(err)
 		}

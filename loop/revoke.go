@@ -1,0 +1,63 @@
+package loop
+
+import (
+	"context"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
+)
+
+// Ending sessions by token: a revocation (DELETE /v1/tokens/{token_hash},
+// here or on any proxy sharing the --reuse-store) and --token-reuse
+// takeover. The reuse guard calls a session's endByGuard (given to Acquire
+// with the claim); EndToken finds the sessions itself.
+
+// EndToken ends this proxy's sessions of the token k with close 1008
+// (revoked), each on its own event loop: a relaying session gets its close
+// frame; one still authorizing is refused with 403 when its worker answers
+// (no 101). It returns how many sessions it told to end. Any goroutine.
+func (s *Server) EndToken(k reuse.Key) int {
+	n := 0
+	for _, ss := range s.snapshot() {
+		if t := ss.tokenKey.Load(); t != nil && *t == k {
+			ss.endByGuard(reuse.Revoked)
+			n++
+		}
+	}
+	return n
+}
+
+// endOfReason is the session end of a guard's reason.
+func endOfReason(r reuse.Reason) End {
+	if r == reuse.TakenOver {
+		return EndTakenOver
+	}
+	return EndRevoked
+}
+
+// endByGuard ends the session for r, decided on its loop (where authorized
+// runs): relaying, it ends with 1008; authorizing, it is marked, and
+// authorized refuses it. Any goroutine; never blocks.
+func (ss *session) endByGuard(r reuse.Reason) {
+	e := endOfReason(r)
+	_ = ss.raw.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		switch phase(ss.phase.Load()) {
+		case phaseAuthorizing:
+			ss.guardEnd = e
+		case phaseRelaying:
+			ss.end(e)
+		}
+		return nil
+	}))
+	// An error means the engine is stopping: every session ends anyway.
+}
+
+// guardRefusal is the refusal of a session the guard ended while it was
+// authorizing.
+func guardRefusal(e End) (Result, string) {
+	if e == EndTakenOver {
+		return ResultTokenInUse, "token taken over by a newer session"
+	}
+	return ResultAuthFailed, "token revoked"
+}
