@@ -51,6 +51,9 @@ func (ss *session) authorize(h tokens.Hash, originScheme string, attempt authTic
 	k := reuse.Key(h)
 	ss.tokenKey.Store(&k) // before the lookup: a revocation from here on finds the session
 	res := ss.srv.lookupAndDial(h, originScheme, ss.endByGuard)
+	if e := ss.guardEnd.Load(); e != nil && res.result == ResultOK {
+		res.fail(guardRefusal(*e)) // revoked or taken over meanwhile: no connect
+	}
 	ss.srv.limits.authSettle(attempt, res.result) // here: a client that left meanwhile still counts
 	if res.result != ResultOK {
 		ss.connected(res)
@@ -238,8 +241,8 @@ func (ss *session) authorized(res *authResult) {
 		return
 	}
 	s := ss.srv
-	if ss.guardEnd != "" && res.result == ResultOK {
-		res.fail(guardRefusal(ss.guardEnd)) // revoked or taken over meanwhile
+	if e := ss.guardEnd.Load(); e != nil && res.result == ResultOK {
+		res.fail(guardRefusal(*e)) // revoked or taken over meanwhile
 	}
 	if res.result != ResultOK {
 		ss.unadmit()

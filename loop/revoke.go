@@ -15,8 +15,8 @@ import (
 
 // EndToken ends this proxy's sessions of the token k with close 1008
 // (revoked), each on its own event loop: a relaying session gets its close
-// frame; one still authorizing is refused with 403 when its worker answers
-// (no 101). It returns how many sessions it told to end. Any goroutine.
+// frame; one still authorizing is refused with 403 (no 101, and no connect
+// to the compute host unless one had started). It returns how many sessions it told to end. Any goroutine.
 func (s *Server) EndToken(k reuse.Key) int {
 	n := 0
 	for _, ss := range s.snapshot() {
@@ -36,16 +36,18 @@ func endOfReason(r reuse.Reason) End {
 	return EndRevoked
 }
 
-// endByGuard ends the session for r, decided on its loop (where authorized
-// runs): relaying, it ends with 1008; authorizing, it is marked, and
-// authorized refuses it. Any goroutine; never blocks.
+// endByGuard ends the session for r. The reason is recorded first: a
+// session still authorizing is refused with 403 by its worker before any
+// connect, or by authorized on its loop (no 101); then, on the loop (where
+// authorized runs, so one of the two always sees the other), a relaying
+// session ends with 1008. Any goroutine; never blocks.
 func (ss *session) endByGuard(r reuse.Reason) {
 	e := endOfReason(r)
+	if !ss.guardEnd.CompareAndSwap(nil, &e) {
+		return // already ended by the guard
+	}
 	_ = ss.raw.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		switch phase(ss.phase.Load()) {
-		case phaseAuthorizing:
-			ss.guardEnd = e
-		case phaseRelaying:
+		if phase(ss.phase.Load()) == phaseRelaying {
 			ss.end(e)
 		}
 		return nil

@@ -55,6 +55,7 @@ type session struct {
 	base64     bool                      // the "base64" subprotocol; set before relaying, then read-only
 	expires    atomic.Int64              // unix seconds: --enforce-session-timeout; 0 = never
 	tokenKey   atomic.Pointer[reuse.Key] // the token's key, from the worker's lookup on (EndToken)
+	guardEnd   atomic.Pointer[End]       // the reuse guard ended the session (revoke.go)
 	// holdSince is when the client was last seen taking bytes while the
 	// proxy held some for it (unix nanos); 0 while it holds none.
 	holdSince atomic.Int64
@@ -77,7 +78,6 @@ type session struct {
 	admitted     bool   // counted against --max-sessions
 	rec          tokens.Record
 	release      func() // gives the token back to the reuse guard
-	guardEnd     End    // the reuse guard ended the session while it was authorizing (revoke.go)
 
 	// lim is what the session holds of the limits (limits.go).
 	lim sessionLimits
