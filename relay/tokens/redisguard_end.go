@@ -110,35 +110,28 @@ return out`)
 var errNotReplicated = errors.New("not replicated in time")
 
 // eval runs s (EVALSHA, EVAL when Redis lost its script cache) on the
-// workers' pool. With WaitReplicas, a WAIT follows on the same connection
-// (one pipeline), and too few replicas is errNotReplicated.
+// workers' pool. With WaitReplicas, the script (EVAL: no NOSCRIPT round
+// trip to wait twice for) and a WAIT of at most Timeout/2 go in one
+// pipeline, on one connection; too few replicas is errNotReplicated.
 func (g *RedisGuard) eval(ctx context.Context, s *redis.Script, keys []string, args ...any) (any, error) {
 	if g.cfg.WaitReplicas == 0 {
 		return s.Run(ctx, g.rdb, keys, args...).Result()
 	}
-	for try := 0; ; try++ {
-		pipe := g.rdb.Pipeline()
-		cmd := s.EvalSha(ctx, pipe, keys, args...)
-		wait := pipe.Do(ctx, "WAIT", g.cfg.WaitReplicas, (g.cfg.Timeout / 2).Milliseconds())
-		_, _ = pipe.Exec(ctx)
-		if err := cmd.Err(); err != nil {
-			if try == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-				if err := s.Load(ctx, g.rdb).Err(); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			return nil, err
-		}
-		n, err := wait.Int64()
-		if err != nil {
-			return nil, err
-		}
-		if n < int64(g.cfg.WaitReplicas) {
-			return cmd.Val(), errNotReplicated
-		}
-		return cmd.Val(), nil
+	pipe := g.rdb.Pipeline()
+	cmd := s.Eval(ctx, pipe, keys, args...)
+	wait := pipe.Do(ctx, "WAIT", g.cfg.WaitReplicas, (g.cfg.Timeout / 2).Milliseconds())
+	_, _ = pipe.Exec(ctx)
+	if err := cmd.Err(); err != nil {
+		return nil, err
 	}
+	n, err := wait.Int64()
+	switch {
+	case err != nil:
+		return nil, err
+	case n < int64(g.cfg.WaitReplicas):
+		return cmd.Val(), errNotReplicated
+	}
+	return cmd.Val(), nil
 }
 
 // Revoke implements reuse.Guard: this process's sessions of k end at once;

@@ -35,7 +35,19 @@ type Server struct {
 }
 
 // Start starts redis-server with password ("" for none) on a free port.
-func Start(password string) (*Server, error) {
+func Start(password string) (*Server, error) { return start(password) }
+
+// StartReplica starts a redis-server replicating primary (with its
+// password), on a free port.
+func StartReplica(primary *Server) (*Server, error) {
+	extra := []string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)}
+	if primary.Password != "" {
+		extra = append(extra, "--masterauth", primary.Password)
+	}
+	return start(primary.Password, extra...)
+}
+
+func start(password string, extra ...string) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, errors.New("redistest: redis-server not found (scripts/deps.sh installs it)")
@@ -51,6 +63,7 @@ func Start(password string) (*Server, error) {
 		if password != "" {
 			args = append(args, "--requirepass", password)
 		}
+		args = append(args, extra...)
 		s.proc = testproc.Proc{Name: "redis-server", Bin: bin, Args: args, Dir: dir, LogPath: filepath.Join(dir, "redis.log"),
 			Ready: s.ping, Timeout: startTimeout}
 		err = s.Start()
