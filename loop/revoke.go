@@ -13,6 +13,17 @@ import (
 // takeover. The reuse guard calls a session's endByGuard (given to Acquire
 // with the claim); EndToken finds the sessions itself.
 
+// Revoke ends the token k everywhere the reuse guard reaches and refuses it
+// from then on: this proxy's sessions (those still authorizing included,
+// refused before any connect) and, with a fleet guard, every proxy's
+// sharing its store. The admin API's DELETE /v1/tokens/{token_hash} calls
+// it once the record is gone. An error means the fleet may not have heard
+// (this proxy's sessions are ended all the same).
+func (s *Server) Revoke(ctx context.Context, k reuse.Key) error {
+	s.EndToken(k)
+	return s.cfg.Reuse.Revoke(ctx, k)
+}
+
 // EndToken ends this proxy's sessions of the token k with close 1008
 // (revoked), each on its own event loop: a relaying session gets its close
 // frame; one still authorizing is refused with 403 (no 101, and no connect

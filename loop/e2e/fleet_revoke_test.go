@@ -163,6 +163,28 @@ func TestEndTokenInProcess(t *testing.T) {
 	}
 }
 
+// TestServerRevoke: Server.Revoke (what the admin API calls) with the
+// default in-process guard: the token's session ends with 1008 and the
+// token is refused from then on, without a connection to the host.
+func TestServerRevoke(t *testing.T) {
+	b := startBackend(t, echo)
+	p := startProxy(t, nil)
+	tok := p.mint(b.port(), nil)
+	c := open(t, p.addr, req{token: tok})
+	echoes(t, c)
+	if err := p.srv.Revoke(context.Background(), reuse.Key(tokens.HashToken([]byte(tok)))); err != nil {
+		t.Fatal(err)
+	}
+	closedWith(t, c, ws.StatusPolicyViolation, "Server.Revoke")
+	accepts := b.accepts.Load()
+	if c := dial(t, p.addr, req{token: tok}); c.resp.StatusCode != 403 {
+		t.Fatalf("revoked: %d, want 403", c.resp.StatusCode)
+	}
+	if b.accepts.Load() != accepts {
+		t.Fatal("a revoked token reached the compute host")
+	}
+}
+
 // heldStore holds every lookup until released: a session stays
 // authorizing as long as the test wants.
 type heldStore struct {

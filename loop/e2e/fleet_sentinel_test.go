@@ -237,3 +237,33 @@ func dialOpen(t *testing.T, addr, tok string) opened {
 	}
 	return opened{status: 101, c: c}
 }
+
+// TestFleetTakeoverBinaries: two real binaries with only --token-store
+// <Sentinel URL> and --token-reuse takeover: the reuse store follows the
+// token store; a session opened on B ends A's older one with close 1008;
+// the logs hold neither the token, its hash nor the URL's query.
+func TestFleetTakeoverBinaries(t *testing.T) {
+	set := startSentinels(t)
+	b := startBackend(t, echo)
+	rc := redis.NewClient(&redis.Options{Addr: set.primary.Addr(), DisableIdentity: true})
+	defer rc.Close()
+	putToken(t, rc, "tok-take-bin", b.port())
+	args := []string{"--token-store", set.url, "--token-reuse", "takeover"}
+	pa, pb := startBinary(t, nil, args...), startBinary(t, nil, args...)
+	first := open(t, pa.addr, req{token: "tok-take-bin"})
+	echoes(t, first)
+	second := open(t, pb.addr, req{token: "tok-take-bin"})
+	closedWith(t, first, ws.StatusPolicyViolation, "taken over by B")
+	echoes(t, second)
+	for _, p := range []*proc{pa, pb} {
+		logs := p.stderr.String()
+		for _, secret := range []string{"tok-take-bin", hashHex("tok-take-bin"), "master_name"} {
+			if strings.Contains(logs, secret) {
+				t.Fatalf("log contains %q:\n%s", secret, logs)
+			}
+		}
+		if !strings.Contains(logs, `"policy":"takeover"`) {
+			t.Fatalf("log lacks the fleet guard's policy:\n%s", logs)
+		}
+	}
+}
