@@ -30,8 +30,9 @@ type sentinelSet struct {
 const sentinelMaster = "consoleproxy"
 
 // startSentinels starts the set, with a failover bounded for a test (down
-// after 1 s), and waits until every Sentinel knows both replicas and the
-// other Sentinels (a failover needs both). It skips the test without the
+// after 1 s), and waits until both replicas are in sync (a claim waits for
+// one) and every Sentinel knows both replicas and the other Sentinels (a
+// failover needs both). It skips the test without the
 // binaries.
 func startSentinels(t *testing.T) *sentinelSet {
 	t.Helper()
@@ -68,6 +69,14 @@ func startSentinels(t *testing.T) *sentinelSet {
 		})
 		s.sentinels = append(s.sentinels, sn)
 	}
+	pc := redis.NewClient(&redis.Options{Addr: s.primary.Addr(), DisableIdentity: true})
+	waitFor(t, "both replicas in sync", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		info, err := pc.Info(ctx, "replication").Result()
+		return err == nil && strings.Count(info, "state=online") == 2
+	})
+	_ = pc.Close()
 	q := url.Values{"master_name": {sentinelMaster}}
 	for _, sn := range s.sentinels[1:] {
 		q.Add("addr", sn.Addr())
