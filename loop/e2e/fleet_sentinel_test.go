@@ -112,7 +112,7 @@ func (s *sentinelSet) masterPort(t *testing.T) int {
 
 // sentinelPeer is a proxy whose token store and reuse store are the
 // Sentinel-managed primary, as --token-store <Sentinel URL> wires them.
-func sentinelPeer(t *testing.T, spec string, p reuse.Policy) *proxy {
+func sentinelPeer(t *testing.T, spec string, p reuse.Policy) (*proxy, *tokens.RedisGuard) {
 	t.Helper()
 	u, err := tokens.ParseRedisURL(spec)
 	if err != nil {
@@ -124,7 +124,7 @@ func sentinelPeer(t *testing.T, spec string, p reuse.Policy) *proxy {
 	st := tokens.OpenRedis(tokens.RedisConfig{URL: u})
 	g := tokens.OpenRedisGuard(tokens.RedisGuardConfig{URL: u, Policy: p})
 	t.Cleanup(func() { _ = g.Close(); _ = st.Close() })
-	return startProxy(t, func(cfg *loop.Config) { cfg.Store, cfg.Reuse = st, g })
+	return startProxy(t, func(cfg *loop.Config) { cfg.Store, cfg.Reuse = st, g }), g
 }
 
 // TestFleetSentinelFailover: two proxies on a Sentinel URL, exclusive
@@ -151,7 +151,9 @@ func TestFleetSentinelFailover(t *testing.T) {
 		t.Fatalf("tokens not on both replicas: %d %v", n, err)
 	}
 	cancel()
-	proxies := []*proxy{sentinelPeer(t, set.url, reuse.Exclusive), sentinelPeer(t, set.url, reuse.Exclusive)}
+	p0, _ := sentinelPeer(t, set.url, reuse.Exclusive)
+	p1, g1 := sentinelPeer(t, set.url, reuse.Exclusive)
+	proxies := []*proxy{p0, p1}
 	live := map[string]*wsClient{} // token → its session
 	owner := map[string]int{}      // token → the proxy it is live on
 	for _, tok := range all[:nLive] {
@@ -215,10 +217,16 @@ func TestFleetSentinelFailover(t *testing.T) {
 		}
 		live[tok] = c.c
 	}
-	for tok, c := range live {
+	for _, c := range live {
 		echoes(t, c) // nothing live was ended by the failover
-		_ = tok
 	}
+	// The subscriptions followed the new primary too: a revocation on
+	// proxy 1 ends a session on proxy 0.
+	h := tokens.HashToken([]byte(all[0]))
+	if err := g1.Revoke(context.Background(), reuse.Key(h)); err != nil {
+		t.Fatal(err)
+	}
+	closedWith(t, live[all[0]], ws.StatusPolicyViolation, "revoked after the failover")
 	t.Logf("failover: %d answers 503 while no primary was reachable, %d admitted twice, %d fresh 403", unavailable, doubles, fresh403)
 	for _, p := range proxies {
 		if strings.Contains(p.logs.String(), "tok-sentinel-") {
