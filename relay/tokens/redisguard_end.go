@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -134,11 +136,27 @@ func (g *RedisGuard) eval(ctx context.Context, s *redis.Script, keys []string, a
 	return cmd.Val(), nil
 }
 
+// MaxPendingRevocations bounds the revocations kept for a retry while
+// Redis cannot be reached; past it the oldest is dropped with a warning.
+const MaxPendingRevocations = 4096
+
 // Revoke implements reuse.Guard: this process's sessions of k end at once;
 // the revocation is stored (RevokedFor) and published to the fleet in one
-// script call bounded by ctx and Timeout.
+// script call bounded by ctx and Timeout. If Redis cannot be reached it
+// returns an error wrapping ErrUnavailable and keeps the revocation: the
+// subscription's goroutine sends it again within SubscribeHealth until
+// Redis takes it, so the fleet hears it once Redis is back.
 func (g *RedisGuard) Revoke(ctx context.Context, k reuse.Key) error {
 	g.claims.End(k, reuse.Revoked, nil)
+	if err := g.publishRevoke(ctx, k); err != nil {
+		g.subs.keep(k, g.cfg.Logger)
+		return err
+	}
+	return nil
+}
+
+// publishRevoke runs revokeScript for k.
+func (g *RedisGuard) publishRevoke(ctx context.Context, k reuse.Key) error {
 	hex := Hash(k).Hex()
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
@@ -149,6 +167,28 @@ func (g *RedisGuard) Revoke(ctx context.Context, k reuse.Key) error {
 	}
 	g.health.ok()
 	return nil
+}
+
+// retryRevokes sends the revocations Redis did not take, oldest first,
+// and stops at the first failure. The subscription's goroutine.
+func (g *RedisGuard) retryRevokes() {
+	for {
+		k, ok := g.subs.nextRevoke()
+		if !ok {
+			return
+		}
+		if g.publishRevoke(context.Background(), k) != nil {
+			return
+		}
+		g.subs.doneRevoke(k)
+	}
+}
+
+// PendingRevocations is how many revocations wait for Redis.
+func (g *RedisGuard) PendingRevocations() int {
+	g.subs.mu.Lock()
+	defer g.subs.mu.Unlock()
+	return len(g.subs.revokes)
 }
 
 // subscription is the listening goroutine's state shared with Close.
@@ -162,6 +202,41 @@ type subscription struct {
 	checks  countMu // checks completed (after each subscription)
 	heard   countMu // messages acted on
 	pending bool    // a check is due (listen's goroutine only)
+	// revokes is the revocations Redis did not take yet, oldest first
+	// (under mu); at most MaxPendingRevocations.
+	revokes []reuse.Key
+}
+
+// keep queues k for a retry, dropping the oldest past the bound.
+func (s *subscription) keep(k reuse.Key, log *slog.Logger) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slices.Contains(s.revokes, k) {
+		return
+	}
+	if len(s.revokes) >= MaxPendingRevocations {
+		s.revokes = s.revokes[1:]
+		log.Warn("redis reuse store: too many revocations waiting for Redis; the oldest is dropped (its sessions on other proxies go on)",
+			"pending", MaxPendingRevocations)
+	}
+	s.revokes = append(s.revokes, k)
+}
+
+func (s *subscription) nextRevoke() (reuse.Key, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.revokes) == 0 {
+		return reuse.Key{}, false
+	}
+	return s.revokes[0], true
+}
+
+func (s *subscription) doneRevoke(k reuse.Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.revokes) > 0 && s.revokes[0] == k {
+		s.revokes = s.revokes[1:]
+	}
 }
 
 // countMu is a counter tests can read.
@@ -256,6 +331,7 @@ func (g *RedisGuard) receive(ps *redis.PubSub) {
 		if g.subs.pending {
 			g.check()
 		}
+		g.retryRevokes()
 		msg, err := ps.ReceiveTimeout(context.Background(), SubscribeHealth)
 		select {
 		case <-g.subs.quit:

@@ -193,3 +193,45 @@ func TestRedisGuardTakeoverFleet(t *testing.T) {
 		t.Fatalf("the newest session was ended: %v", got)
 	}
 }
+
+// TestRedisGuardRevokeRetried: the revoking proxy A is cut from Redis:
+// Revoke ends A's own session, answers ErrUnavailable and keeps the
+// revocation; once A reaches Redis again it sends it, and B's session
+// ends.
+func TestRedisGuardRevokeRetried(t *testing.T) {
+	srv, db := redisDB(t)
+	f := startForwarder(t, srv.Addr())
+	cfg := RedisGuardConfig{Policy: reuse.Shared, Timeout: 300 * time.Millisecond}
+	a := guardOn(t, fmt.Sprintf("redis://%s/%d", f.addr(), db), cfg)
+	b := guardOn(t, srv.URL(db), cfg)
+	subscribed(t, a, 0)
+	subscribed(t, b, 0)
+	var e endLog
+	exp := time.Now().Add(time.Hour)
+	for name, g := range map[string]*RedisGuard{"a": a, "b": b} {
+		rel, err := g.Acquire(keyOf("tok-retry"), exp, e.fn(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rel()
+	}
+	f.stall()
+	if err := a.Revoke(context.Background(), keyOf("tok-retry")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Redis cut: %v, want ErrUnavailable", err)
+	}
+	e.endedWith(t, "a", reuse.Revoked) // A's own, at once
+	if got := e.of("b"); got != nil || a.PendingRevocations() != 1 {
+		t.Fatalf("B ended %v with Redis cut; %d pending", got, a.PendingRevocations())
+	}
+	f.unstall()
+	e.endedWith(t, "b", reuse.Revoked)
+	checkFor(t, "nothing pending", func() error {
+		if n := a.PendingRevocations(); n != 0 {
+			return fmt.Errorf("%d pending", n)
+		}
+		return nil
+	})
+	if _, err := b.Acquire(keyOf("tok-retry"), exp, nil); !errors.Is(err, reuse.ErrRevoked) {
+		t.Fatalf("after the retry: %v, want ErrRevoked", err)
+	}
+}
