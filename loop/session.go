@@ -42,23 +42,25 @@ type session struct {
 
 	// Any goroutine.
 	phase      atomic.Int32
-	ended      atomic.Bool               // end() ran: the first reason wins
-	endReason  atomic.Pointer[End]       // why the session ended
-	timedOut   atomic.Bool               // the sweeper closed a handshake
-	drainClose atomic.Bool               // close the client once its outbound buffer drains
-	lastData   atomic.Int64              // unix nanos of the last data either way (idle timeout)
-	clientSeen atomic.Int64              // unix nanos of the last bytes from the client (ping timeout)
-	lastPing   atomic.Int64              // unix nanos of the last ping sent
-	up, down   atomic.Int64              // payload bytes each way
-	heldUp     atomic.Int64              // client bytes held for the host, as last seen on the loop
-	host       *relay.Conn               // set on the loop before the poller starts, then read-only
-	base64     bool                      // the "base64" subprotocol; set before relaying, then read-only
-	expires    atomic.Int64              // unix seconds: --enforce-session-timeout; 0 = never
-	tokenKey   atomic.Pointer[reuse.Key] // the token's key, from the worker's lookup on (EndToken)
-	guardEnd   atomic.Pointer[End]       // the reuse guard ended the session (revoke.go)
+	ended      atomic.Bool         // end() ran: the first reason wins
+	endReason  atomic.Pointer[End] // why the session ended
+	timedOut   atomic.Bool         // the sweeper closed a handshake
+	drainClose atomic.Bool         // close the client once its outbound buffer drains
+	lastData   atomic.Int64        // unix nanos of the last data either way (idle timeout)
+	clientSeen atomic.Int64        // unix nanos of the last bytes from the client (ping timeout)
+	lastPing   atomic.Int64        // unix nanos of the last ping sent
+	up, down   atomic.Int64        // payload bytes each way
+	heldUp     atomic.Int64        // client bytes held for the host, as last seen on the loop
+	host       *relay.Conn         // set on the loop before the poller starts, then read-only
+	base64     bool                // the "base64" subprotocol; set before relaying, then read-only
+	expires    atomic.Int64        // unix seconds: --enforce-session-timeout; 0 = never
 	// holdSince is when the client was last seen taking bytes while the
 	// proxy held some for it (unix nanos); 0 while it holds none.
 	holdSince atomic.Int64
+	// The token's key, stored by the worker before its lookup, and why the
+	// reuse guard ended the session, if it did (revoke.go).
+	tokenKey atomic.Pointer[reuse.Key]
+	guardEnd atomic.Pointer[End]
 
 	// Loop only.
 	accepted time.Time
