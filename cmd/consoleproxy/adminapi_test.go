@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -358,7 +359,8 @@ func TestDefaultPublicURL(t *testing.T) {
 
 // TestAdminRedisStore: with --token-store redis://… the admin API mints
 // into Redis (consoleproxy:token:<hash>) and the console opens by the
-// answered url; a revoke deletes the key and the token opens nothing more.
+// answered url; a revoke deletes the key, ends the live session with 1008
+// and the token opens nothing more.
 func TestAdminRedisStore(t *testing.T) {
 	srv, err := redistest.Start("")
 	testutil.Need(t, err) // skips when redis-server is not installed
@@ -391,9 +393,20 @@ func TestAdminRedisStore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open the console by the url: %v", err)
 	}
-	conn.Close()
+	defer conn.Close()
 	if code, body := c.do(t, "DELETE", "/v1/tokens/"+ans.TokenHash, ""); code != http.StatusNoContent {
 		t.Fatalf("revoke: %d %s", code, body)
+	}
+	// The live session ends with 1008 (the admin DELETE reaches loop's Revoke).
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second)) // a bound, not a timing assertion
+	var closed wsutil.ClosedError
+	for {
+		if _, err := wsutil.ReadServerBinary(conn); err != nil {
+			if !errors.As(err, &closed) || closed.Code != ws.StatusPolicyViolation {
+				t.Fatalf("the live session of a revoked token: %v, want close 1008", err)
+			}
+			break
+		}
 	}
 	testutil.WaitFor(t, "the first session to end", func() bool { l, _ := c.sessions(t); return len(l) == 0 })
 	if _, _, _, err := ws.Dial(context.Background(), target); err == nil || !strings.Contains(err.Error(), "403") {
