@@ -263,7 +263,7 @@ func TestRedisGuardTakeoverInFlight(t *testing.T) {
 	if _, err := a.Acquire(k, exp, e.fn("a3")); err != nil { // generation 3
 		t.Fatal(err)
 	}
-	checkFor(t, "B hears generations 2 and 3", func() error {
+	testutil.CheckFor(t, "B hears generations 2 and 3", func() error {
 		if b.Heard() < heard+2 {
 			return errors.New("not yet")
 		}
