@@ -87,7 +87,7 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 		if i > 0 {
 			lns = make(map[int]*listener, len(eng.listeners))
 			for _, l := range eng.listeners {
-				ln, err := initListener(l.network, l.address, eng.opts)
+				ln, err := loopListener(l, i, eng.opts) // consoleproxy patch: or an inherited one
 				if err != nil {
 					return err
 				}
@@ -231,7 +231,7 @@ func (eng *engine) stop(ctx context.Context, s Engine) {
 }
 
 func run(eventHandler EventHandler, listeners []*listener, options *Options, addrs []string) error {
-	numEventLoop := determineEventLoops(options)
+	numEventLoop := inheritedLoops(options, determineEventLoops(options)) // consoleproxy patch
 	logging.Infof("Launching gnet with %d event-loops, listening on: %s",
 		numEventLoop, strings.Join(addrs, " | "))
 
