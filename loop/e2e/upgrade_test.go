@@ -162,10 +162,10 @@ const (
 	resOK connResult = iota
 	resRefused
 	resReset
-	resEOF        // closed before the answer
-	resStatus     // an answer other than 101
-	resEcho       // upgraded, but the echo did not come back
-	resOther      // any other error
+	resEOF      // closed before the answer
+	resStatus   // an answer other than 101
+	resEcho     // upgraded, but the echo did not come back
+	resOther    // any other error
 	resultKinds // the number of kinds
 )
 
