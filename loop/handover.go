@@ -30,20 +30,44 @@ func (s *Server) ListenerFDs() ([]int, error) {
 	return s.eng.ListenerFDs()
 }
 
-// Handover is the old process's drain after a binary upgrade: it stops
-// accepting (the sockets stay open, shared with the new process, so what
-// waits in their queues is the new process's to accept), lets the sessions
-// it holds run on, those still in their handshake included, until they end
-// or ctx ends (--drain-timeout), then ends the rest with close 1001 as
-// Shutdown does, within HandoverCloseGrace, and stops.
+// Handover is the old process's drain after a binary upgrade:
+// StopAccepting, then DrainHandedOver.
 func (s *Server) Handover(ctx context.Context) error {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace)
-	err := s.eng.StopAccepting(sctx)
-	cancel()
-	if err != nil {
-		// Still accepting: what comes in is served and drained below.
+	s.StopAccepting()
+	return s.DrainHandedOver(ctx)
+}
+
+// StopAccepting stops accepting for good. The listening sockets stay open
+// (shared with the new process, which accepts what waits in their queues)
+// and the sessions here go on, those still in their handshake included.
+// Bounded by StopGrace; on failure the server still accepts (logged), and
+// what it accepts is drained as the rest is.
+func (s *Server) StopAccepting() {
+	ctx, cancel := context.WithTimeout(context.Background(), StopGrace)
+	defer cancel()
+	if err := s.eng.StopAccepting(ctx); err != nil {
 		s.cfg.Logger.Warn("hand-over: stopping accepting failed", "err", err.Error())
 	}
+}
+
+// Unrelayed is the number of sessions not relaying yet: in their upgrade
+// request, token lookup or connect.
+func (s *Server) Unrelayed() int {
+	n := 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		if phase(ss.phase.Load()) < phaseRelaying {
+			n++
+		}
+	}
+	return n
+}
+
+// DrainHandedOver lets the sessions run on until they end or ctx ends
+// (--drain-timeout), then ends the rest with close 1001 as Shutdown does,
+// within HandoverCloseGrace, and stops.
+func (s *Server) DrainHandedOver(ctx context.Context) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for s.count() > 0 && ctx.Err() == nil {

@@ -193,6 +193,9 @@ func (a *app) openEmbedded(ctx context.Context, dir, adminListen string) (tokens
 	if dir == "" {
 		dir = "var"
 	}
+	if a.up.handedOver() {
+		return a.openEmbeddedLate(ctx, dir, adminListen) // the process before holds it yet
+	}
 	e, err := tokens.OpenEmbedded(tokens.EmbeddedConfig{Dir: dir, Logger: a.log})
 	if err != nil {
 		return nil, err
@@ -317,7 +320,9 @@ func (a *app) handover(ctx context.Context) error {
 		_ = a.metrics.Close()
 	}
 	a.cancel() // the admin API (its socket stays: the new process serves it)
-	err := a.srv.Handover(ctx)
+	a.srv.StopAccepting()
+	a.releaseStore()
+	err := a.srv.DrainHandedOver(ctx)
 	a.closeStores()
 	return err
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cloudflare/tableflip"
 	"golang.org/x/sys/unix"
@@ -184,6 +186,20 @@ func (u *upgrade) handOn(srv *loop.Server, listen string, inherited int) error {
 		}
 	}
 	return nil
+}
+
+// handedOver reports a process started by a binary upgrade.
+func (u *upgrade) handedOver() bool { return u != nil && u.flip.HasParent() }
+
+// parentGone reports that the process before has exited (true if none).
+func (u *upgrade) parentGone() bool {
+	if !u.handedOver() {
+		return true
+	}
+	// A moment's wait: an exited parent's result is there at once.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	return u.flip.WaitForParent(ctx) != context.DeadlineExceeded
 }
 
 // ready tells the process before (if any) that this one serves, and

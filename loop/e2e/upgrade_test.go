@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +56,16 @@ type upgradeProc struct {
 func startUpgradable(t *testing.T, lines []string, extra ...string) *upgradeProc {
 	t.Helper()
 	dir := t.TempDir()
+	tokensPath := filepath.Join(dir, "tokens.jsonl")
+	if err := os.WriteFile(tokensPath, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startUpgradableIn(t, dir, append([]string{"--token-store", "file:" + tokensPath}, extra...)...)
+}
+
+// startUpgradableIn is startUpgradable in dir with args for the store.
+func startUpgradableIn(t *testing.T, dir string, extra ...string) *upgradeProc {
+	t.Helper()
 	src := os.Getenv("CONSOLEPROXY_UPGRADE_TEST_BINARY")
 	if src == "" {
 		src = consoleproxyBinary(t)
@@ -67,18 +79,13 @@ func startUpgradable(t *testing.T, lines []string, extra ...string) *upgradeProc
 	if err := os.WriteFile(p.bin, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tokensPath := filepath.Join(dir, "tokens.jsonl")
-	if err := os.WriteFile(tokensPath, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	logf, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logf.Close()
 	p.cmd = exec.Command(p.bin, append([]string{"--listen", p.addr, "--metrics-listen", p.metrics,
-		"--token-store", "file:" + tokensPath, "--token-reuse", "shared", "--log-format", "json",
-		"--pid-file", p.pidFile}, extra...)...)
+		"--token-reuse", "shared", "--log-format", "json", "--pid-file", p.pidFile}, extra...)...)
 	p.cmd.Dir = dir
 	p.cmd.Stderr = logf
 	if err := p.cmd.Start(); err != nil {
@@ -472,4 +479,96 @@ func replaceFile(t *testing.T, path string, content []byte) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The embedded token store (bbolt: one process at a time) goes over with
+// the listeners: the new process reports ready with the store still held
+// by the old one, which stops accepting and then lets it go; lookups in the
+// new process wait meanwhile. No new connection fails, and the admin API
+// on the shared unix socket mints into the store the new process serves.
+func TestUpgradeEmbeddedStore(t *testing.T) {
+	b := startBackend(t, echo)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "admin.sock")
+	p := startUpgradableIn(t, dir, "--token-store", "embedded:"+filepath.Join(dir, "var"),
+		"--admin-listen", "unix:"+sock, "--drain-timeout", "1s")
+	admin := adminClient(t, sock, filepath.Join(dir, "var", "admin.secret"))
+	tok := admin.mint(t, b.port())
+	s, _, err := openSession(t, p.addr, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := startStream(t, p.addr, tok)
+	waitFor(t, "new connections before the upgrade", func() bool { return st.ok() >= 50 })
+	old := p.cmd.Process.Pid
+	if err := p.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new process's PID in --pid-file", func() bool { pid := p.readPID(); return pid != 0 && pid != old })
+	if err := s.echo("after the hand-over"); err != nil {
+		t.Errorf("the old session: no echo after the hand-over: %v", err)
+	}
+	if code, err := s.finish(); err != nil || code != 1000 {
+		t.Errorf("the old session: finish: close %d, %v", code, err)
+	}
+	if err := p.waitExited(t); err != nil {
+		t.Errorf("the old process exited with %v, want 0", err)
+	}
+	exited := st.ok()
+	waitFor(t, "new connections to the new process alone", func() bool { return st.ok() >= exited+50 })
+	st.end(t)
+	tok2 := admin.mint(t, b.port()) // by the new process, into the store it opened
+	n, _, err := openSession(t, p.addr, tok2)
+	if err != nil {
+		t.Fatalf("a token minted after the upgrade: %v", err)
+	}
+	n.c.conn.Close()
+	if !strings.Contains(p.stderr(), "embedded token store released to the new process") {
+		t.Errorf("the log does not say the store was handed over")
+	}
+}
+
+// admin talks to the admin API on a unix socket.
+type admin struct {
+	client *http.Client
+	secret string
+}
+
+func adminClient(t *testing.T, sock, secretPath string) *admin {
+	t.Helper()
+	var secret []byte
+	waitFor(t, "the admin secret", func() bool {
+		var err error
+		secret, err = os.ReadFile(secretPath)
+		return err == nil && len(secret) > 0
+	})
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &admin{client: &http.Client{Transport: tr, Timeout: 5 * time.Second}, secret: strings.TrimSpace(string(secret))}
+}
+
+// mint asks for a token toward port, retrying while the API is not up (a
+// new process serves it once its store is open).
+func (a *admin) mint(t *testing.T, port int) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"console_type":"novnc","host":"127.0.0.1","port":%d,"instance_uuid":"6f5b8a3c-1e2d-4c5b-9a8f-0123456789ab"}`, port)
+	var token string
+	waitFor(t, "a token from the admin API", func() bool {
+		rq, _ := http.NewRequest("POST", "http://admin/v1/tokens", strings.NewReader(body))
+		rq.Header.Set("Authorization", "Bearer "+a.secret)
+		resp, err := a.client.Do(rq)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var out struct{ Token string }
+		if resp.StatusCode != http.StatusCreated || json.NewDecoder(resp.Body).Decode(&out) != nil {
+			return false
+		}
+		token = out.Token
+		return token != ""
+	})
+	return token
 }
