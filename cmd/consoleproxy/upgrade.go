@@ -202,13 +202,20 @@ func (u *upgrade) parentGone() bool {
 	return u.flip.WaitForParent(ctx) != context.DeadlineExceeded
 }
 
-// ready tells the process before (if any) that this one serves, and
-// writes --pid-file (atomically: a temporary file renamed over it).
+// ready tells the process before (if any) that this one serves, writes
+// --pid-file (atomically: a temporary file renamed over it) and tells
+// systemd, if it runs the process, that this is the main process now.
 func (u *upgrade) ready() error {
 	if u == nil {
 		return nil
 	}
-	return u.flip.Ready()
+	if err := u.flip.Ready(); err != nil {
+		return err
+	}
+	if err := sdNotify(readyState()); err != nil {
+		u.log.Warn("binary upgrade: systemd not told", "err", err.Error())
+	}
+	return nil
 }
 
 // start runs the hand-over: it returns nil once the new process serves,

@@ -572,3 +572,41 @@ func (a *admin) mint(t *testing.T, port int) string {
 	})
 	return token
 }
+
+// Under systemd (Type=notify, NotifyAccess=all) each process that serves
+// sends READY=1 and MAINPID=<itself>: after the upgrade the new process
+// names itself the main process, before the old one exits.
+func TestUpgradeNotifiesSystemd(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	t.Setenv("NOTIFY_SOCKET", sock)
+	b := startBackend(t, echo)
+	p := startUpgradable(t, []string{tokenLine("tok-n", b.port())}, "--drain-timeout", "1s")
+	read := func() string {
+		buf := make([]byte, 4096)
+		_ = ln.SetReadDeadline(time.Now().Add(exitBound))
+		n, err := ln.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		return string(buf[:n])
+	}
+	if got, want := read(), fmt.Sprintf("READY=1\nMAINPID=%d", p.cmd.Process.Pid); got != want {
+		t.Fatalf("first process sent %q, want %q", got, want)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	got := read()
+	pid := p.readPID()
+	if want := fmt.Sprintf("READY=1\nMAINPID=%d", pid); pid == p.cmd.Process.Pid || got != want {
+		t.Fatalf("after the upgrade: %q, want %q (pid file %d)", got, want, pid)
+	}
+	if err := p.waitExited(t); err != nil {
+		t.Errorf("the old process exited with %v, want 0", err)
+	}
+}
