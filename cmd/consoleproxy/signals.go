@@ -109,6 +109,7 @@ func wait(a *app, drain time.Duration, log *slog.Logger, sigs <-chan os.Signal) 
 				continue
 			}
 			log.Info("binary upgrade: the new process serves; stopped accepting, draining", "drain_timeout", drain.String())
+			a.up.notifyHandedOver()
 			if err := stopWithin(drain, handoverGrace, a.handover); err != nil {
 				log.Warn("drain incomplete", "err", err.Error())
 			}

@@ -204,7 +204,7 @@ func (u *upgrade) parentGone() bool {
 
 // ready tells the process before (if any) that this one serves, writes
 // --pid-file (atomically: a temporary file renamed over it) and tells
-// systemd, if it runs the process, that this is the main process now.
+// systemd, if it runs a first process, that it serves.
 func (u *upgrade) ready() error {
 	if u == nil {
 		return nil
@@ -212,9 +212,7 @@ func (u *upgrade) ready() error {
 	if err := u.flip.Ready(); err != nil {
 		return err
 	}
-	if err := sdNotify(readyState()); err != nil {
-		u.log.Warn("binary upgrade: systemd not told", "err", err.Error())
-	}
+	u.notifyReady()
 	return nil
 }
 

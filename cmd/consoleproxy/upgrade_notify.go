@@ -4,15 +4,18 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 )
 
-// Under systemd (Type=notify, NotifyAccess=all; packaging/consoleproxy.service)
-// a process that serves says so with READY=1 and names itself the unit's
-// main process with MAINPID=: after a binary upgrade that is the new
-// process, so that systemd does not take the old one's exit for the
-// service's end (and kill the new one with it). Without NOTIFY_SOCKET
-// (not under systemd, or another Type=) nothing is sent.
+// Under systemd (Type=notify; packaging/consoleproxy.service) the first
+// process says READY=1 once it serves. After a binary upgrade the old
+// process, still the unit's main process, names the new one as the main
+// process (MAINPID=, the PID the new one wrote to --pid-file) before it
+// drains: systemd then does not take the old one's exit for the service's
+// end (and kill the new one with it), and NotifyAccess= can stay "main"
+// (the new process is not one systemd started). Without NOTIFY_SOCKET (not
+// under systemd, or another Type=) nothing is sent.
 
 // sdNotify sends state to systemd's notification socket, if any.
 func sdNotify(state string) error {
@@ -34,5 +37,31 @@ func sdNotify(state string) error {
 	return nil
 }
 
-// readyState is what a process that serves tells systemd.
-func readyState() string { return fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid()) }
+// notifyReady tells systemd that a process it started serves; a process
+// started by a binary upgrade leaves that to the process before
+// (notifyHandedOver).
+func (u *upgrade) notifyReady() {
+	if u.handedOver() {
+		return
+	}
+	if err := sdNotify("READY=1"); err != nil {
+		u.log.Warn("systemd not told", "err", err.Error())
+	}
+}
+
+// notifyHandedOver names the new process, which serves now, systemd's main
+// process.
+func (u *upgrade) notifyHandedOver() {
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		return
+	}
+	b, err := os.ReadFile(u.pid)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if u.pid == "" || err != nil || pid <= 0 {
+		u.log.Warn("binary upgrade: systemd not told the new main PID: it is read from --pid-file", "pid_file", u.pid)
+		return
+	}
+	if err := sdNotify(fmt.Sprintf("MAINPID=%d", pid)); err != nil {
+		u.log.Warn("binary upgrade: systemd not told the new main PID", "err", err.Error())
+	}
+}

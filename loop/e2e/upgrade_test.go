@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/wsframe"
@@ -573,9 +574,10 @@ func (a *admin) mint(t *testing.T, port int) string {
 	return token
 }
 
-// Under systemd (Type=notify, NotifyAccess=all) each process that serves
-// sends READY=1 and MAINPID=<itself>: after the upgrade the new process
-// names itself the main process, before the old one exits.
+// Under systemd (Type=notify, NotifyAccess=main) the first process sends
+// READY=1 once it serves; after the upgrade the old process, still the main
+// one, names the new one (MAINPID=, the PID in --pid-file) before it
+// exits. The sender is checked as systemd does (SO_PASSCRED).
 func TestUpgradeNotifiesSystemd(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "notify")
 	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -583,28 +585,45 @@ func TestUpgradeNotifiesSystemd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("NOTIFY_SOCKET", sock)
 	b := startBackend(t, echo)
 	p := startUpgradable(t, []string{tokenLine("tok-n", b.port())}, "--drain-timeout", "1s")
-	read := func() string {
-		buf := make([]byte, 4096)
+	read := func() (string, int) {
+		buf, oob := make([]byte, 4096), make([]byte, 1024)
 		_ = ln.SetReadDeadline(time.Now().Add(exitBound))
-		n, err := ln.Read(buf)
+		n, oobn, _, _, err := ln.ReadMsgUnix(buf, oob)
 		if err != nil {
 			t.Fatalf("no notification: %v", err)
 		}
-		return string(buf[:n])
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) == 0 {
+			t.Fatalf("no credentials: %v", err)
+		}
+		cred, err := unix.ParseUnixCredentials(&msgs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n]), int(cred.Pid)
 	}
-	if got, want := read(), fmt.Sprintf("READY=1\nMAINPID=%d", p.cmd.Process.Pid); got != want {
-		t.Fatalf("first process sent %q, want %q", got, want)
+	old := p.cmd.Process.Pid
+	if got, from := read(); got != "READY=1" || from != old {
+		t.Fatalf("the first process: %q from pid %d, want READY=1 from %d", got, from, old)
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
 	}
-	got := read()
+	got, from := read()
 	pid := p.readPID()
-	if want := fmt.Sprintf("READY=1\nMAINPID=%d", pid); pid == p.cmd.Process.Pid || got != want {
-		t.Fatalf("after the upgrade: %q, want %q (pid file %d)", got, want, pid)
+	if want := fmt.Sprintf("MAINPID=%d", pid); pid == old || got != want || from != old {
+		t.Fatalf("after the upgrade: %q from pid %d, want %q from %d", got, from, want, old)
 	}
 	if err := p.waitExited(t); err != nil {
 		t.Errorf("the old process exited with %v, want 0", err)
