@@ -108,6 +108,7 @@ func (e Engine) ListenerFDs() ([]int, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
+	<-e.eng.started // OnBoot runs before the loops and their listeners exist
 	var lns []*listener
 	if e.eng.ingress != nil {
 		lns = sortedListeners(e.eng.listeners)
@@ -147,6 +148,11 @@ func sortedListeners(m map[int]*listener) []*listener {
 func (e Engine) StopAccepting(ctx context.Context) error {
 	if err := e.Validate(); err != nil {
 		return err
+	}
+	select {
+	case <-e.eng.started: // OnBoot runs before the loops exist
+	case <-ctx.Done():
+		return fmt.Errorf("stop accepting: %w", ctx.Err())
 	}
 	var loops []*eventloop
 	if e.eng.ingress != nil {
