@@ -489,18 +489,30 @@ func replaceFile(t *testing.T, path string, content []byte) {
 // by the old one, which stops accepting and then lets it go; lookups in the
 // new process wait meanwhile. No new connection fails, and the admin API
 // on the shared unix socket mints into the store the new process serves.
+// A client of the old process still sending its upgrade request does not
+// hold the store past cmd/consoleproxy's handoverStoreWait (5 s, here well
+// inside --handshake-timeout): once it is let go, that client gets 503.
 func TestUpgradeEmbeddedStore(t *testing.T) {
 	b := startBackend(t, echo)
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "admin.sock")
 	p := startUpgradableIn(t, dir, "--token-store", "embedded:"+filepath.Join(dir, "var"),
-		"--admin-listen", "unix:"+sock, "--drain-timeout", "1s")
+		"--admin-listen", "unix:"+sock, "--drain-timeout", "30s", "--handshake-timeout", "60s")
 	admin := adminClient(t, sock, filepath.Join(dir, "var", "admin.secret"))
 	tok := admin.mint(t, b.port())
 	s, _, err := openSession(t, p.addr, tok)
 	if err != nil {
 		t.Fatal(err)
 	}
+	slow := dialRaw(t, p.addr)
+	request := req{token: tok}.request(p.addr)
+	if _, err := io.WriteString(slow, request[:len(request)-2]); err != nil { // all but the last CRLF
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow client in its handshake", func() bool {
+		_, body := httpGet(t, "http://"+p.metrics+"/metrics")
+		return strings.Contains(body, "\nconsoleproxy_connections_pending 1\n")
+	})
 	st := startStream(t, p.addr, tok)
 	waitFor(t, "new connections before the upgrade", func() bool { return st.ok() >= 50 })
 	old := p.cmd.Process.Pid
@@ -514,7 +526,21 @@ func TestUpgradeEmbeddedStore(t *testing.T) {
 	if code, err := s.finish(); err != nil || code != 1000 {
 		t.Errorf("the old session: finish: close %d, %v", code, err)
 	}
-	if err := p.waitExited(t); err != nil {
+	waitFor(t, "the store let go", func() bool {
+		return strings.Contains(p.stderr(), "embedded token store released to the new process")
+	})
+	if _, err := io.WriteString(slow, "\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(slow), nil)
+	if err != nil {
+		t.Fatalf("the slow client: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("the slow client: %d, want 503 (its old process let the store go)", resp.StatusCode)
+	}
+	if err := p.waitExited(t); err != nil { // its last session gone, before --drain-timeout
 		t.Errorf("the old process exited with %v, want 0", err)
 	}
 	exited := st.ok()
@@ -528,9 +554,6 @@ func TestUpgradeEmbeddedStore(t *testing.T) {
 		t.Fatalf("a token minted after the upgrade: %v", err)
 	}
 	n.c.conn.Close()
-	if !strings.Contains(p.stderr(), "embedded token store released to the new process") {
-		t.Errorf("the log does not say the store was handed over")
-	}
 }
 
 // admin talks to the admin API on a unix socket.
