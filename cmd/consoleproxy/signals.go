@@ -19,10 +19,11 @@ import (
 // to the exit.
 const stopGrace = loop.StopGrace + 2*time.Second
 
-// handoverGrace is stopGrace for the old process of a binary upgrade: its
-// sessions still open at --drain-timeout get loop.HandoverCloseGrace for
-// their close frame (1001) before the teardown.
-const handoverGrace = loop.HandoverCloseGrace + stopGrace
+// handoverGrace is stopGrace for the old process of a binary upgrade: it
+// may keep an embedded store up to handoverStoreWait for its handshakes,
+// and its sessions still open at --drain-timeout get
+// loop.HandoverCloseGrace for their close frame (1001) before the teardown.
+const handoverGrace = handoverStoreWait + loop.HandoverCloseGrace + stopGrace
 
 type started struct {
 	app *app
@@ -108,7 +109,7 @@ func wait(a *app, drain time.Duration, log *slog.Logger, sigs <-chan os.Signal) 
 				log.Error("binary upgrade failed; this process serves on", "err", err.Error())
 				continue
 			}
-			log.Info("binary upgrade: the new process serves; stopped accepting, draining", "drain_timeout", drain.String())
+			log.Info("binary upgrade: the new process serves; stopping accepting and draining", "drain_timeout", drain.String())
 			a.up.notifyHandedOver()
 			if err := stopWithin(drain, handoverGrace, a.handover); err != nil {
 				log.Warn("drain incomplete", "err", err.Error())
