@@ -61,7 +61,7 @@ func TestHandoverInProcess(t *testing.T) {
 	a.srv.StopAccepting()
 	before := okSessions(t, a.srv)
 	for i := range conns {
-		s, _, err := openSession(t, a.addr, toks[i])
+		s, _, err := openUpSession(t, a.addr, toks[i])
 		if err != nil {
 			t.Fatalf("connection %d after the hand-over: %v", i, err)
 		}
