@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -286,5 +288,46 @@ func TestUpgradeNotifiesSystemd(t *testing.T) {
 	}
 	if err := p.waitExited(t); err != nil {
 		t.Errorf("the old process exited with %v, want 0", err)
+	}
+}
+
+// --pid-file without an upgrade: written (atomically) once the process
+// serves, removed when it stops; a second SIGUSR2 sent to the new process
+// while the old one still drains is refused (logged), and the old one's
+// sessions are not disturbed by it.
+func TestPIDFileAndSecondUpgrade(t *testing.T) {
+	b := startBackend(t, echo)
+	p := startUpgradable(t, []string{tokenLine("tok-pid", b.port())}, "--drain-timeout", "30s")
+	s, _, err := openUpSession(t, p.addr, "tok-pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := p.cmd.Process.Pid
+	if err := p.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new process's PID in --pid-file", func() bool { pid := p.readPID(); return pid != 0 && pid != old })
+	next := p.readPID()
+	// The old process drains (its session holds it for up to 30 s): the
+	// new one refuses to upgrade again meanwhile.
+	if err := syscall.Kill(next, syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refused second upgrade", func() bool { return strings.Contains(p.stderr(), "parent hasn't exited") })
+	if err := s.echo("during the drain"); err != nil {
+		t.Fatalf("the old session: %v", err)
+	}
+	if code, err := s.finish(); err != nil || code != 1000 {
+		t.Fatalf("the old session: close %d, %v", code, err)
+	}
+	if err := p.waitExited(t); err != nil {
+		t.Errorf("the old process exited with %v, want 0", err)
+	}
+	if pid := p.readPID(); pid != next {
+		t.Fatalf("--pid-file holds %d after the old process exited, want %d", pid, next)
+	}
+	stopPID(t, next)
+	if _, err := os.Stat(p.pidFile); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("--pid-file after SIGTERM: %v, want it removed", err)
 	}
 }
