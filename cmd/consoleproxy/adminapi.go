@@ -59,7 +59,7 @@ func (a *app) listenAdmin(o *options, storeDir string) (*adminAPI, error) {
 		}
 		listen = "unix:" + path
 	}
-	ln, err := admin.Listen(listen)
+	ln, err := a.up.listenAdmin(listen) // inherited in a binary upgrade, else bound
 	if err != nil {
 		return nil, fmt.Errorf("--admin-listen: %w", err)
 	}

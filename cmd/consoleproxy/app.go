@@ -38,9 +38,16 @@ type app struct {
 	own      []netip.AddrPort // the proxy's own listeners: never a compute host nor a minted target (own.go)
 	// security is the RFB security proxy, nil without VeNCrypt.
 	security *relay.SecurityProxy
+	up       *upgrade // listeners handed over by SIGUSR2 (upgrade.go); nil: none
 }
 
 func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error) {
+	return startWith(o, explicit, log, nil)
+}
+
+// startWith is start taking its listeners from up (inherited in a binary
+// upgrade, else new and registered for the next one).
+func startWith(o *options, explicit map[string]bool, log *slog.Logger, up *upgrade) (*app, error) {
 	cfg, err := config(o, log)
 	if err != nil {
 		return nil, err
@@ -48,14 +55,14 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 	if explicit["max-client-backlog"] {
 		log.Warn("--max-client-backlog is deprecated and ignored: a client faster than its compute host is pushed back through TCP")
 	}
-	a := &app{log: log, security: cfg.Security}
+	a := &app{log: log, security: cfg.Security, up: up}
 	if cfg.TLS, a.tls, err = tlsConfig(o, explicit); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	// Bound first: the admin API and the dials must know every listener.
-	metricsLn, err := listenMetrics(o.metricsListen)
+	metricsLn, err := a.listenMetrics(o.metricsListen)
 	if err == nil {
 		a.own, err = ownListeners(o.listen, metricsLn)
 	}
@@ -88,7 +95,7 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 		err = a.loadWeb(o.web)
 	}
 	if err == nil {
-		err = a.srv.Start()
+		err = a.up.startServer(a.srv, o.listen)
 	}
 	if err == nil && adminAPI != nil {
 		if err = a.serveAdmin(ctx, adminAPI, o); err != nil {
@@ -213,21 +220,27 @@ func (a *app) openEmbedded(dir string) (tokens.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--token-store: %w", err)
 	}
-	e, err := tokens.OpenEmbedded(tokens.EmbeddedConfig{Dir: abs, Logger: a.log})
+	a.storeDir = abs
+	cfg := tokens.EmbeddedConfig{Dir: abs, Logger: a.log}
+	if a.up.handedOver() {
+		a.log.Info("token store: embedded, opened once the process before lets it go", "dir", abs)
+		return openLate(cfg, a.up.parentGone, a.log), nil
+	}
+	e, err := tokens.OpenEmbedded(cfg)
 	if err != nil {
 		return nil, err
 	}
-	a.storeDir = abs
 	a.log.Info("token store: embedded", "dir", abs, "tokens", e.Len())
 	return e, nil
 }
 
-// listenMetrics binds --metrics-listen; nil when it is empty.
-func listenMetrics(listen string) (net.Listener, error) {
+// listenMetrics binds --metrics-listen (or takes it over); nil when it is
+// empty.
+func (a *app) listenMetrics(listen string) (net.Listener, error) {
 	if listen == "" {
 		return nil, nil
 	}
-	ln, err := net.Listen("tcp", listen)
+	ln, err := a.up.listenTCP(listen)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
@@ -304,6 +317,21 @@ func (a *app) stop(ctx context.Context) error {
 		_ = a.metrics.Close()
 	}
 	a.cancel()
+	a.closeStores()
+	return err
+}
+
+// handover is stop for the old process of a binary upgrade: the new one
+// serves the shared metrics and admin sockets from now on, and the
+// sessions here run on until they end or ctx ends (loop.Handover).
+func (a *app) handover(ctx context.Context) error {
+	if a.metrics != nil {
+		_ = a.metrics.Close()
+	}
+	a.cancel() // the admin API (its socket stays: the new process serves it)
+	a.srv.StopAccepting()
+	a.releaseStore()
+	err := a.srv.DrainHandedOver(ctx)
 	a.closeStores()
 	return err
 }
