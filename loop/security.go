@@ -11,9 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/consoleproxy/consoleproxy/relay"
+	"github.com/consoleproxy/consoleproxy/relay/rfb"
 )
 
-// The RFB security proxy (Config.Security, relay/rfb.go): once the compute
+// The RFB security proxy (Config.Security, package relay/rfb): once the compute
 // host is connected (and any CONNECT answered), a goroutine of the session's
 // own runs the host's side of the RFB security handshake, blocking, within
 // the connect deadline. With None chosen the socket goes back to the relay
@@ -65,7 +66,7 @@ func (s *Server) secureHost(ss *session, res *authResult) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 	res.secured = true
-	if scheme == relay.SchemeNone {
+	if scheme == rfb.SchemeNone {
 		if pc, ok := conn.(*prefixConn); ok && len(pc.prefix) > 0 {
 			// Bytes after SecurityResult: the host spoke before ClientInit.
 			nc.Close()
@@ -99,7 +100,7 @@ func (s *Server) secureHost(ss *session, res *authResult) {
 // securityResult maps a security handshake error to its result and a fixed
 // phrase for the log (never the peer's bytes).
 func securityResult(err error) (Result, string) {
-	if errors.Is(err, relay.ErrVeNCryptTLS) {
+	if errors.Is(err, rfb.ErrVeNCryptTLS) {
 		return ResultVeNCryptFailed, tlsReason(err)
 	}
 	for _, e := range rfbErrors {
@@ -115,8 +116,8 @@ func securityResult(err error) (Result, string) {
 }
 
 // rfbErrors are the RFB failures whose own text is the log's phrase.
-var rfbErrors = []error{relay.ErrRFBVersion, relay.ErrRFBRefused, relay.ErrRFBNoScheme,
-	relay.ErrVeNCrypt, relay.ErrRFBClosed, relay.ErrRFBAuthFailed}
+var rfbErrors = []error{rfb.ErrRFBVersion, rfb.ErrRFBRefused, rfb.ErrRFBNoScheme,
+	rfb.ErrVeNCrypt, rfb.ErrRFBClosed, rfb.ErrRFBAuthFailed}
 
 // hostPair is a socket pair for a TLS bridge toward a compute host: the
 // non-blocking fd the relay poller owns, and the bridge's net.Conn.
@@ -139,8 +140,8 @@ func hostPair() (int, net.Conn, error) {
 // proxy's messages. False means the write failed: gnet closed the client
 // inside it.
 func (ss *session) greet() bool {
-	ss.rfbNeed = relay.ClientReplyLen
-	_, err := ss.c.Write(ss.dataFrame(relay.GreetVersion))
+	ss.rfbNeed = rfb.ClientReplyLen
+	_, err := ss.c.Write(ss.dataFrame(rfb.GreetVersion))
 	return err == nil
 }
 
@@ -149,10 +150,10 @@ func (ss *session) greet() bool {
 // host's. A wrong answer ends the session with 1008. Loop.
 func (ss *session) takeRFB(p []byte) ([]byte, gnet.Action) {
 	for len(p) > 0 && ss.rfbNeed > 0 {
-		off := relay.ClientReplyLen - ss.rfbNeed
-		end := relay.ClientVersionLen // the version's bytes, then the choice's
+		off := rfb.ClientReplyLen - ss.rfbNeed
+		end := rfb.ClientVersionLen // the version's bytes, then the choice's
 		if off >= end {
-			end = relay.ClientReplyLen
+			end = rfb.ClientReplyLen
 		}
 		n := min(end-off, len(p))
 		copy(ss.rfbReply[off:], p[:n])
@@ -160,18 +161,18 @@ func (ss *session) takeRFB(p []byte) ([]byte, gnet.Action) {
 		switch {
 		case off+n < end:
 			return p, gnet.None
-		case end == relay.ClientVersionLen:
-			if relay.CheckClientVersion(ss.rfbReply[:end]) != nil {
+		case end == rfb.ClientVersionLen:
+			if rfb.CheckClientVersion(ss.rfbReply[:end]) != nil {
 				return nil, ss.fail(EndRFBClient)
 			}
-			if _, err := ss.c.Write(ss.dataFrame(relay.GreetTypes)); err != nil {
+			if _, err := ss.c.Write(ss.dataFrame(rfb.GreetTypes)); err != nil {
 				return nil, gnet.Close // closed inside the write
 			}
 		default:
-			if relay.CheckClientChoice(ss.rfbReply[relay.ClientVersionLen]) != nil {
+			if rfb.CheckClientChoice(ss.rfbReply[rfb.ClientVersionLen]) != nil {
 				return nil, ss.fail(EndRFBClient)
 			}
-			if _, err := ss.c.Write(ss.dataFrame(relay.GreetResult)); err != nil {
+			if _, err := ss.c.Write(ss.dataFrame(rfb.GreetResult)); err != nil {
 				return nil, gnet.Close // closed inside the write
 			}
 			ss.host.Start()
@@ -195,9 +196,9 @@ func tlsReason(err error) string {
 		return "compute host certificate does not name the token's host"
 	case errors.As(err, &invalid):
 		return "compute host certificate invalid (expired, not yet valid or not for servers)"
-	case relay.IsTLSAlert(err):
+	case rfb.IsTLSAlert(err):
 		return "compute host refused the TLS handshake (client certificate?)"
-	case errors.Is(err, relay.ErrRFBClosed):
+	case errors.Is(err, rfb.ErrRFBClosed):
 		return "compute host closed after TLS (client certificate refused?)"
 	}
 	return "TLS handshake with the compute host failed"

@@ -1,4 +1,4 @@
-package relay
+package rfb
 
 import (
 	"context"
@@ -80,8 +80,8 @@ var (
 	ErrRFBClientReply = errors.New("client did not answer RFB 3.8 with security type None")
 )
 
-// SecurityConfig configures the security proxy.
-type SecurityConfig struct {
+// Config configures the security proxy.
+type Config struct {
 	// Schemes in order of preference: the first one the compute host offers
 	// is used (Nova's [vnc] auth_schemes).
 	Schemes []Scheme
@@ -97,11 +97,11 @@ type SecurityConfig struct {
 	SkipHostname bool
 }
 
-// SecurityProxy runs the compute side of the handshake. Safe for
+// Proxy runs the compute side of the handshake. Safe for
 // concurrent use.
-type SecurityProxy struct {
+type Proxy struct {
 	schemes      []Scheme
-	cfg          SecurityConfig
+	cfg          Config
 	tls          atomic.Pointer[tls.Config] // nil without vencrypt; swapped by Reload
 	skipHostname bool
 }
@@ -110,7 +110,10 @@ type SecurityProxy struct {
 func ParseSchemes(s string) ([]Scheme, error) {
 	var out []Scheme
 	seen := map[Scheme]bool{}
-	for _, f := range splitList(s) {
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
 		sc := Scheme(strings.ToLower(f))
 		if sc != SchemeNone && sc != SchemeVeNCrypt {
 			return nil, fmt.Errorf("auth scheme %q: want none or vencrypt", f)
@@ -126,14 +129,14 @@ func ParseSchemes(s string) ([]Scheme, error) {
 	return out, nil
 }
 
-// NewSecurityProxy checks cfg and loads its certificates. It returns nil,
+// New checks cfg and loads its certificates. It returns nil,
 // nil when the schemes are "none" alone: then the proxy stays out of the
 // RFB stream, and the client negotiates with the compute host directly.
-func NewSecurityProxy(cfg SecurityConfig) (*SecurityProxy, error) {
+func New(cfg Config) (*Proxy, error) {
 	if len(cfg.Schemes) == 0 || (len(cfg.Schemes) == 1 && cfg.Schemes[0] == SchemeNone) {
 		return nil, nil
 	}
-	p := &SecurityProxy{schemes: cfg.Schemes, cfg: cfg, skipHostname: cfg.SkipHostname}
+	p := &Proxy{schemes: cfg.Schemes, cfg: cfg, skipHostname: cfg.SkipHostname}
 	if !p.offers(SchemeVeNCrypt) {
 		return p, nil
 	}
@@ -146,7 +149,7 @@ func NewSecurityProxy(cfg SecurityConfig) (*SecurityProxy, error) {
 // Reload reads the CA and client certificate files again (SIGHUP: a
 // rotated certificate is used from the next session on). On an error the
 // previous ones stay. Without vencrypt it does nothing.
-func (p *SecurityProxy) Reload() error {
+func (p *Proxy) Reload() error {
 	if !p.offers(SchemeVeNCrypt) {
 		return nil
 	}
@@ -177,7 +180,7 @@ func (p *SecurityProxy) Reload() error {
 	return nil
 }
 
-func (p *SecurityProxy) offers(s Scheme) bool {
+func (p *Proxy) offers(s Scheme) bool {
 	for _, x := range p.schemes {
 		if x == s {
 			return true
@@ -194,7 +197,7 @@ func (p *SecurityProxy) offers(s Scheme) bool {
 // connection over it; the host's next bytes are its ServerInit, once the
 // client has sent ClientInit. host is the compute host's name or address,
 // for the certificate check.
-func (p *SecurityProxy) Negotiate(ctx context.Context, conn net.Conn, host string) (net.Conn, Scheme, error) {
+func (p *Proxy) Negotiate(ctx context.Context, conn net.Conn, host string) (net.Conn, Scheme, error) {
 	scheme, err := p.negotiate(conn)
 	if err != nil {
 		return nil, scheme, err
@@ -241,7 +244,7 @@ func securityResult(r io.Reader) error {
 }
 
 // handshakeTLS runs VeNCrypt's TLS as the client.
-func (p *SecurityProxy) handshakeTLS(ctx context.Context, conn net.Conn, host string) (net.Conn, error) {
+func (p *Proxy) handshakeTLS(ctx context.Context, conn net.Conn, host string) (net.Conn, error) {
 	cfg := p.tls.Load().Clone()
 	if p.skipHostname {
 		cfg.InsecureSkipVerify = true // the chain is still checked, below
@@ -273,7 +276,7 @@ func verifyChain(cs tls.ConnectionState, roots *x509.CertPool) error {
 
 // negotiate is the RFB part, up to where TLS starts. It reads exactly the
 // bytes each message has, so nothing of what follows is consumed.
-func (p *SecurityProxy) negotiate(rw io.ReadWriter) (Scheme, error) {
+func (p *Proxy) negotiate(rw io.ReadWriter) (Scheme, error) {
 	var buf [4 + 255*4]byte
 	read := func(n int) ([]byte, error) {
 		if _, err := io.ReadFull(rw, buf[:n]); err != nil {
@@ -320,7 +323,7 @@ func (p *SecurityProxy) negotiate(rw io.ReadWriter) (Scheme, error) {
 }
 
 // choose picks the first configured scheme among the host's types.
-func (p *SecurityProxy) choose(types []byte) (Scheme, byte) {
+func (p *Proxy) choose(types []byte) (Scheme, byte) {
 	for _, s := range p.schemes {
 		code := byte(rfbSecNone)
 		if s == SchemeVeNCrypt {
