@@ -98,8 +98,8 @@ func (r *Relay) Attach(fd int, sink Sink) *Conn {
 
 // SetUserTimeout sets a TCP socket's TCP_USER_TIMEOUT: unacknowledged data
 // older than d makes the kernel drop the connection (a dead peer is found
-// even when nothing reads it). d <= 0, or a socket that is not TCP (a TLS
-// bridge's Unix socket), is left alone.
+// even when nothing reads it). d <= 0, or a socket that is not TCP, is left
+// alone.
 func SetUserTimeout(fd int, d time.Duration) {
 	if d > 0 {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d.Milliseconds()))

@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+
+	"github.com/consoleproxy/consoleproxy/relay"
 )
 
 // The RFB security proxy (Nova's nova/console/securityproxy/rfb.py): with
@@ -104,6 +106,7 @@ type Proxy struct {
 	cfg          Config
 	tls          atomic.Pointer[tls.Config] // nil without vencrypt; swapped by Reload
 	skipHostname bool
+	shakers      *pool // runs Secure's handshakes
 }
 
 // ParseSchemes reads Nova's comma-separated auth_schemes.
@@ -136,7 +139,8 @@ func New(cfg Config) (*Proxy, error) {
 	if len(cfg.Schemes) == 0 || (len(cfg.Schemes) == 1 && cfg.Schemes[0] == SchemeNone) {
 		return nil, nil
 	}
-	p := &Proxy{schemes: cfg.Schemes, cfg: cfg, skipHostname: cfg.SkipHostname}
+	p := &Proxy{schemes: cfg.Schemes, cfg: cfg, skipHostname: cfg.SkipHostname,
+		shakers: newPool(Handshakers, HandshakeQueue)}
 	if !p.offers(SchemeVeNCrypt) {
 		return p, nil
 	}
@@ -198,15 +202,30 @@ func (p *Proxy) offers(s Scheme) bool {
 // client has sent ClientInit. host is the compute host's name or address,
 // for the certificate check.
 func (p *Proxy) Negotiate(ctx context.Context, conn net.Conn, host string) (net.Conn, Scheme, error) {
+	t, scheme, err := p.negotiateTLS(ctx, conn, host)
+	switch {
+	case err != nil:
+		return nil, scheme, err
+	case t != nil:
+		return t.Conn(), scheme, nil
+	}
+	return conn, scheme, nil
+}
+
+// negotiateTLS is Negotiate with VeNCrypt's TLS client returned as it is,
+// to be attached to a relay poller (relay.AttachTLS); nil with None.
+func (p *Proxy) negotiateTLS(ctx context.Context, conn net.Conn, host string) (*relay.TLSClient, Scheme, error) {
 	scheme, err := p.negotiate(conn)
 	if err != nil {
 		return nil, scheme, err
 	}
-	out := conn
+	var t *relay.TLSClient
+	var out io.Reader = conn
 	if scheme == SchemeVeNCrypt {
-		if out, err = p.handshakeTLS(ctx, conn, host); err != nil {
+		if t, err = p.handshakeTLS(ctx, conn, host); err != nil {
 			return nil, scheme, err
 		}
+		out = t.Conn()
 	}
 	if err := securityResult(out); err != nil {
 		// TLS 1.3: a refused client certificate shows here, as an alert
@@ -216,7 +235,7 @@ func (p *Proxy) Negotiate(ctx context.Context, conn net.Conn, host string) (net.
 		}
 		return nil, scheme, err
 	}
-	return out, scheme, nil
+	return t, scheme, nil
 }
 
 // IsTLSAlert reports whether err is an alert the TLS peer sent (crypto/tls
@@ -243,8 +262,10 @@ func securityResult(r io.Reader) error {
 	return nil
 }
 
-// handshakeTLS runs VeNCrypt's TLS as the client.
-func (p *Proxy) handshakeTLS(ctx context.Context, conn net.Conn, host string) (net.Conn, error) {
+// handshakeTLS runs VeNCrypt's TLS as the client, over conn (blocking).
+// A ctx that can be cancelled costs crypto/tls a watcher goroutine: Secure
+// passes one that cannot, and bounds the handshake with conn's deadline.
+func (p *Proxy) handshakeTLS(ctx context.Context, conn net.Conn, host string) (*relay.TLSClient, error) {
 	cfg := p.tls.Load().Clone()
 	if p.skipHostname {
 		cfg.InsecureSkipVerify = true // the chain is still checked, below
@@ -252,11 +273,11 @@ func (p *Proxy) handshakeTLS(ctx context.Context, conn net.Conn, host string) (n
 	} else {
 		cfg.ServerName = host
 	}
-	tc := tls.Client(conn, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	t := relay.NewTLSClient(conn, cfg)
+	if err := t.Conn().HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrVeNCryptTLS, err)
 	}
-	return tc, nil
+	return t, nil
 }
 
 // verifyChain checks the peer's chain against roots without a name.
