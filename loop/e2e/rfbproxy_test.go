@@ -92,7 +92,7 @@ func TestRFBSecurityProxySplitAnswer(t *testing.T) {
 }
 
 // wantMessage requires the next data message to be exactly want.
-func wantMessage(t *testing.T, c *wsClient, want []byte) {
+func wantMessage(t testing.TB, c *wsClient, want []byte) {
 	t.Helper()
 	m, err := c.next()
 	if err != nil {
@@ -108,7 +108,7 @@ func wantMessage(t *testing.T, c *wsClient, want []byte) {
 
 // rfbAnswer plays a pipelining client through the proxy's handshake: its
 // version, None and console data in one frame.
-func rfbAnswer(t *testing.T, c *wsClient, data string) {
+func rfbAnswer(t testing.TB, c *wsClient, data string) {
 	t.Helper()
 	wantMessage(t, c, rfb.GreetVersion)
 	c.send(ws.OpBinary, []byte("RFB 003.008\n\x01"+data))
@@ -156,12 +156,17 @@ func TestRFBSecurityProxyRefusals(t *testing.T) {
 // the server certificate of k, requiring a client certificate from k's CA;
 // after TLS it sends SecurityResult result and echoes.
 func vencryptHost(t testing.TB, k *pki, result byte) func(*backend, net.Conn) {
+	return vencryptServe(t, k, result, func(_ *backend, tc *tls.Conn) { copyPlain(tc, tc) })
+}
+
+// vencryptServe is vencryptHost with then in place of the echo, over TLS.
+func vencryptServe(t testing.TB, k *pki, result byte, then func(*backend, *tls.Conn)) func(*backend, net.Conn) {
 	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: k.pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	return func(_ *backend, c net.Conn) {
+	return func(b *backend, c net.Conn) {
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 		buf := make([]byte, 12)
@@ -191,7 +196,7 @@ func vencryptHost(t testing.TB, k *pki, result byte) func(*backend, net.Conn) {
 			return
 		}
 		_ = c.SetDeadline(time.Time{})
-		copyPlain(tc, tc)
+		then(b, tc)
 	}
 }
 

@@ -104,7 +104,7 @@ type Config struct {
 type Proxy struct {
 	schemes      []Scheme
 	cfg          Config
-	tls          atomic.Pointer[tls.Config] // nil without vencrypt; swapped by Reload
+	tls          atomic.Pointer[clientTLS] // nil without vencrypt; swapped by Reload
 	skipHostname bool
 	shakers      *pool // runs Secure's handshakes
 }
@@ -180,7 +180,7 @@ func (p *Proxy) Reload() error {
 	case cfg.CertFile != "" || cfg.KeyFile != "":
 		return errors.New("vencrypt: a client certificate needs its key and a key its certificate")
 	}
-	p.tls.Store(tc)
+	p.tls.Store(newClientTLS(tc, p.skipHostname))
 	return nil
 }
 
@@ -266,14 +266,7 @@ func securityResult(r io.Reader) error {
 // A ctx that can be cancelled costs crypto/tls a watcher goroutine: Secure
 // passes one that cannot, and bounds the handshake with conn's deadline.
 func (p *Proxy) handshakeTLS(ctx context.Context, conn net.Conn, host string) (*relay.TLSClient, error) {
-	cfg := p.tls.Load().Clone()
-	if p.skipHostname {
-		cfg.InsecureSkipVerify = true // the chain is still checked, below
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return verifyChain(cs, cfg.RootCAs) }
-	} else {
-		cfg.ServerName = host
-	}
-	t := relay.NewTLSClient(conn, cfg)
+	t := relay.NewTLSClient(conn, p.tls.Load().forHost(host))
 	if err := t.Conn().HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrVeNCryptTLS, err)
 	}

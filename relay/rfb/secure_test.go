@@ -2,10 +2,12 @@ package rfb
 
 import (
 	"bytes"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"net"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -209,3 +211,30 @@ type timeoutErr struct{}
 func (timeoutErr) Error() string   { return "i/o timeout" }
 func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
+
+// Handshakes with one host share one TLS configuration (a tls.Conn keeps
+// its own for life), each host's names it, and no more than MaxHostConfigs
+// are kept.
+func TestClientTLSPerHost(t *testing.T) {
+	c := newClientTLS(&tls.Config{MinVersion: tls.VersionTLS12}, false)
+	a, b := c.forHost("10.0.0.1"), c.forHost("10.0.0.2")
+	if a.ServerName != "10.0.0.1" || b.ServerName != "10.0.0.2" {
+		t.Fatalf("server names %q, %q", a.ServerName, b.ServerName)
+	}
+	if c.forHost("10.0.0.1") != a {
+		t.Fatal("a second handshake with a host built another configuration")
+	}
+	for i := 0; i < MaxHostConfigs+10; i++ {
+		c.forHost("host-" + strconv.Itoa(i))
+	}
+	if n := c.n.Load(); n != MaxHostConfigs {
+		t.Fatalf("%d configurations kept, cap %d", n, MaxHostConfigs)
+	}
+	if cfg := c.forHost("one-more"); cfg.ServerName != "one-more" {
+		t.Fatalf("past the cap: server name %q", cfg.ServerName)
+	}
+	skip := newClientTLS(&tls.Config{}, true)
+	if s := skip.forHost("x"); s != skip.forHost("y") || s.ServerName != "" || !s.InsecureSkipVerify || s.VerifyConnection == nil {
+		t.Fatal("SkipHostname: want one configuration checking the chain alone")
+	}
+}
