@@ -303,7 +303,7 @@ const tlsReadAllocs = 2
 // of client bytes and writing it (Conn.Write), and reading and decrypting a
 // host record into a pooled read buffer (readTLS) beyond tlsReadAllocs. The
 // poller is not running: the test drives its read itself.
-func TestTLSLegAllocs(t *testing.T) {
+func TestTLSLegNoAllocations(t *testing.T) {
 	if testutil.Race {
 		t.Skip("allocation counts are not meaningful under -race")
 	}
