@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/consoleproxy/consoleproxy/relay"
 )
 
@@ -65,7 +67,7 @@ type Secured struct {
 // the compute host's name or address, for the certificate check.
 func (p *Proxy) Secure(fd int, first []byte, host string, deadline time.Time, done func(Secured, error)) {
 	if !p.shakers.submit(func() { done(p.secure(fd, first, host, deadline)) }) {
-		_ = closeFD(fd)
+		_ = unix.Close(fd)
 		done(Secured{Fd: -1}, ErrBusy)
 	}
 }
@@ -115,8 +117,6 @@ func fileConn(fd int) (*net.TCPConn, error) {
 	}
 	return tc, nil
 }
-
-func closeFD(fd int) error { return os.NewFile(uintptr(fd), "compute-host").Close() }
 
 // prefixConn replays bytes read before the handshake (with a CONNECT
 // answer) ahead of the socket's.

@@ -1,13 +1,24 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
+	"github.com/consoleproxy/consoleproxy/loop"
+	"github.com/consoleproxy/consoleproxy/relay/rfb"
 )
+
+// The VeNCrypt leg on the relay pollers (relay.AttachTLS): no goroutine or
+// socket pair per session, and the same pushback as a plain host.
 
 // vencryptIdleSessions is how many idle VeNCrypt sessions
 // TestVeNCryptIdleSessionsFlat adds (issue 13: at least 300).
@@ -83,4 +94,60 @@ func TestVeNCryptIdleSessionsFlat(t *testing.T) {
 	for _, c := range held {
 		c.conn.Close()
 	}
+}
+
+// tlsRecordOverhead is the most a TLS record adds to its plaintext (TLS
+// 1.2 with AES-GCM: header 5, explicit nonce 8, tag 16), per 16 KiB.
+const tlsRecordOverhead = 29
+
+// A client faster than its VeNCrypt host is pushed back through TCP as
+// for a plain host (reading its socket pauses while records are held back
+// for the host), never cut: every byte arrives once and in order through
+// the host's TLS, and the proxy holds at most loop.MaxHeldUp client bytes
+// plus their records' overhead.
+func TestVeNCryptUploadPushedBack(t *testing.T) {
+	k := newPKI(t)
+	release := make(chan struct{})
+	got := make(chan []byte, 1)
+	b := startBackend(t, vencryptServe(t, k, 0, func(_ *backend, tc *tls.Conn) {
+		<-release
+		var buf bytes.Buffer
+		_, _ = io.Copy(&buf, tc)
+		got <- buf.Bytes()
+	}))
+	sp, err := rfb.New(rfb.Config{Schemes: []rfb.Scheme{rfb.SchemeVeNCrypt}, CAFile: k.caFile,
+		CertFile: k.clientFile, KeyFile: k.clientKeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, func(cfg *loop.Config) { cfg.Security = sp })
+	c := open(t, p.addr, req{token: p.mint(b.port(), nil)})
+	rfbAnswer(t, c, "")
+	const total, chunk = 32 << 20, 32 << 10
+	payload := make([]byte, chunk)
+	stalled := false
+	var most int64
+	for off := 0; off < total; off += chunk {
+		fillPattern(payload, off)
+		frame := maskedFrame(true, ws.OpBinary, payload)
+		for len(frame) > 0 {
+			_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+			n, err := c.conn.Write(frame)
+			frame = frame[n:]
+			if errors.Is(err, os.ErrDeadlineExceeded) && !stalled {
+				stalled = true
+				most = p.srv.HeldUp()
+				close(release)
+				continue
+			}
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("after %d bytes: %v (the proxy cut the upload)", off, err)
+			}
+		}
+	}
+	if !stalled {
+		t.Fatal("the client was never pushed back while its host read nothing")
+	}
+	bound := int64(loop.MaxHeldUp + (loop.MaxHeldUp/(16<<10)+1)*tlsRecordOverhead)
+	expectUploadDelivered(t, c, got, total, most, bound)
 }
