@@ -9,12 +9,14 @@ import (
 )
 
 // The RFB security proxy (Config.Security, package relay/rfb): once the
-// compute host is connected (and any CONNECT answered), rfb.Proxy.Secure
-// runs the host's side of the RFB security handshake on one of its bounded
-// handshake goroutines, within the connect deadline, and hands back the
-// socket: as it is with None, with its VeNCrypt TLS client otherwise, whose
-// records the relay poller then reads and seals itself (relay.AttachTLS; no
-// goroutine or socket pair per session). Then the loop sends the 101 and
+// compute host is connected (and any CONNECT answered) and has sent its
+// RFB version (awaited on a relay poller: a host that never speaks holds no
+// goroutine), rfb.Proxy.Secure runs the host's side of the RFB security
+// handshake on one of its bounded handshake goroutines, within the connect
+// deadline (the same one throughout), and hands back the socket: as it is
+// with None, with its VeNCrypt TLS client otherwise, whose records the
+// relay poller then reads and seals itself (relay.AttachTLS; no goroutine
+// or socket pair per session). Then the loop sends the 101 and
 // plays the server to the client (RFB 3.8, security type None,
 // SecurityResult OK, a message each after the client's answers), drops the
 // client's 13 bytes after checking them, and only then starts the host
@@ -28,9 +30,21 @@ func (ss *session) connected(res *authResult) {
 		ss.deliver(res)
 		return
 	}
-	s := ss.srv
 	fd, first := res.fd, res.first
-	res.fd, res.first = -1, nil // Secure owns the socket now
+	res.fd, res.first = -1, nil // the relay, then Secure, own the socket now
+	ss.srv.relay.Await(fd, first, rfb.HostGreetingLen, res.deadline, func(fd int, first []byte, err error) {
+		if err != nil { // the relay is closing; fd is closed
+			ss.deliver(res.fail(ResultHostUnreachable, "compute host socket"))
+			return
+		}
+		ss.secureHost(res, fd, first)
+	})
+}
+
+// secureHost runs rfb.Proxy.Secure on a host that has spoken and delivers
+// the result. Poller goroutine: must not block.
+func (ss *session) secureHost(res *authResult, fd int, first []byte) {
+	s := ss.srv
 	s.tlsWG.Add(1)
 	s.cfg.Security.Secure(fd, first, res.rec.Host, res.deadline, func(sec rfb.Secured, err error) {
 		defer s.tlsWG.Done()

@@ -35,6 +35,7 @@ const (
 	opClose
 	opCloseWrite
 	opHandshake
+	opAwait
 )
 
 // flushTimeout bounds how long a socket closed with CloseWrite may take to
@@ -44,6 +45,7 @@ const flushTimeout = 5 * time.Second
 type cmd struct {
 	c  *Conn
 	h  *handshake
+	a  *awaiter
 	op op
 }
 
@@ -63,6 +65,7 @@ type Poller struct {
 	slow     map[*Conn]struct{}  // paused connections
 	flushing map[*Conn]time.Time // closed with CloseWrite: the deadline for their held-back bytes
 	shakes   map[int]*handshake  // CONNECT exchanges in progress
+	awaits   map[int]*awaiter    // sockets whose first bytes are awaited (await.go)
 	writers  map[*Conn]struct{}  // holding bytes the host has not taken (write timeout)
 
 	// TLS legs (hosttls.go): sessions whose crypto/tls may hold records
@@ -90,6 +93,7 @@ func newPoller(cfg Config) (*Poller, error) {
 	}
 	p := &Poller{cfg: cfg, epfd: epfd, evfd: evfd, done: make(chan struct{}),
 		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}, flushing: map[*Conn]time.Time{}, shakes: map[int]*handshake{},
+		awaits:  map[int]*awaiter{},
 		writers: map[*Conn]struct{}{}, trims: map[*Conn]struct{}{}}
 	go p.run()
 	return p, nil
@@ -160,6 +164,8 @@ func (p *Poller) run() {
 				p.handle(c, ev.Events)
 			} else if h := p.shakes[int(ev.Fd)]; h != nil && h.gen == ev.Pad {
 				p.handleHandshake(h, ev.Events)
+			} else if a := p.awaits[int(ev.Fd)]; a != nil && a.gen == ev.Pad {
+				p.readAwait(a)
 			}
 		}
 		if len(p.ready) > 0 {
@@ -177,6 +183,7 @@ func (p *Poller) run() {
 		if p.ticking() && !time.Now().Before(nextShake) {
 			p.expireHandshakes()
 			p.expireWriters()
+			p.expireAwaits(time.Now())
 			nextShake = time.Now().Add(handshakeTick)
 		}
 	}
@@ -231,6 +238,8 @@ func (p *Poller) apply(c cmd) {
 		p.closeWrite(c.c)
 	case opHandshake:
 		p.startHandshake(c.h)
+	case opAwait:
+		p.startAwait(c.a)
 	}
 }
 
@@ -404,6 +413,7 @@ func (p *Poller) closeAll() {
 	for _, h := range p.shakes {
 		p.endHandshake(h, nil, errShutdown)
 	}
+	p.closeAwaits()
 	unix.Close(p.epfd)
 	unix.Close(p.evfd)
 }
@@ -434,10 +444,10 @@ func (p *Poller) closeWrite(c *Conn) {
 }
 
 // ticking reports whether the poller has deadlines to check every
-// handshakeTick: CONNECT exchanges, or hosts holding bytes under a write
-// timeout.
+// handshakeTick: CONNECT exchanges, awaited greetings, or hosts holding
+// bytes under a write timeout.
 func (p *Poller) ticking() bool {
-	return len(p.shakes) > 0 || (len(p.writers) > 0 && p.cfg.WriteTimeout > 0)
+	return len(p.shakes) > 0 || len(p.awaits) > 0 || (len(p.writers) > 0 && p.cfg.WriteTimeout > 0)
 }
 
 // expireWriters closes host sockets that took no byte for the write

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"testing"
@@ -150,4 +151,66 @@ func TestVeNCryptUploadPushedBack(t *testing.T) {
 	}
 	bound := int64(loop.MaxHeldUp + (loop.MaxHeldUp/(16<<10)+1)*tlsRecordOverhead)
 	expectUploadDelivered(t, c, got, total, most, bound)
+}
+
+// silentHosts is how many compute hosts that accept and never speak
+// TestVeNCryptSilentHostsHoldNoGoroutine holds sessions to.
+const silentHosts = 300
+
+// A compute host that accepts and never speaks (a stopped QEMU: the kernel
+// still completes the TCP handshake) costs its session no goroutine while
+// the proxy waits for its RFB version: the wait is on a relay poller, and a
+// handshake goroutine is taken only once the version is in. With 300 such
+// sessions waiting, go_goroutines stays flat (at most one per ten) and a
+// VeNCrypt client to a working host is still served at once.
+func TestVeNCryptSilentHostsHoldNoGoroutine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("300 connections")
+	}
+	k := newPKI(t)
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	quiet := startBackend(t, func(_ *backend, c net.Conn) { <-hold; c.Close() })
+	good := startBackend(t, vencryptHost(t, k, 0))
+	var lines []string
+	for i := 0; i < silentHosts; i++ {
+		lines = append(lines, tokenLine("silent-"+strconv.Itoa(i), quiet.port()))
+	}
+	lines = append(lines, tokenLine("good-0", good.port()), tokenLine("good-1", good.port()))
+	p := startBinary(t, lines, append([]string{"--ping-interval", "0", "--connect-timeout", "1m"}, vencryptArgs(k)...)...)
+	goroutines := func() float64 {
+		_, body := httpGet(t, "http://"+p.metrics+"/metrics")
+		return promValue(t, body, "go_goroutines")
+	}
+	openEcho := func(tok string) {
+		c := open(t, p.addr, req{token: tok, protocol: "binary"})
+		rfbAnswer(t, c, "")
+		c.send(ws.OpBinary, []byte("e"))
+		if got := string(c.readData(1)); got != "e" {
+			t.Fatalf("echo %q", got)
+		}
+	}
+	openEcho("good-0") // starts what stays (pools, the scrape's connection)
+	var base float64
+	waitFor(t, "the handshake goroutines to end", func() bool {
+		g := goroutines()
+		if g == base {
+			return true
+		}
+		base = g
+		return false
+	})
+	for i := 0; i < silentHosts; i++ {
+		c := dialRaw(t, p.addr)
+		if _, err := io.WriteString(c, req{token: "silent-" + strconv.Itoa(i), protocol: "binary"}.request(p.addr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the proxy to connect to every silent host", func() bool { return quiet.accepts.Load() >= silentHosts })
+	openEcho("good-1")
+	g := goroutines()
+	t.Logf("go_goroutines %v with 1 VeNCrypt session, %v with %d more waiting for silent hosts", base, g, silentHosts)
+	if g > base+silentHosts/10 {
+		t.Fatalf("%d sessions waiting for silent compute hosts: %v goroutines, from %v", silentHosts, g, base)
+	}
 }

@@ -68,6 +68,11 @@ const (
 	ClientReplyLen   = ClientVersionLen + 1 // the version and the choice
 )
 
+// HostGreetingLen is the compute host's first message, its
+// ProtocolVersion: what to wait for, without a goroutine, before Secure
+// (relay.Await), so a host that accepts and never speaks holds none.
+const HostGreetingLen = len(rfbVersion)
+
 // Errors of the security handshake. None carries bytes from either peer;
 // ErrVeNCryptTLS wraps crypto/tls's error, whose text may name the host
 // certificate's names (the loop logs a fixed phrase instead).

@@ -24,17 +24,16 @@ import (
 
 const (
 	// Handshakers is the most security handshakes run at once, each on a
-	// goroutine that exists only while there are handshakes to run (about
-	// 8 KiB of stack each: 2 MiB at most). A handshake mostly waits for the
-	// host (four round trips and a TLS handshake: about 2 ms on a LAN,
-	// BenchmarkSecurityProxyHandshake), so this allows some 100,000 session
-	// starts a second on a LAN. A host that accepts and never speaks (a
-	// frozen QEMU) holds its goroutine until the session's connect deadline
-	// (--connect-timeout, 5 s by default, from the start of the dial): 256
-	// rather than the wss:// side's 64, whose goroutine is spent only once
-	// a whole ClientHello is in, so that only about 50 such sessions a
-	// second would make others wait.
-	Handshakers = 256
+	// goroutine that exists only while there are handshakes to run. A
+	// handshake mostly waits for the host (three more round trips and a TLS
+	// handshake: about 2.7 ms on loopback, BenchmarkSecurityProxyHandshake),
+	// so this allows some 20,000 session starts a second. As on the wss://
+	// side (loop.TLSHandshakers), no goroutine is spent before the peer has
+	// spoken: the caller awaits the host's RFB version on a relay poller
+	// first (HostGreetingLen, relay.Await), so a host that accepts and never
+	// speaks (a stopped QEMU) holds none; one that greets and then stalls
+	// holds its goroutine until the session's connect deadline.
+	Handshakers = 64
 	// HandshakeQueue is the most handshakes waiting for a goroutine; past
 	// it Secure fails at once with ErrBusy. A waiting handshake's deadline
 	// runs meanwhile.
