@@ -40,7 +40,12 @@ func (r *Relay) Await(fd int, got []byte, n int, deadline time.Time, done func(f
 		return
 	}
 	p := r.pollers[int(r.next.Add(1))%len(r.pollers)]
-	p.command(cmd{a: &awaiter{fd: fd, need: n, got: got, deadline: deadline, done: done}, op: opAwait})
+	r.shaking.Add(1) // a session waiting for its host, as in a connect (Handshaking)
+	counted := func(fd int, got []byte, err error) {
+		r.shaking.Add(-1)
+		done(fd, got, err)
+	}
+	p.command(cmd{a: &awaiter{fd: fd, need: n, got: got, deadline: deadline, done: counted}, op: opAwait})
 }
 
 // startAwait registers a for reading; a socket epoll refuses goes back at

@@ -46,10 +46,16 @@ func TestAwaitGreeting(t *testing.T) {
 		t.Fatalf("done after 7 of 12 bytes: %q", a.got)
 	case <-time.After(50 * time.Millisecond): // a wrong implementation would have answered by now
 	}
+	if n := r.Handshaking(); n != 1 {
+		t.Errorf("Handshaking %d while a greeting is awaited, want 1", n)
+	}
 	if _, err := host.Write([]byte(".008\nrest")); err != nil {
 		t.Fatal(err)
 	}
 	a := recv(t, done)
+	if n := r.Handshaking(); n != 0 {
+		t.Errorf("Handshaking %d once it is in, want 0", n)
+	}
 	if a.err != nil || a.fd != fd || string(a.got) != "RFB 003.008\n" {
 		t.Fatalf("got %d %q %v", a.fd, a.got, a.err)
 	}

@@ -58,12 +58,13 @@ type Relay struct {
 	cfg     Config
 	pollers []*Poller
 	next    atomic.Uint32
-	shaking atomic.Int64 // connects and CONNECT exchanges in progress
+	shaking atomic.Int64 // connects, CONNECT exchanges and awaited greetings in progress
 }
 
-// Handshaking is the number of connects and CONNECT exchanges the pollers
-// have in progress (Connect, Handshake): sessions waiting for their compute
-// host, none of them holding a goroutine.
+// Handshaking is the number of connects, CONNECT exchanges and awaited
+// greetings the pollers have in progress (Connect, Handshake, Await):
+// sessions waiting for their compute host, none of them holding a
+// goroutine.
 func (r *Relay) Handshaking() int64 { return r.shaking.Load() }
 
 // New starts the pollers.
