@@ -15,6 +15,7 @@ import (
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
+	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/relay/rfb"
 )
 
@@ -212,5 +213,48 @@ func TestVeNCryptSilentHostsHoldNoGoroutine(t *testing.T) {
 	t.Logf("go_goroutines %v with 1 VeNCrypt session, %v with %d more waiting for silent hosts", base, g, silentHosts)
 	if g > base+silentHosts/10 {
 		t.Fatalf("%d sessions waiting for silent compute hosts: %v goroutines, from %v", silentHosts, g, base)
+	}
+}
+
+// A browser that reads nothing behind a VeNCrypt host that writes as fast
+// as it can: the proxy holds at most --max-buffered-bytes plus one read of
+// plaintext for it (what crypto/tls has read ahead is bounded apart, by
+// relay.MaxTLSReadAhead), the host is pushed back by TCP, and when the
+// browser reads again every byte arrives in order.
+func TestVeNCryptSlowReaderBounded(t *testing.T) {
+	const high, total = 128 << 10, 16 << 20
+	k := newPKI(t)
+	b := startBackend(t, vencryptServe(t, k, 0, func(bk *backend, tc *tls.Conn) { firehose(total)(bk, tc) }))
+	sp, err := rfb.New(rfb.Config{Schemes: []rfb.Scheme{rfb.SchemeVeNCrypt}, CAFile: k.caFile,
+		CertFile: k.clientFile, KeyFile: k.clientKeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, func(cfg *loop.Config) { cfg.Security, cfg.Relay.HighWater = sp, high })
+	c := open(t, p.addr, req{token: p.mint(b.port(), nil)})
+	rfbAnswer(t, c, "")
+	bound := int64(high + relay.DefaultReadSize)
+	waitFor(t, "the host to be pushed back", func() bool { return p.srv.Buffered() >= high })
+	var most int64
+	for i := 0; i < 20; i++ { // a while of not reading: a wrong bound would overshoot
+		most = max(most, p.srv.Buffered())
+		if most > bound {
+			t.Fatalf("the proxy held %d bytes for one session, bound %d", most, bound)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if w := b.written.Load(); w >= total {
+		t.Fatalf("the host wrote all %d bytes to a client reading nothing: no pushback", w)
+	}
+	t.Logf("while stalled: proxy held at most %d bytes; the host got %d of %d bytes out", most, b.written.Load(), total)
+	_ = c.conn.SetReadDeadline(time.Now().Add(time.Minute))
+	code, data := c.expectClose()
+	if code != 1000 {
+		t.Fatalf("close %d", code)
+	}
+	want := make([]byte, total)
+	fillPattern(want, 0)
+	if !bytes.Equal(data, want) {
+		t.Fatalf("received %d bytes, want %d identical", len(data), total)
 	}
 }
