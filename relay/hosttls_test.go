@@ -15,6 +15,7 @@ import (
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/relay/testpki"
+	"github.com/consoleproxy/consoleproxy/relay/tlsrec"
 )
 
 // tlsLeg is a VeNCrypt-style TLS leg on real loopback TCP: the proxy's
@@ -151,6 +152,13 @@ func TestTLSLegBackpressure(t *testing.T) {
 	waitFor(t, "pause", s.conn.Paused)
 	if got := s.conn.Buffered(); got > cfg.HighWater+int64(cfg.ReadSize) {
 		t.Fatalf("buffered %d bytes, bound %d", got, cfg.HighWater+int64(cfg.ReadSize))
+	}
+	// Paused: the poller does not touch crypto/tls's reads (Paused is
+	// stored after the last of them), so its buffer can be looked at.
+	if held := tlsrec.Buffered(leg.t.tc); held < 0 || held > MaxTLSReadAhead {
+		t.Fatalf("crypto/tls holds %d bytes read ahead, bound %d", held, MaxTLSReadAhead)
+	} else {
+		t.Logf("paused with %d plaintext bytes in flight and %d read ahead in crypto/tls", s.conn.Buffered(), held)
 	}
 	select {
 	case err := <-wrote:

@@ -59,3 +59,17 @@ func Trim(tc *tls.Conn, keep int) bool {
 	*raw, *input, *hand = bytes.Buffer{}, bytes.Reader{}, bytes.Buffer{}
 	return true
 }
+
+// Buffered is how many bytes tc holds that it has read from its transport
+// and not yet returned: whole or partial records not yet decrypted, and
+// the rest of the record being read (-1 if this Go release's fields are
+// not known). Only on the goroutine that owns tc's reads, or after it.
+func Buffered(tc *tls.Conn) int {
+	if !trimOK {
+		return -1
+	}
+	p := unsafe.Pointer(tc)
+	raw := (*bytes.Buffer)(unsafe.Add(p, tlsBufOffsets.raw))
+	input := (*bytes.Reader)(unsafe.Add(p, tlsBufOffsets.input))
+	return raw.Len() + input.Len()
+}
