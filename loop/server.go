@@ -37,7 +37,7 @@ type Server struct {
 	nextID   atomic.Uint64 // the last session ID given (sessions.go)
 	limits   *limits       // --max-pending, --max-sessions-per-ip, --auth-failures-per-ip
 	web      atomic.Pointer[web.Site]
-	tlsWG    sync.WaitGroup // TLS handshake goroutines and VeNCrypt bridges
+	tlsWG    sync.WaitGroup // TLS handshake goroutines and VeNCrypt security handshakes
 	// handshakes runs wss:// TLS handshakes (tlshs.go).
 	handshakes *handshakers
 	// plainHead is the plaintext a wss:// session decrypts ahead while
@@ -214,7 +214,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	close(s.sweeper)
 	stopped, err := s.stopEngine(tctx)
 	if !waitGroup(tctx, &s.tlsWG) {
-		s.cfg.Logger.Warn("shutdown: TLS handshakes or bridges still running after the grace; abandoned", "grace", StopGrace.String())
+		s.cfg.Logger.Warn("shutdown: TLS or VeNCrypt handshakes still running after the grace; abandoned", "grace", StopGrace.String())
 	}
 	idle := s.pool.stop(tctx)
 	if !idle {

@@ -17,6 +17,7 @@ import (
 	"github.com/consoleproxy/consoleproxy/loop/web"
 	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
+	"github.com/consoleproxy/consoleproxy/relay/rfb"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
@@ -37,7 +38,7 @@ type app struct {
 	tls      *tlsFiles        // nil without TLS
 	own      []netip.AddrPort // the proxy's own listeners: never a compute host nor a minted target (own.go)
 	// security is the RFB security proxy, nil without VeNCrypt.
-	security *relay.SecurityProxy
+	security *rfb.Proxy
 	up       *upgrade // listeners handed over by SIGUSR2 (upgrade.go); nil: none
 }
 
@@ -347,12 +348,12 @@ func (a *app) closeStores() {
 
 // securityProxy builds the RFB security proxy from --vnc-auth-schemes and
 // the --vencrypt-* files; nil for "none" alone.
-func securityProxy(o *options) (*relay.SecurityProxy, error) {
-	schemes, err := relay.ParseSchemes(o.vncAuthSchemes)
+func securityProxy(o *options) (*rfb.Proxy, error) {
+	schemes, err := rfb.ParseSchemes(o.vncAuthSchemes)
 	if err != nil {
 		return nil, fmt.Errorf("--vnc-auth-schemes: %w", err)
 	}
-	sp, err := relay.NewSecurityProxy(relay.SecurityConfig{
+	sp, err := rfb.New(rfb.Config{
 		Schemes: schemes, CAFile: o.vencryptCA, CertFile: o.vencryptCert, KeyFile: o.vencryptKey,
 		SkipHostname: o.vencryptSkipHostname,
 	})
