@@ -15,8 +15,8 @@ import (
 	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 
-	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/internal/testutil/pki"
+	"github.com/consoleproxy/consoleproxy/relay"
 )
 
 // sink collects what a relay poller hands over.
