@@ -234,6 +234,7 @@ func (ss *session) authorized(res *authResult) {
 	}
 	s := ss.srv
 	if res.result != ResultOK {
+		ss.releaseHandshake()
 		ss.unadmit()
 		ss.rec = res.rec
 		ss.phase.Store(int32(phaseHandshake))
@@ -241,10 +242,12 @@ func (ss *session) authorized(res *authResult) {
 		_ = ss.c.Close()
 		return
 	}
-	if _, err := ss.c.Write(wsframe.AppendSwitching(nil, ss.key[:ss.keyLen], ss.proto)); err != nil {
-		res.cleanup() // gnet closed the client inside the write (OnClose ran)
+	hs := ss.hs
+	if _, err := ss.c.Write(wsframe.AppendSwitching(hs.resp[:0], hs.key[:hs.keyLen], ss.proto)); err != nil {
+		res.cleanup() // gnet closed the client inside the write (OnClose ran and released hs)
 		return
 	}
+	ss.releaseHandshake()
 	ss.rec, ss.release = res.rec, res.release
 	if s.cfg.EnforceSessionTimeout {
 		ss.expires.Store(res.rec.Expires)
