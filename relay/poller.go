@@ -41,6 +41,10 @@ const (
 // hand its held-back bytes to the host.
 const flushTimeout = 5 * time.Second
 
+// maxSpareCmds is the largest command queue kept for the next batch; a
+// bigger one (a burst of thousands of sessions) is left to the collector.
+const maxSpareCmds = 1024
+
 type cmd struct {
 	c  *Conn
 	h  *handshake
@@ -58,7 +62,8 @@ type Poller struct {
 	cmds     []cmd
 	stop     bool
 	done     chan struct{}
-	gen      int32 // poller goroutine only from here on
+	spare    []cmd // poller goroutine only from here on: the queue not in use
+	gen      int32
 	conns    map[int]*Conn
 	slow     map[*Conn]struct{}  // paused connections
 	flushing map[*Conn]time.Time // closed with CloseWrite: the deadline for their held-back bytes
@@ -89,11 +94,19 @@ func newPoller(cfg Config) (*Poller, error) {
 	return p, nil
 }
 
-// command queues c for the poller goroutine and wakes it.
+// command queues c for the poller goroutine and wakes it. Only the command
+// that finds the queue empty writes the eventfd: the others join a queue
+// whose wake-up is written or on its way, and the poller reads the eventfd
+// before it takes the queue, so none is left behind (one write per batch,
+// not per command).
 func (p *Poller) command(c cmd) {
 	p.mu.Lock()
+	wake := len(p.cmds) == 0
 	p.cmds = append(p.cmds, c)
 	p.mu.Unlock()
+	if !wake {
+		return
+	}
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	_, _ = unix.Write(p.evfd, one[:])
@@ -169,10 +182,14 @@ func (p *Poller) runCommands() bool {
 	_, _ = unix.Read(p.evfd, buf[:])
 	p.mu.Lock()
 	cmds, stop := p.cmds, p.stop
-	p.cmds = nil
+	p.cmds = p.spare[:0] // the two queues take turns: no allocation per batch
 	p.mu.Unlock()
 	for _, c := range cmds {
 		p.apply(c)
+	}
+	if cap(cmds) <= maxSpareCmds {
+		clear(cmds)
+		p.spare = cmds[:0]
 	}
 	return stop
 }
