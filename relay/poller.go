@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,7 +63,8 @@ type Poller struct {
 	cmds     []cmd
 	stop     bool
 	done     chan struct{}
-	spare    []cmd // poller goroutine only from here on: the queue not in use
+	spare    []cmd                      // poller goroutine only from here on: the queue not in use
+	buf      *bytebufferpool.ByteBuffer // the next read's buffer (read)
 	gen      int32
 	conns    map[int]*Conn
 	slow     map[*Conn]struct{}  // paused connections
@@ -245,27 +247,32 @@ func (p *Poller) handle(c *Conn, events uint32) {
 	p.read(c)
 }
 
-// read takes one buffer of host data and hands it to the sink.
+// read takes one read of host data into the poller's buffer and hands it
+// to the sink: the buffer itself, or a copy of a small read (copyMax).
 func (p *Poller) read(c *Conn) {
-	b := getBuffer(p.cfg.ReadSize)
+	if p.buf == nil {
+		p.buf = getBuffer(p.cfg.ReadSize)
+	}
+	b := p.buf
 	n, err := unix.Read(c.fd, b.B[Headroom:])
 	for errors.Is(err, unix.EINTR) {
 		n, err = unix.Read(c.fd, b.B[Headroom:])
 	}
 	switch {
 	case errors.Is(err, unix.EAGAIN):
-		PutBuffer(b)
 	case err != nil:
-		PutBuffer(b)
 		p.finish(c, err)
 	case n == 0:
-		PutBuffer(b)
 		p.finish(c, nil)
 	default:
 		c.inflight.Add(int64(n))
 		if c.gone.Load() {
-			PutBuffer(b)
 			return
+		}
+		if n <= copyMax {
+			b = smallCopy(b.B[Headroom : Headroom+n])
+		} else {
+			p.buf = nil // handed over
 		}
 		c.sink.HostData(b, n)
 		if c.buffered() > p.cfg.HighWater {
