@@ -236,7 +236,7 @@ func (ss *session) authorized(res *authResult) {
 	if res.result != ResultOK {
 		ss.releaseHandshake()
 		ss.unadmit()
-		ss.rec = res.rec
+		ss.rec = recordOf(res.rec)
 		ss.phase.Store(int32(phaseHandshake))
 		ss.refuse(res.result, res.why)
 		_ = ss.c.Close()
@@ -248,7 +248,7 @@ func (ss *session) authorized(res *authResult) {
 		return
 	}
 	ss.releaseHandshake()
-	ss.rec, ss.release = res.rec, res.release
+	ss.rec, ss.release = recordOf(res.rec), res.release
 	if s.cfg.EnforceSessionTimeout {
 		ss.expires.Store(res.rec.Expires)
 	}
@@ -261,7 +261,7 @@ func (ss *session) authorized(res *authResult) {
 	ss.lastPing.Store(now.UnixNano())
 	ss.count(ResultOK)
 	s.metrics.active.Add(1)
-	s.metrics.handshake.Update(now.Sub(ss.accepted).Seconds())
+	s.metrics.handshake.Update(time.Duration(now.UnixNano() - ss.accepted).Seconds())
 	ss.host = s.relay.Attach(res.fd, ss)
 	ss.phase.Store(int32(phaseRelaying))
 	// From here the session is relaying: if a write below fails, OnClose

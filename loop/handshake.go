@@ -66,6 +66,9 @@ func (ss *session) handshake() gnet.Action {
 	hs.keyLen = copy(hs.key[:], hs.req.Key)
 	ss.proto = wsframe.ChooseProtocol(&hs.req)
 	ss.base64 = string(ss.proto) == "base64"
+	if ss.base64 {
+		ss.b64 = new(wsframe.Base64Decoder)
+	}
 	_, _ = c.Discard(n)
 	hs.req = wsframe.Request{} // its slices pointed into the bytes just discarded
 	if !ss.enterIP() {
@@ -162,7 +165,7 @@ func (ss *session) refuse(r Result, why string) gnet.Action {
 	// Counted and logged before the answer, so whoever reads it finds both.
 	ss.count(r)
 	ss.settleAuth(r)
-	ss.srv.cfg.Logger.Info("session refused", "peer", ss.client.String(), "instance", ss.rec.InstanceUUID,
+	ss.srv.cfg.Logger.Info("session refused", "peer", ss.client.String(), "instance", ss.rec.instance,
 		"result", string(r), "reason", why)
 	_, _ = ss.c.Write(wsframe.AppendError(nil, r.status()))
 	return gnet.Close

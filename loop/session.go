@@ -57,19 +57,19 @@ type session struct {
 	holdSince atomic.Int64
 
 	// Loop only.
-	accepted time.Time // the handshake deadline is HandshakeTimeout after it
+	accepted int64 // unix nanos (cfg.Now) of the accept; the handshake deadline is HandshakeTimeout after it
 	peer     netip.Addr
 	client   netip.Addr      // the client's address, through trusted proxies
 	hs       *handshakeState // until the 101 is written or the session closes
 	proto    []byte          // the chosen subprotocol (a static slice)
-	rec      tokens.Record
+	rec      sessionRecord
 	release  func() // gives the token back to the reuse guard
 
 	// lim is what the session holds of the limits (limits.go).
 	lim sessionLimits
 
 	parser wsframe.Parser
-	b64    wsframe.Base64Decoder
+	b64    *wsframe.Base64Decoder // the "base64" subprotocol only
 	// The session's flags, side by side (each bool alone would take a
 	// padded word of the struct, which every idle session pays).
 	secure   bool // the client came over TLS
@@ -95,9 +95,20 @@ type session struct {
 	onSentFn gnet.AsyncCallback // ss.onSent, bound once
 }
 
+// sessionRecord is what a session keeps of its token's record for its log
+// lines (the whole tokens.Record is 112 bytes every idle session would pay).
+type sessionRecord struct {
+	instance, host string
+	port           int
+}
+
+func recordOf(r tokens.Record) sessionRecord {
+	return sessionRecord{instance: r.InstanceUUID, host: r.Host, port: r.Port}
+}
+
 func newSession(s *Server, c gnet.Conn) *session {
 	now := s.cfg.Now()
-	ss := &session{srv: s, c: c, raw: c, accepted: now, peer: peerAddr(c)}
+	ss := &session{srv: s, c: c, raw: c, accepted: now.UnixNano(), peer: peerAddr(c)}
 	ss.client = ss.peer
 	ss.onSentFn = ss.onSent
 	return ss
@@ -357,12 +368,12 @@ func (ss *session) finishRelaying() {
 	if r := ss.endReason.Load(); r != nil {
 		reason = *r
 	}
-	dur := s.cfg.Now().Sub(ss.accepted)
+	dur := time.Duration(s.cfg.Now().UnixNano() - ss.accepted)
 	s.metrics.ends[reason].Inc()
 	s.metrics.duration.Update(dur.Seconds())
 	s.cfg.Logger.Info("session end",
-		"peer", ss.client.String(), "instance", ss.rec.InstanceUUID,
-		"host", net.JoinHostPort(ss.rec.Host, strconv.Itoa(ss.rec.Port)),
+		"peer", ss.client.String(), "instance", ss.rec.instance,
+		"host", net.JoinHostPort(ss.rec.host, strconv.Itoa(ss.rec.port)),
 		"bytes_up", ss.up.Load(), "bytes_down", ss.down.Load(),
 		"duration", dur.Round(time.Millisecond).String(), "result", string(ResultOK), "end", string(reason))
 }
