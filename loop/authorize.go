@@ -246,18 +246,21 @@ func (ss *session) authorized(res *authResult) {
 		res.fail(guardRefusal(*e)) // revoked or taken over meanwhile
 	}
 	if res.result != ResultOK {
+		ss.releaseHandshake()
 		ss.unadmit()
-		ss.rec = res.rec
+		ss.rec = recordOf(res.rec)
 		ss.phase.Store(int32(phaseHandshake))
 		ss.refuse(res.result, res.why)
 		_ = ss.c.Close()
 		return
 	}
-	if _, err := ss.c.Write(wsframe.AppendSwitching(nil, ss.key[:ss.keyLen], ss.proto)); err != nil {
-		res.cleanup() // gnet closed the client inside the write (OnClose ran)
+	hs := ss.hs
+	if _, err := ss.c.Write(wsframe.AppendSwitching(hs.resp[:0], hs.key[:hs.keyLen], ss.proto)); err != nil {
+		res.cleanup() // gnet closed the client inside the write (OnClose ran and released hs)
 		return
 	}
-	ss.rec, ss.release = res.rec, res.release
+	ss.releaseHandshake()
+	ss.rec, ss.release = recordOf(res.rec), res.release
 	if s.cfg.EnforceSessionTimeout {
 		ss.expires.Store(res.rec.Expires)
 	}
@@ -270,7 +273,7 @@ func (ss *session) authorized(res *authResult) {
 	ss.lastPing.Store(now.UnixNano())
 	ss.count(ResultOK)
 	s.metrics.active.Add(1)
-	s.metrics.handshake.Update(now.Sub(ss.accepted).Seconds())
+	s.metrics.handshake.Update(time.Duration(now.UnixNano() - ss.accepted).Seconds())
 	if res.hostTLS != nil {
 		ss.host = s.relay.AttachTLS(res.fd, res.hostTLS, ss)
 	} else {

@@ -2,6 +2,7 @@ package loop
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -27,7 +28,8 @@ func (ss *session) handshake() gnet.Action {
 			return ss.refusePlain(buf[0])
 		}
 	}
-	n, err := ss.reqp.Parse(buf, ss.srv.cfg.Request, ss.req)
+	hs := ss.handshakeState()
+	n, err := hs.reqp.Parse(buf, ss.srv.cfg.Request, &hs.req)
 	if errors.Is(err, wsframe.ErrIncomplete) {
 		return gnet.None
 	}
@@ -39,7 +41,7 @@ func (ss *session) handshake() gnet.Action {
 		}
 		return ss.refuse(ResultBadRequest, reasonOf(err))
 	}
-	if !ss.req.IsUpgrade() {
+	if !hs.req.IsUpgrade() {
 		if site := ss.srv.web.Load(); site != nil {
 			return ss.serveStatic(site)
 		}
@@ -61,11 +63,14 @@ func (ss *session) handshake() gnet.Action {
 	}
 	h := tokens.HashToken(token)
 	clear(token) // a decoded copy, or gnet's buffer about to be discarded
-	ss.keyLen = copy(ss.key[:], ss.req.Key)
-	ss.proto = wsframe.ChooseProtocol(ss.req)
+	hs.keyLen = copy(hs.key[:], hs.req.Key)
+	ss.proto = wsframe.ChooseProtocol(&hs.req)
 	ss.base64 = string(ss.proto) == "base64"
+	if ss.base64 {
+		ss.b64 = new(wsframe.Base64Decoder)
+	}
 	_, _ = c.Discard(n)
-	ss.req = nil
+	hs.req = wsframe.Request{} // its slices pointed into the bytes just discarded
 	if !ss.enterIP() {
 		return ss.refuse(ResultPerIPLimit, "max sessions per address reached")
 	}
@@ -74,7 +79,7 @@ func (ss *session) handshake() gnet.Action {
 		return ss.refuse(ResultOverCapacity, "max sessions reached")
 	}
 	ss.phase.Store(int32(phaseAuthorizing))
-	scheme, attempt := ss.originScheme, ss.handAuth() // the worker settles the attempt
+	scheme, attempt := hs.originScheme, ss.handAuth() // the worker settles the attempt
 	if !s.pool.submit(func() { ss.authorize(h, scheme, attempt) }) {
 		ss.phase.Store(int32(phaseHandshake))
 		ss.unadmit()
@@ -88,7 +93,8 @@ func (ss *session) handshake() gnet.Action {
 // the loop never touches the disk) and closes; counted as a page load, not
 // a session (static.go). Runs on the loop.
 func (ss *session) serveStatic(site *web.Site) gnet.Action {
-	head, body, err := site.Lookup(ss.req.Method, ss.req.Path())
+	req := &ss.hs.req
+	head, body, err := site.Lookup(req.Method, req.Path())
 	switch {
 	case errors.Is(err, web.ErrMethod):
 		return ss.staticAnswer(405)
@@ -113,7 +119,7 @@ func (ss *session) refusePlain(first byte) gnet.Action {
 
 // admission checks the request as a WebSocket upgrade and its Origin.
 func (ss *session) admission() (Result, string) {
-	req := ss.req
+	req := &ss.hs.req
 	if !req.IsUpgrade() {
 		return ResultNotWebSocket, "not a websocket request"
 	}
@@ -134,16 +140,17 @@ func (ss *session) admission() (Result, string) {
 	if err := s.cfg.Origins.Check(req.Origin, req.HasOrigin, req.Host, secure); err != nil {
 		return ResultOriginRefused, "origin refused"
 	}
-	ss.originScheme = policy.OriginScheme(req.HasOrigin, secure)
+	ss.hs.originScheme = policy.OriginScheme(req.HasOrigin, secure)
 	return ResultOK, ""
 }
 
 // token finds the client's token: the query's `token`, else the cookie.
 func (ss *session) token() ([]byte, bool) {
-	if t, ok := policy.QueryToken(ss.req.Query()); ok {
+	req := &ss.hs.req
+	if t, ok := policy.QueryToken(req.Query()); ok {
 		return t, true
 	}
-	return policy.CookieToken(values(ss.req, "Cookie"))
+	return policy.CookieToken(values(req, "Cookie"))
 }
 
 // values collects a header's values (the handshake may allocate).
@@ -158,7 +165,7 @@ func (ss *session) refuse(r Result, why string) gnet.Action {
 	// Counted and logged before the answer, so whoever reads it finds both.
 	ss.count(r)
 	ss.settleAuth(r)
-	ss.srv.cfg.Logger.Info("session refused", "peer", ss.client.String(), "instance", ss.rec.InstanceUUID,
+	ss.srv.cfg.Logger.Info("session refused", "peer", ss.client.String(), "instance", ss.rec.instance,
 		"result", string(r), "reason", why)
 	_, _ = ss.c.Write(wsframe.AppendError(nil, r.status()))
 	return gnet.Close
@@ -171,4 +178,46 @@ func reasonOf(err error) string {
 		return he.Reason
 	}
 	return "malformed request"
+}
+
+// handshakeState is what only the handshake needs: the request parser, the
+// parsed request (large: its header fields are inline) and the key for the
+// 101. Pooled, so neither an idle session nor each new connection pays for
+// it. Loop only.
+type handshakeState struct {
+	reqp wsframe.RequestParser
+	req  wsframe.Request
+	key  [32]byte // Sec-WebSocket-Key, copied out of the request
+	// keyLen is the key's length in key.
+	keyLen int
+	// originScheme is the accepted Origin's scheme ("" without an Origin),
+	// for Nova's access_url_base rule once the record is known.
+	originScheme string
+	// resp holds the 101 while it is written (gnet copies what the socket
+	// does not take).
+	resp [256]byte
+}
+
+var handshakes = sync.Pool{New: func() any { return new(handshakeState) }}
+
+// handshakeState returns the session's handshake state, taking one from the
+// pool on first use. Loop only.
+func (ss *session) handshakeState() *handshakeState {
+	if ss.hs == nil {
+		ss.hs = handshakes.Get().(*handshakeState)
+	}
+	return ss.hs
+}
+
+// releaseHandshake clears the handshake state and pools it. Loop only.
+func (ss *session) releaseHandshake() {
+	hs := ss.hs
+	if hs == nil {
+		return
+	}
+	ss.hs = nil
+	hs.reqp.Reset()
+	hs.req = wsframe.Request{}
+	hs.key, hs.keyLen, hs.originScheme = [32]byte{}, 0, ""
+	handshakes.Put(hs)
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/relay"
 )
 
@@ -56,5 +57,57 @@ func TestHostFramesChargeWireBytes(t *testing.T) {
 				t.Fatalf("held %d bytes for a %d-byte frame carrying %d host bytes", got, want, tc.n)
 			}
 		})
+	}
+}
+
+// The in-flight queue keeps AsyncWrite order across growth and gives its
+// ring back once drained: an idle session holds none (issue 14).
+func TestSentQueueOrderAndRelease(t *testing.T) {
+	var q sentQueue
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 37; i++ { // past three growths: 4, 8, 16, 32, 64
+			q.push(pendingFrame{n: i})
+		}
+		for i := 0; i < 37; i++ {
+			f, ok := q.pop()
+			if !ok || f.n != i {
+				t.Fatalf("round %d: pop %d = %v, %v", round, i, f.n, ok)
+			}
+		}
+		if _, ok := q.pop(); ok {
+			t.Fatal("popped from an empty queue")
+		}
+		if q.ring != nil {
+			t.Fatalf("round %d: a drained queue holds a ring of %d", round, len(q.ring.f))
+		}
+	}
+	q.push(pendingFrame{n: 1})
+	q.push(pendingFrame{n: 2})
+	if f, ok := q.popNewest(); !ok || f.n != 2 {
+		t.Fatalf("popNewest = %v, %v", f.n, ok)
+	}
+	if f, ok := q.popNewest(); !ok || f.n != 1 || q.ring != nil {
+		t.Fatalf("popNewest = %v, %v; ring %v", f.n, ok, q.ring)
+	}
+}
+
+// A burst through a drained queue takes its ring from the pool: no
+// allocation per burst once warm.
+func TestSentQueueNoAllocations(t *testing.T) {
+	if testutil.Race {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	var q sentQueue
+	burst := func() {
+		for i := 0; i < 10; i++ {
+			q.push(pendingFrame{n: i})
+		}
+		for i := 0; i < 10; i++ {
+			q.pop()
+		}
+	}
+	burst()
+	if a := testing.AllocsPerRun(100, burst); a != 0 {
+		t.Errorf("%v allocations per burst", a)
 	}
 }

@@ -54,7 +54,6 @@ type session struct {
 	up, down   atomic.Int64        // payload bytes each way
 	heldUp     atomic.Int64        // client bytes held for the host, as last seen on the loop
 	host       *relay.Conn         // set on the loop before the poller starts, then read-only
-	base64     bool                // the "base64" subprotocol; set before relaying, then read-only
 	expires    atomic.Int64        // unix seconds: --enforce-session-timeout; 0 = never
 	// holdSince is when the client was last seen taking bytes while the
 	// proxy held some for it (unix nanos); 0 while it holds none.
@@ -65,29 +64,24 @@ type session struct {
 	guardEnd atomic.Pointer[End]
 
 	// Loop only.
-	accepted time.Time
-	deadline time.Time // handshake deadline
+	accepted int64 // unix nanos (cfg.Now) of the accept; the handshake deadline is HandshakeTimeout after it
 	peer     netip.Addr
-	client   netip.Addr // the client's address, through trusted proxies
-	secure   bool       // the client came over TLS
-	// originScheme is the accepted Origin's scheme ("" without an Origin),
-	// for Nova's access_url_base rule once the record is known.
-	originScheme string
-	reqp         wsframe.RequestParser
-	req          *wsframe.Request // during the handshake only
-	key          [32]byte         // Sec-WebSocket-Key, copied out of the request
-	keyLen       int
-	proto        []byte // the chosen subprotocol (a static slice)
-	counted      bool   // the handshake result was counted
-	admitted     bool   // counted against --max-sessions
-	rec          tokens.Record
-	release      func() // gives the token back to the reuse guard
+	client   netip.Addr      // the client's address, through trusted proxies
+	hs       *handshakeState // until the 101 is written or the session closes
+	proto    []byte          // the chosen subprotocol (a static slice)
+	rec      sessionRecord
+	release  func() // gives the token back to the reuse guard
 
 	// lim is what the session holds of the limits (limits.go).
 	lim sessionLimits
 
 	parser wsframe.Parser
-	b64    wsframe.Base64Decoder
+	b64    *wsframe.Base64Decoder // the "base64" subprotocol only
+	// The session's flags, side by side (each bool alone would take a
+	// padded word of the struct, which every idle session pays).
+	secure   bool // the client came over TLS
+	counted  bool // the handshake result was counted
+	admitted bool // counted against --max-sessions
 	// Why reading the client is paused (updateRead): the host holds bytes
 	// back, or the client's outbound buffer is over its bound.
 	hostFull, outFull bool
@@ -102,15 +96,26 @@ type session struct {
 	// collected in rfbReply and never relayed.
 	rfbNeed  int
 	rfbReply [rfb.ClientReplyLen]byte
+	base64   bool // the "base64" subprotocol; set before relaying, then read-only
 
 	sentQ    sentQueue          // host frames in flight to the client (poller pushes, loop pops)
 	onSentFn gnet.AsyncCallback // ss.onSent, bound once
 }
 
+// sessionRecord is what a session keeps of its token's record for its log
+// lines (the whole tokens.Record is 112 bytes every idle session would pay).
+type sessionRecord struct {
+	instance, host string
+	port           int
+}
+
+func recordOf(r tokens.Record) sessionRecord {
+	return sessionRecord{instance: r.InstanceUUID, host: r.Host, port: r.Port}
+}
+
 func newSession(s *Server, c gnet.Conn) *session {
 	now := s.cfg.Now()
-	ss := &session{srv: s, id: s.nextID.Add(1), c: c, raw: c, accepted: now, deadline: now.Add(s.cfg.HandshakeTimeout),
-		peer: peerAddr(c), req: &wsframe.Request{}}
+	ss := &session{srv: s, id: s.nextID.Add(1), c: c, raw: c, accepted: now.UnixNano(), peer: peerAddr(c)}
 	ss.client = ss.peer
 	ss.onSentFn = ss.onSent
 	return ss
@@ -295,7 +300,7 @@ func (ss *session) onClose() {
 		}
 		ss.finishRelaying()
 	}
-	ss.req = nil
+	ss.releaseHandshake()
 	if ss.tls != nil {
 		ss.tls.closed()
 	}
@@ -370,12 +375,12 @@ func (ss *session) finishRelaying() {
 	if r := ss.endReason.Load(); r != nil {
 		reason = *r
 	}
-	dur := s.cfg.Now().Sub(ss.accepted)
+	dur := time.Duration(s.cfg.Now().UnixNano() - ss.accepted)
 	s.metrics.ends[reason].Inc()
 	s.metrics.duration.Update(dur.Seconds())
 	s.cfg.Logger.Info("session end",
-		"peer", ss.client.String(), "instance", ss.rec.InstanceUUID,
-		"host", net.JoinHostPort(ss.rec.Host, strconv.Itoa(ss.rec.Port)),
+		"peer", ss.client.String(), "instance", ss.rec.instance,
+		"host", net.JoinHostPort(ss.rec.host, strconv.Itoa(ss.rec.port)),
 		"bytes_up", ss.up.Load(), "bytes_down", ss.down.Load(),
 		"duration", dur.Round(time.Millisecond).String(), "result", string(ResultOK), "end", string(reason))
 }

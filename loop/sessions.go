@@ -53,8 +53,10 @@ func (s *Server) Sessions() []SessionInfo {
 			continue
 		}
 		out = append(out, SessionInfo{
-			ID: ss.id, InstanceUUID: ss.rec.InstanceUUID, ConsoleType: ss.rec.ConsoleType, Peer: ss.client,
-			Host: ss.rec.Host, Port: ss.rec.Port, Started: ss.accepted,
+			// A relaying session's record has this listener's console type
+			// (authorize refuses any other).
+			ID: ss.id, InstanceUUID: ss.rec.instance, ConsoleType: s.cfg.ConsoleType, Peer: ss.client,
+			Host: ss.rec.host, Port: ss.rec.port, Started: time.Unix(0, ss.accepted),
 			BytesClientToHost: ss.up.Load(), BytesHostToClient: ss.down.Load(),
 		})
 	}

@@ -39,7 +39,7 @@ func (ss *session) check(now time.Time) {
 	cfg := &ss.srv.cfg
 	switch phase(ss.phase.Load()) {
 	case phaseHandshake:
-		if now.After(ss.deadline) && !ss.timedOut.Swap(true) {
+		if now.UnixNano()-ss.accepted > int64(cfg.HandshakeTimeout) && !ss.timedOut.Swap(true) {
 			_ = ss.raw.Close()
 		}
 	case phaseRelaying:

@@ -8,18 +8,42 @@ import "github.com/valyala/bytebufferpool"
 const Headroom = 16
 
 // DefaultReadSize is how much host data one read takes (the payload of at
-// most one WebSocket frame toward the client).
-const DefaultReadSize = 32 << 10
+// most one WebSocket frame toward the client). 64 KiB: half the reads,
+// wake-ups and writes per MB of a 32 KiB read (stream-down: ×0.75 of the
+// proxy's CPU per GB, BENCHMARKS.md "Performance, round 2"); small reads do
+// not pay for it (copyMax).
+const DefaultReadSize = 64 << 10
 
-var readPool bytebufferpool.Pool
+// copyMax is the largest read handed over in a buffer of its own size: the
+// poller reads into its one big buffer and copies a read this small out of
+// it, so keystroke echoes and small screen updates in flight hold a few
+// hundred bytes each, not a whole read buffer (9,000 sessions echoing at
+// once held 32 KiB each until their frames were written, and the heap kept
+// the pages). A bigger read hands the big buffer itself over, uncopied.
+const copyMax = 2 << 10
+
+// readPool holds big read buffers (Headroom+ReadSize), smallPool the copies
+// of small reads. PutBuffer tells them apart by capacity.
+var readPool, smallPool bytebufferpool.Pool
 
 // getBuffer returns a pooled buffer of len headroom+size.
 func getBuffer(size int) *bytebufferpool.ByteBuffer {
-	b := readPool.Get()
-	if cap(b.B) < Headroom+size {
-		b.B = make([]byte, Headroom+size)
+	return sized(&readPool, Headroom+size)
+}
+
+// smallCopy returns a pooled buffer holding p after the headroom.
+func smallCopy(p []byte) *bytebufferpool.ByteBuffer {
+	b := sized(&smallPool, Headroom+len(p))
+	copy(b.B[Headroom:], p)
+	return b
+}
+
+func sized(pool *bytebufferpool.Pool, n int) *bytebufferpool.ByteBuffer {
+	b := pool.Get()
+	if cap(b.B) < n {
+		b.B = make([]byte, n)
 	}
-	b.B = b.B[:Headroom+size]
+	b.B = b.B[:n]
 	return b
 }
 
@@ -28,6 +52,10 @@ func getBuffer(size int) *bytebufferpool.ByteBuffer {
 // len(b.B), and a short length would make it drop big buffers every time.
 func PutBuffer(b *bytebufferpool.ByteBuffer) {
 	b.B = b.B[:cap(b.B)]
+	if cap(b.B) <= Headroom+copyMax {
+		smallPool.Put(b)
+		return
+	}
 	readPool.Put(b)
 }
 

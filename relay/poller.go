@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,6 +43,10 @@ const (
 // hand its held-back bytes to the host.
 const flushTimeout = 5 * time.Second
 
+// maxSpareCmds is the largest command queue kept for the next batch; a
+// bigger one (a burst of thousands of sessions) is left to the collector.
+const maxSpareCmds = 1024
+
 type cmd struct {
 	c  *Conn
 	h  *handshake
@@ -60,7 +65,9 @@ type Poller struct {
 	cmds     []cmd
 	stop     bool
 	done     chan struct{}
-	gen      int32 // poller goroutine only from here on
+	spare    []cmd                      // poller goroutine only from here on: the queue not in use
+	buf      *bytebufferpool.ByteBuffer // the next read's buffer (read)
+	gen      int32
 	conns    map[int]*Conn
 	slow     map[*Conn]struct{}  // paused connections
 	flushing map[*Conn]time.Time // closed with CloseWrite: the deadline for their held-back bytes
@@ -99,11 +106,19 @@ func newPoller(cfg Config) (*Poller, error) {
 	return p, nil
 }
 
-// command queues c for the poller goroutine and wakes it.
+// command queues c for the poller goroutine and wakes it. Only the command
+// that finds the queue empty writes the eventfd: the others join a queue
+// whose wake-up is written or on its way, and the poller reads the eventfd
+// before it takes the queue, so none is left behind (one write per batch,
+// not per command).
 func (p *Poller) command(c cmd) {
 	p.mu.Lock()
+	wake := len(p.cmds) == 0
 	p.cmds = append(p.cmds, c)
 	p.mu.Unlock()
+	if !wake {
+		return
+	}
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	_, _ = unix.Write(p.evfd, one[:])
@@ -196,10 +211,14 @@ func (p *Poller) runCommands() bool {
 	_, _ = unix.Read(p.evfd, buf[:])
 	p.mu.Lock()
 	cmds, stop := p.cmds, p.stop
-	p.cmds = nil
+	p.cmds = p.spare[:0] // the two queues take turns: no allocation per batch
 	p.mu.Unlock()
 	for _, c := range cmds {
 		p.apply(c)
+	}
+	if cap(cmds) <= maxSpareCmds {
+		clear(cmds)
+		p.spare = cmds[:0]
 	}
 	return stop
 }
@@ -261,31 +280,36 @@ func (p *Poller) handle(c *Conn, events uint32) {
 	p.read(c)
 }
 
-// read takes one buffer of host data and hands it to the sink.
+// read takes one read of host data into the poller's buffer and hands it
+// to the sink: the buffer itself, or a copy of a small read (copyMax).
 func (p *Poller) read(c *Conn) {
 	if c.tls != nil {
 		p.readTLS(c)
 		return
 	}
-	b := getBuffer(p.cfg.ReadSize)
+	if p.buf == nil {
+		p.buf = getBuffer(p.cfg.ReadSize)
+	}
+	b := p.buf
 	n, err := unix.Read(c.fd, b.B[Headroom:])
 	for errors.Is(err, unix.EINTR) {
 		n, err = unix.Read(c.fd, b.B[Headroom:])
 	}
 	switch {
 	case errors.Is(err, unix.EAGAIN):
-		PutBuffer(b)
 	case err != nil:
-		PutBuffer(b)
 		p.finish(c, err)
 	case n == 0:
-		PutBuffer(b)
 		p.finish(c, nil)
 	default:
 		c.inflight.Add(int64(n))
 		if c.gone.Load() {
-			PutBuffer(b)
 			return
+		}
+		if n <= copyMax {
+			b = smallCopy(b.B[Headroom : Headroom+n])
+		} else {
+			p.buf = nil // handed over
 		}
 		c.sink.HostData(b, n)
 		if c.buffered() > p.cfg.HighWater {
@@ -391,10 +415,9 @@ func (p *Poller) finish(c *Conn, err error) {
 	if p.conns[c.fd] != c {
 		return
 	}
-	if c.events != 0 {
-		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
-		c.events = 0
-	}
+	// No EPOLL_CTL_DEL: closing the fd below removes it from the epoll set
+	// (nothing dups a host socket), one syscall less per session.
+	c.events = 0
 	delete(p.conns, c.fd)
 	delete(p.slow, c)
 	delete(p.flushing, c)
