@@ -1,3 +1,5 @@
+//go:build linux
+
 package loop
 
 // Result is how a connection's handshake ended: the `result` label of

@@ -115,7 +115,7 @@ func TestAppendErrorStatusLine(t *testing.T) {
 // Every refusal Parse or CheckUpgrade can return has a response.
 func TestEveryRefusalHasAResponse(t *testing.T) {
 	for _, tc := range allParseCases() {
-		_, err, _ := parseWhole([]byte(tc.input), tc.lim)
+		_, _, err := parseWhole([]byte(tc.input), tc.lim)
 		if s := statusOf(err); s > 0 {
 			if _, ok := errorTexts[s]; !ok {
 				t.Errorf("%s: status %d has no response", tc.name, s)

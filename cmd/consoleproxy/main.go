@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command consoleproxy is the console proxy: flags → config → start → wait
 // for a signal → drain. See README.md and CONTRACT.md.
 package main
