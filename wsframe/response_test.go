@@ -94,7 +94,7 @@ func TestAppendError(t *testing.T) {
 	}
 }
 
-// The status line of each refusal the proxy sends (CONTRACT.md's table),
+// The status line of each refusal the proxy sends (docs/contract.md's table),
 // and an unknown status falling back to 500.
 func TestAppendErrorStatusLine(t *testing.T) {
 	for _, tc := range []struct {

@@ -83,7 +83,7 @@ func TestCheckUpgrade(t *testing.T) {
 	}
 }
 
-// CONTRACT.md "Subprotocols": binary when offered, else base64, else none.
+// docs/contract.md "Subprotocols": binary when offered, else base64, else none.
 func TestChooseProtocol(t *testing.T) {
 	for _, tc := range []struct {
 		offers []string // one Sec-WebSocket-Protocol header each

@@ -14,7 +14,7 @@ import (
 	"github.com/consoleproxy/consoleproxy/loop"
 )
 
-// options are the command line, CONTRACT.md's flags and a few more.
+// options are the command line, docs/contract.md's flags and a few more.
 type options struct {
 	listen, metricsListen, tokenStore, consoleType    string
 	allowedOrigins, trustedProxies                    string

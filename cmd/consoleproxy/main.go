@@ -1,7 +1,7 @@
 //go:build linux
 
 // Command consoleproxy is the console proxy: flags → config → start → wait
-// for a signal → drain. See README.md and CONTRACT.md.
+// for a signal → drain. See README.md and docs/contract.md.
 package main
 
 import (

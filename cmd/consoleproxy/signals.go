@@ -67,7 +67,7 @@ func wait(a *app, drain time.Duration, log *slog.Logger, sigs <-chan os.Signal) 
 			continue
 		}
 		log.Info("draining", "signal", sig.String())
-		// CONTRACT.md: SIGTERM ends sessions by --drain-timeout and exits 0,
+		// docs/contract.md: SIGTERM ends sessions by --drain-timeout and exits 0,
 		// also when some were left at the timeout or the bound cut the stop
 		// short; the log says which.
 		if err := stopWithin(drain, a.stop); err != nil {
