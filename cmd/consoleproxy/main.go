@@ -45,7 +45,11 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	}
 	log := newLogger(o.logFormat, stderr)
 	if log == nil {
-		fmt.Fprintf(stderr, "consoleproxy: --log-format must be text or json\n")
+		fmt.Fprintf(stderr, "consoleproxy: --log-format %q: must be text or json\n", o.logFormat)
+		return 2
+	}
+	if err := checkOptions(o); err != nil { // before any lock or bind
+		fmt.Fprintf(stderr, "consoleproxy: %v\n", err)
 		return 2
 	}
 	if err := serve(o, explicit, log, sigs); err != nil {
