@@ -8,6 +8,7 @@ import (
 	"flag"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -158,5 +159,19 @@ func TestFlagMistakeBeforeBindOrLock(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := run(base, noEnv, &stderr); code == 0 || !strings.Contains(stderr.String(), "in use") {
 		t.Errorf("good flags on a taken port and a locked store: exit %d, %q", code, stderr.String())
+	}
+}
+
+// docs/contract.md, the product's reference, names every flag the proxy
+// has (the contract's tables or "Flags beyond the contract").
+func TestContractListsEveryFlag(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "contract.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range flagNames(t) {
+		if !regexp.MustCompile("`--" + regexp.QuoteMeta(n) + "[ `]").Match(doc) {
+			t.Errorf("docs/contract.md does not list --%s", n)
+		}
 	}
 }
