@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package loop is the gnet reactor of consoleproxy: it accepts browser
 // WebSocket connections, parses the upgrade in place, applies the access
 // policy (Origin, token, reuse), hands the blocking work (token lookup, DNS)

@@ -1,3 +1,5 @@
+//go:build linux
+
 package loop
 
 import (
@@ -29,7 +31,8 @@ func addr(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, byte(i >> 8
 // its last session does, also under concurrent use.
 func TestAddrCounts(t *testing.T) {
 	a := newAddrCounts()
-	if !a.enter(addr(1), 2) || !a.enter(addr(1), 2) || a.enter(addr(1), 2) {
+	first, second, third := a.enter(addr(1), 2), a.enter(addr(1), 2), a.enter(addr(1), 2)
+	if !first || !second || third {
 		t.Fatal("cap 2 not held")
 	}
 	if !a.enter(addr(2), 2) || a.addresses() != 2 {
@@ -161,7 +164,8 @@ func TestAuthAttempts(t *testing.T) {
 // The pending cap, and no cap below zero.
 func TestPendingSlots(t *testing.T) {
 	l := newLimits(Config{MaxPending: 2}, metrics.NewSet())
-	if !l.enterPending() || !l.enterPending() || l.enterPending() {
+	first, second, third := l.enterPending(), l.enterPending(), l.enterPending()
+	if !first || !second || third {
 		t.Fatal("cap 2 not held")
 	}
 	l.leavePending()

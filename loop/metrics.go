@@ -1,3 +1,5 @@
+//go:build linux
+
 package loop
 
 import (
@@ -83,7 +85,7 @@ func writeWithHelp(w io.Writer, text []byte) error {
 }
 
 // metricHelp is the # HELP text of each series family the proxy writes
-// (CONTRACT.md "Metrics"; the result and reason labels are in results.go).
+// (docs/contract.md "Metrics"; the result and reason labels are in results.go).
 // The Go runtime and process families keep the library's bare HELP line.
 var metricHelp = map[string]string{
 	"consoleproxy_sessions_active":               "WebSocket sessions relaying now.",

@@ -1,12 +1,14 @@
+//go:build linux
+
 package loop
 
 // Result is how a connection's handshake ended: the `result` label of
-// consoleproxy_sessions_total (CONTRACT.md), counted once per connection,
+// consoleproxy_sessions_total (docs/contract.md), counted once per connection,
 // and the result field of its log line.
 type Result string
 
 // Results. "ok" is every connection that got 101; every other value is one
-// refusal row of CONTRACT.md's status table, or a way a handshake died.
+// refusal row of docs/contract.md's status table, or a way a handshake died.
 const (
 	ResultOK                 Result = "ok"
 	ResultBadRequest         Result = "bad_request"         // 400
@@ -80,7 +82,7 @@ func (r Result) status() int {
 // line and the metric label alike.
 type End string
 
-// Session ends and their close codes (CONTRACT.md).
+// Session ends and their close codes (docs/contract.md).
 const (
 	EndClientClosed   End = "client_closed"        // the client sent close: echoed
 	EndClientGone     End = "client_gone"          // the client's TCP connection ended

@@ -1,3 +1,5 @@
+//go:build linux
+
 package loop
 
 import (
@@ -92,13 +94,6 @@ func (h *handshakers) run(t *tlsConn) {
 		}
 		h.mu.Unlock()
 	}
-}
-
-// inFlight is the number of handshakes running or queued.
-func (h *handshakers) inFlight() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.running + len(h.queue)
 }
 
 // tlsHS is what the loop and a handshake goroutine share during one

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package relay owns the compute-host side of console sessions: dialing with
 // a timeout and an address allow-list, and the host sockets themselves, which
 // live on a small fixed set of epoll pollers of this package (not on gnet's

@@ -47,4 +47,10 @@ if ((${#missing[@]})); then
 fi
 
 go mod download
+(cd bench && go mod download) # the load harness is its own module
+# staticcheck for make check (scripts/check.sh pins the same version).
+STATICCHECK_VERSION=v0.8.2
+if ! "$(go env GOPATH)/bin/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#v}"; then
+	GOFLAGS= go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
 echo "deps: ok"

@@ -162,7 +162,7 @@ func TestRules(t *testing.T) {
 	}
 }
 
-// Each violation maps to the close code of CONTRACT.md.
+// Each violation maps to the close code of docs/contract.md.
 func TestCloseCodes(t *testing.T) {
 	want := map[*ProtocolError]ws.StatusCode{
 		ErrUnmasked: 1002, ErrReservedBits: 1002, ErrReservedOpcode: 1002, ErrControlTooLong: 1002,

@@ -48,8 +48,8 @@ func FuzzParseRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, input, splits []byte, maxLine, maxHead uint16, maxFields uint8) {
 		lim := RequestLimits{MaxRequestLine: int(maxLine), MaxHeaderBytes: int(maxHead), MaxHeaders: int(maxFields)}
 		orig := bytes.Clone(input)
-		n, err, r := parseWhole(input, lim)
-		whole := describe(n, err, r)
+		n, r, err := parseWhole(input, lim)
+		whole := describe(n, r, err)
 		if n < 0 || n > len(input) || (err != nil && n != 0) {
 			t.Fatalf("n=%d of %d, err %v", n, len(input), err)
 		}

@@ -49,7 +49,7 @@ func qs(b []byte) string {
 }
 
 // describe renders a Parse result, for comparing two ways of parsing.
-func describe(n int, err error, r *Request) string {
+func describe(n int, r *Request, err error) string {
 	var he *HTTPError
 	switch {
 	case errors.As(err, &he):
@@ -68,30 +68,30 @@ func describe(n int, err error, r *Request) string {
 }
 
 // parseWhole parses a complete input with a fresh parser.
-func parseWhole(input []byte, lim RequestLimits) (int, error, *Request) {
+func parseWhole(input []byte, lim RequestLimits) (int, *Request, error) {
 	var p RequestParser
 	r := new(Request)
 	n, err := p.Parse(input, lim, r)
-	return n, err, r
+	return n, r, err
 }
 
 // parseGrowing feeds growing prefixes of input ending at cuts (clamped, in
 // order), then the whole, stopping at the first result that is not
 // ErrIncomplete. It fails t if the parser rescans bytes.
-func parseGrowing(t testing.TB, input []byte, lim RequestLimits, cuts []int) (int, error, *Request) {
+func parseGrowing(t testing.TB, input []byte, lim RequestLimits, cuts []int) (int, *Request, error) {
 	var p RequestParser
 	r := new(Request)
 	for _, c := range append(cuts, len(input)) {
 		c = min(max(c, 0), len(input))
 		n, err := p.Parse(input[:c], lim, r)
 		if err != ErrIncomplete {
-			return n, err, r
+			return n, r, err
 		}
 		if p.scanned != c {
 			t.Fatalf("after an incomplete prefix of %d bytes the parser scanned %d", c, p.scanned)
 		}
 	}
-	return 0, ErrIncomplete, r
+	return 0, r, ErrIncomplete
 }
 
 func statusOf(err error) int {
@@ -237,14 +237,14 @@ func TestParseRequestRules(t *testing.T) {
 	for _, tc := range allParseCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			input := []byte(tc.input)
-			n, err, r := parseWhole(input, tc.lim)
+			n, r, err := parseWhole(input, tc.lim)
 			if got := statusOf(err); got != tc.status {
 				t.Fatalf("status %d (%v), want %d", got, err, tc.status)
 			}
 			if err == nil && n != len(input) {
 				t.Errorf("n = %d, want %d", n, len(input))
 			}
-			whole := describe(n, err, r)
+			whole := describe(n, r, err)
 			cuts := make([]int, len(input))
 			for i := range cuts {
 				cuts[i] = i
@@ -260,7 +260,7 @@ func TestParseRequestRules(t *testing.T) {
 }
 
 func TestParseRequestFields(t *testing.T) {
-	n, err, r := parseWhole([]byte(noVNCRequest), RequestLimits{})
+	n, r, err := parseWhole([]byte(noVNCRequest), RequestLimits{})
 	if err != nil || n != len(noVNCRequest) {
 		t.Fatalf("n=%d err=%v", n, err)
 	}
@@ -294,7 +294,7 @@ func TestPathQueryHost(t *testing.T) {
 		{"http://H:6080/p?q", "H:6080", "/p", "q"}, // RFC 9112 §3.2.2: the target's authority wins
 		{"ws://[::1]/", "[::1]", "/", "nil"},
 	} {
-		n, err, r := parseWhole([]byte(head("GET "+tc.target+" HTTP/1.1", "Host: h")), RequestLimits{})
+		n, r, err := parseWhole([]byte(head("GET "+tc.target+" HTTP/1.1", "Host: h")), RequestLimits{})
 		if err != nil {
 			t.Fatalf("%s: n=%d err=%v", tc.target, n, err)
 		}
@@ -310,7 +310,7 @@ func TestPathQueryHost(t *testing.T) {
 
 func TestValuesAndOWS(t *testing.T) {
 	in := head("GET / HTTP/1.1", "Host: \t h \t", "Cookie: a=1", "X: y", "cookie:b=2 ", "Origin:")
-	_, err, r := parseWhole([]byte(in), RequestLimits{})
+	_, r, err := parseWhole([]byte(in), RequestLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestPipelinedBytesUntouched(t *testing.T) {
 	input := append([]byte(rfcHandshake), frame...)
 	orig := bytes.Clone(input)
 	for _, cuts := range [][]int{nil, {len(rfcHandshake) - 1, len(rfcHandshake) + 3}} {
-		n, err, r := parseGrowing(t, input, RequestLimits{}, cuts)
+		n, r, err := parseGrowing(t, input, RequestLimits{}, cuts)
 		if err != nil || n != len(rfcHandshake) {
 			t.Fatalf("cuts %v: n=%d err=%v", cuts, n, err)
 		}
@@ -370,7 +370,7 @@ func TestReasonHasNoRequestBytes(t *testing.T) {
 		head("GET /?token=SECRET HTTP/1.1", "Host: SECRET!@"),
 		head("GET / HTTP/1.1", "Host: h", "Cookie: token=SECRET", "Cookie SECRET"),
 	} {
-		_, err, _ := parseWhole([]byte(in), RequestLimits{})
+		_, _, err := parseWhole([]byte(in), RequestLimits{})
 		if err == nil || strings.Contains(err.Error(), "SECRET") {
 			t.Errorf("error %v", err)
 		}

@@ -94,7 +94,7 @@ func TestAppendError(t *testing.T) {
 	}
 }
 
-// The status line of each refusal the proxy sends (CONTRACT.md's table),
+// The status line of each refusal the proxy sends (docs/contract.md's table),
 // and an unknown status falling back to 500.
 func TestAppendErrorStatusLine(t *testing.T) {
 	for _, tc := range []struct {
@@ -115,7 +115,7 @@ func TestAppendErrorStatusLine(t *testing.T) {
 // Every refusal Parse or CheckUpgrade can return has a response.
 func TestEveryRefusalHasAResponse(t *testing.T) {
 	for _, tc := range allParseCases() {
-		_, err, _ := parseWhole([]byte(tc.input), tc.lim)
+		_, _, err := parseWhole([]byte(tc.input), tc.lim)
 		if s := statusOf(err); s > 0 {
 			if _, ok := errorTexts[s]; !ok {
 				t.Errorf("%s: status %d has no response", tc.name, s)

@@ -70,7 +70,7 @@ func TestCheckUpgrade(t *testing.T) {
 		{"Version wrong, Key missing", upgradeWith("Sec-WebSocket-Version: 7", "-Sec-WebSocket-Key"), 426, true},
 		{"extensions ignored", upgradeWith("Sec-WebSocket-Extensions: permessage-deflate"), 0, true},
 	} {
-		_, err, r := parseWhole([]byte(tc.input), RequestLimits{})
+		_, r, err := parseWhole([]byte(tc.input), RequestLimits{})
 		if err != nil {
 			t.Fatalf("%s: parse: %v", tc.name, err)
 		}
@@ -83,7 +83,7 @@ func TestCheckUpgrade(t *testing.T) {
 	}
 }
 
-// CONTRACT.md "Subprotocols": binary when offered, else base64, else none.
+// docs/contract.md "Subprotocols": binary when offered, else base64, else none.
 func TestChooseProtocol(t *testing.T) {
 	for _, tc := range []struct {
 		offers []string // one Sec-WebSocket-Protocol header each
@@ -104,7 +104,7 @@ func TestChooseProtocol(t *testing.T) {
 		for _, o := range tc.offers {
 			fields = append(fields, "Sec-WebSocket-Protocol: "+o)
 		}
-		_, err, r := parseWhole([]byte(upgradeWith(fields...)), RequestLimits{})
+		_, r, err := parseWhole([]byte(upgradeWith(fields...)), RequestLimits{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +120,7 @@ func TestChooseProtocol(t *testing.T) {
 }
 
 func TestProtocolsStops(t *testing.T) {
-	_, _, r := parseWhole([]byte(upgradeWith("Sec-WebSocket-Protocol: a, b", "X: 1", "Sec-WebSocket-Protocol: c")), RequestLimits{})
+	_, r, _ := parseWhole([]byte(upgradeWith("Sec-WebSocket-Protocol: a, b", "X: 1", "Sec-WebSocket-Protocol: c")), RequestLimits{})
 	var seen []string
 	r.Protocols(func(p []byte) bool { seen = append(seen, string(p)); return string(p) != "b" })
 	if strings.Join(seen, "|") != "a|b" {
@@ -130,7 +130,7 @@ func TestProtocolsStops(t *testing.T) {
 
 // ChooseProtocol answers with shared static slices, never the request's.
 func TestChooseProtocolStatic(t *testing.T) {
-	_, _, r := parseWhole([]byte(noVNCRequest), RequestLimits{})
+	_, r, _ := parseWhole([]byte(noVNCRequest), RequestLimits{})
 	if p := ChooseProtocol(r); &p[0] != &ProtocolBinary[0] {
 		t.Error("not the static slice")
 	}

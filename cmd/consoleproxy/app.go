@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -150,9 +152,19 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 	default:
 		return cfg, fmt.Errorf("--console-type must be novnc, serial or spice-html5")
 	}
-	if o.maxSessions < 0 || o.maxBuffered < 0 || o.maxMessage <= 0 || o.connectTimeout <= 0 || o.handshakeTimeout <= 0 ||
-		o.maxPending < 0 || o.maxSessionsPerIP < 0 || o.authFailuresPerIP < 0 {
-		return cfg, errors.New("limits and timeouts must be positive")
+	// The flags refuse these already; nova.conf or a caller may not have.
+	for _, c := range []struct {
+		flag string
+		bad  bool
+	}{
+		{"--max-sessions", o.maxSessions < 0}, {"--max-buffered-bytes", o.maxBuffered < 0},
+		{"--max-message-bytes", o.maxMessage <= 0}, {"--connect-timeout", o.connectTimeout <= 0},
+		{"--handshake-timeout", o.handshakeTimeout <= 0}, {"--max-pending", o.maxPending < 0},
+		{"--max-sessions-per-ip", o.maxSessionsPerIP < 0}, {"--auth-failures-per-ip", o.authFailuresPerIP < 0},
+	} {
+		if c.bad {
+			return cfg, fmt.Errorf("%s must be positive", c.flag)
+		}
 	}
 	if o.maxPending == 0 {
 		cfg.MaxPending = -1 // the flag's 0 is no cap; loop.Config's 0 is its default

@@ -1,8 +1,11 @@
+//go:build linux
+
 package main
 
 import (
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/consoleproxy/consoleproxy/loop"
@@ -25,6 +28,9 @@ func TestLimitFlags(t *testing.T) {
 		{[]string{"--auth-failures-per-ip", "-1"}, 0, 0, 0, 0, true},
 	} {
 		o, _, err := parseFlags(tc.args, func(string) string { return "" }, io.Discard)
+		if tc.err && err != nil && strings.Contains(err.Error(), tc.args[0]) {
+			continue // refused by the flag itself, naming it
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

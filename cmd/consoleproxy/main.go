@@ -1,5 +1,7 @@
+//go:build linux
+
 // Command consoleproxy is the console proxy: flags → config → start → wait
-// for a signal → drain. See README.md and CONTRACT.md.
+// for a signal → drain. See README.md and docs/contract.md.
 package main
 
 import (
@@ -43,7 +45,11 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	}
 	log := newLogger(o.logFormat, stderr)
 	if log == nil {
-		fmt.Fprintf(stderr, "consoleproxy: --log-format must be text or json\n")
+		fmt.Fprintf(stderr, "consoleproxy: --log-format %q: must be text or json\n", o.logFormat)
+		return 2
+	}
+	if err := checkOptions(o); err != nil { // before any lock or bind
+		fmt.Fprintf(stderr, "consoleproxy: %v\n", err)
 		return 2
 	}
 	up, err := newUpgrade(o, log) // what the process before handed over, if any

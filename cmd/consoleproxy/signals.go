@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -95,7 +97,7 @@ func wait(a *app, drain time.Duration, log *slog.Logger, sigs <-chan os.Signal) 
 			default:
 				log.Info("draining", "signal", sig.String())
 				a.up.stop() // kills a new process still starting
-				// CONTRACT.md: SIGTERM ends sessions by --drain-timeout and
+				// docs/contract.md: SIGTERM ends sessions by --drain-timeout and
 				// exits 0, also when some were left at the timeout or the
 				// bound cut the stop short; the log says which.
 				if err := stopWithin(drain, stopGrace, a.stop); err != nil {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 import (
@@ -64,15 +66,6 @@ func copyPlain(dst io.Writer, src io.Reader) {
 	_, _ = io.Copy(struct{ io.Writer }{dst}, struct{ io.Reader }{src})
 }
 
-// greeter writes hello and then echoes: like an RFB server's version string.
-func greeter(hello string) func(*backend, net.Conn) {
-	return func(b *backend, c net.Conn) {
-		defer c.Close()
-		_, _ = io.WriteString(c, hello)
-		copyPlain(c, c)
-	}
-}
-
 // firehose writes total bytes of a counting pattern as fast as the socket
 // takes them, then closes.
 // conn is the backend's first accepted connection (nil before one).
@@ -112,9 +105,6 @@ func fillPattern(p []byte, off int) {
 		p[i] = w[pos%4]
 	}
 }
-
-// closer closes at once: the host ends the session.
-func closer(_ *backend, c net.Conn) { c.Close() }
 
 // resetter aborts the connection with a TCP RST once a byte arrives.
 func resetter(_ *backend, c net.Conn) {

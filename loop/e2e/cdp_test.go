@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 import (
@@ -10,7 +12,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,7 +27,6 @@ type browser struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	c       *wsClient
-	mu      sync.Mutex
 	next    int
 	session string
 }

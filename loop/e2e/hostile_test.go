@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 import (
@@ -6,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,8 +23,6 @@ import (
 // recorder is a compute host that keeps every byte it receives, per
 // connection, and reports each connection's bytes once it ends.
 type recorder struct {
-	mu   sync.Mutex
-	got  [][]byte
 	done chan []byte
 }
 

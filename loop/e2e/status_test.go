@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 import (
@@ -14,7 +16,7 @@ import (
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 )
 
-// Each refusal of CONTRACT.md's status table, and that none of them causes a
+// Each refusal of docs/contract.md's status table, and that none of them causes a
 // connection to the compute host.
 func TestRefusalStatuses(t *testing.T) {
 	p := startProxy(t, nil)

@@ -4,7 +4,7 @@ package policy
 // `token` across the Cookie header values given (RFC 6265 §4.2.1, parsed as
 // §5.4 does: pairs separated by ';' and optional whitespace). The value may be
 // in double quotes, which are stripped. A malformed pair anywhere is skipped:
-// it never hides a good `token` pair elsewhere (CONTRACT.md). The result is a
+// it never hides a good `token` pair elsewhere (docs/contract.md). The result is a
 // subslice of a header value; nothing is allocated and nothing is logged.
 func CookieToken(headers [][]byte) (token []byte, ok bool) {
 	for _, h := range headers {

@@ -55,7 +55,7 @@ func ParseAllowedOrigins(s string) ([]AllowedOrigin, error) {
 	return out, nil
 }
 
-// OriginPolicy applies CONTRACT.md's Origin rules.
+// OriginPolicy applies docs/contract.md's Origin rules.
 type OriginPolicy struct{ Allowed []AllowedOrigin }
 
 // Check decides whether a request's Origin is acceptable. present is false

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// CONTRACT.md "Origin", case by case (RFC 6454 §6.2 serialization).
+// docs/contract.md "Origin", case by case (RFC 6454 §6.2 serialization).
 func TestOriginCheck(t *testing.T) {
 	allowed, err := ParseAllowedOrigins("console.example.com, https://portal.example.com:8443, [2001:db8::1]")
 	if err != nil {

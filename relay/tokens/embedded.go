@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // bucketTokens holds hash → value (see encodeValue).
@@ -82,7 +83,7 @@ func openDB(cfg EmbeddedConfig) (*bolt.DB, error) {
 	}
 	path := filepath.Join(cfg.Dir, "tokens.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("embedded token store %s: in use by another process", path)
 	}
 	if err != nil {

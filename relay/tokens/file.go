@@ -17,7 +17,7 @@ import (
 
 // FileConfig configures a FileStore (`--token-store file:PATH`).
 type FileConfig struct {
-	Path         string        // the JSON Lines file (CONTRACT.md, "The token file")
+	Path         string        // the JSON Lines file (docs/contract.md, "The token file")
 	PollInterval time.Duration // how often to stat the file for changes; 0 means 1s, < 0 never (Reload only)
 	Logger       *slog.Logger  // nil means slog.Default(); warnings name line numbers, never content
 	Now          func() time.Time

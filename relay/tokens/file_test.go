@@ -105,7 +105,7 @@ func TestFileLookupAllocs(t *testing.T) {
 }
 
 // TestFileBadLinesLogged: a bad line is skipped with a warning naming its
-// number, never its content (CONTRACT.md "The token file").
+// number, never its content (docs/contract.md "The token file").
 func TestFileBadLinesLogged(t *testing.T) {
 	bad := strings.Replace(line("bad", "leaky-host.example", farFuture), `"port":5900`, `"port":0`, 1)
 	dup := line("dup", "dup-host.example", farFuture)

@@ -10,7 +10,7 @@ import (
 	"testing/iotest"
 )
 
-// lineCases are parseLines' table: CONTRACT.md "The token file" (JSON Lines,
+// lineCases are parseLines' table: docs/contract.md "The token file" (JSON Lines,
 // a bad line skipped by number) plus the habits of text files.
 var lineCases = []struct {
 	name  string

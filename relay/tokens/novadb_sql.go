@@ -75,7 +75,11 @@ func (d NovaDSN) open(timeout time.Duration, maxOpen int, log *slog.Logger) (que
 	case d.pg != nil:
 		cfg := d.pg.Copy()
 		cfg.ConnectTimeout = cmp(cfg.ConnectTimeout, timeout)
-		return newPGPool(cfg, maxOpen, min(novaMaxIdleConns, maxOpen)), newDialect("$1"), nil
+		pool, err := newPGPool(cfg, maxOpen)
+		if err != nil {
+			return nil, dialect{}, fmt.Errorf("novadb: %w", err)
+		}
+		return pool, newDialect("$1"), nil
 	}
 	return nil, dialect{}, errors.New("novadb: no connection string")
 }

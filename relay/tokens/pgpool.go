@@ -1,13 +1,15 @@
+//go:build linux
+
 package tokens
 
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // querier runs the lookup query on a bounded set of connections.
@@ -19,27 +21,29 @@ type querier interface {
 	close() error
 }
 
-// pgPool is a small PostgreSQL connection pool on pgx's own connections (no
-// database/sql: pgx's stdlib adapter pulls in pgxpool's module). At most
-// maxOpen connections exist; up to maxIdle wait between lookups.
-type pgPool struct {
-	cfg   *pgx.ConnConfig
-	slots chan struct{} // a token per open connection
-	idle  chan *pgConn  // idle connections, newest last
+// pgPool is pgx's own pool (pgxpool) for PostgreSQL: at most maxOpen
+// connections, each closed after novaConnMaxLifetime or
+// novaConnMaxIdleTime idle; a connection idle for more than a second is
+// pinged before use (pgxpool's default), which finds most that died while
+// idle (a database restart).
+type pgPool struct{ p *pgxpool.Pool }
 
-	mu     sync.Mutex // guards closed against put
-	closed bool
-}
-
-type pgConn struct {
-	c          *pgx.Conn
-	born, used time.Time
-}
-
-var errPoolClosed = errors.New("novadb: store closed")
-
-func newPGPool(cfg *pgx.ConnConfig, maxOpen, maxIdle int) *pgPool {
-	return &pgPool{cfg: cfg, slots: make(chan struct{}, maxOpen), idle: make(chan *pgConn, maxIdle)}
+// newPGPool makes the pool; it connects on the first lookup, not here.
+func newPGPool(cfg *pgx.ConnConfig, maxOpen int) (*pgPool, error) {
+	pc, err := pgxpool.ParseConfig("") // pgxpool's defaults; the connection is cfg
+	if err != nil {
+		return nil, err
+	}
+	pc.ConnConfig = cfg
+	pc.MaxConns = int32(maxOpen)
+	pc.MinConns = 0
+	pc.MaxConnLifetime = novaConnMaxLifetime
+	pc.MaxConnIdleTime = novaConnMaxIdleTime
+	p, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		return nil, err
+	}
+	return &pgPool{p}, nil
 }
 
 func (p *pgPool) queryRow(ctx context.Context, q, arg string, dest ...any) error {
@@ -50,97 +54,38 @@ func (p *pgPool) ping(ctx context.Context) error {
 	return p.with(ctx, func(c *pgx.Conn) error { return c.Ping(ctx) })
 }
 
-// with runs fn on a connection. A pooled connection that fails for a reason
-// other than the server's answer (it died while idle: a database restart)
-// is dropped and fn retried once on a fresh one; a lookup is read-only.
+// with runs fn on a pooled connection. One that fails for a reason other
+// than the server's answer (it died between the pool's ping and the query)
+// is dropped by pgxpool on release, and fn retried once on another; a
+// lookup is read-only.
 func (p *pgPool) with(ctx context.Context, fn func(*pgx.Conn) error) error {
-	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-p.slots }()
 	for attempt := 0; ; attempt++ {
-		c, pooled, err := p.get(ctx)
+		c, err := p.p.Acquire(ctx)
 		if err != nil {
 			return err
 		}
-		err = fn(c.c)
-		broken := isConnError(err) || c.c.IsClosed()
-		p.put(c, broken)
-		if !(broken && pooled && attempt == 0 && ctx.Err() == nil) {
+		err = fn(c.Conn())
+		broken := isConnError(err) || c.Conn().IsClosed()
+		if broken && !c.Conn().IsClosed() {
+			closeCtx, cancel := context.WithTimeout(context.Background(), pgCloseWait)
+			_ = c.Conn().Close(closeCtx) // so that Release drops it
+			cancel()
+		}
+		c.Release()
+		if !(broken && attempt == 0 && ctx.Err() == nil) {
 			return err
 		}
 	}
 }
 
-// get returns an idle connection still within its lifetime, or a new one.
-func (p *pgPool) get(ctx context.Context) (*pgConn, bool, error) {
-	now := time.Now()
-	for {
-		select {
-		case c := <-p.idle:
-			if now.Sub(c.born) < novaConnMaxLifetime && now.Sub(c.used) < novaConnMaxIdleTime {
-				return c, true, nil
-			}
-			closeConn(c)
-			continue
-		default:
-		}
-		if p.isClosed() {
-			return nil, false, errPoolClosed
-		}
-		c, err := pgx.ConnectConfig(ctx, p.cfg)
-		if err != nil {
-			return nil, false, err
-		}
-		return &pgConn{c: c, born: now, used: now}, false, nil
-	}
-}
+// pgCloseWait bounds the goodbye message to a broken connection.
+const pgCloseWait = time.Second
 
-// put keeps c for the next lookup unless it is broken, the pool is full or
-// closed.
-func (p *pgPool) put(c *pgConn, broken bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if broken || p.closed {
-		closeConn(c)
-		return
-	}
-	c.used = time.Now()
-	select {
-	case p.idle <- c:
-	default:
-		closeConn(c)
-	}
-}
-
-func (p *pgPool) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
-
-// close closes the idle connections; busy ones are closed when put back.
+// close closes the pool; it waits for lookups in flight, which their
+// timeout bounds.
 func (p *pgPool) close() error {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-	for {
-		select {
-		case c := <-p.idle:
-			closeConn(c)
-		default:
-			return nil
-		}
-	}
-}
-
-// closeConn closes c, waiting at most a second for the goodbye message.
-func closeConn(c *pgConn) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = c.c.Close(ctx)
+	p.p.Close()
+	return nil
 }
 
 // isConnError reports an error that is not the server's answer to the

@@ -20,7 +20,7 @@ import (
 )
 
 // Hash is the SHA-256 of a token; stores hold and compare only hashes
-// (CONTRACT.md, "The token file"). It is a secret too: never log it.
+// (docs/contract.md, "The token file"). It is a secret too: never log it.
 type Hash [32]byte
 
 // HashToken returns the SHA-256 of token. token is only read.
@@ -89,7 +89,7 @@ var (
 // lowercase hex digits, console_type a non-empty name, host non-empty without
 // spaces or control bytes, port 1..65535, tls_port null or 1..65535,
 // instance_uuid present, expires > 0. internal_access_path is not checked
-// here: an invalid one is the dialer's 502 (CONTRACT.md).
+// here: an invalid one is the dialer's 502 (docs/contract.md).
 //
 // line is only read; the Record does not alias it. Errors never include a
 // field's value.

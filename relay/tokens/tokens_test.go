@@ -10,7 +10,7 @@ import (
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
-// The example line of CONTRACT.md "The token file", with a real UUID in
+// The example line of docs/contract.md "The token file", with a real UUID in
 // place of its "…" and the hash of the token "secret-token".
 const contractLine = `{"token_hash":"` + secretTokenHash + `","console_type":"novnc","host":"127.0.0.1","port":5900,` +
 	`"internal_access_path":null,"instance_uuid":"6f5b8a3c-1e2d-4c5b-9a8f-0123456789ab",` +
@@ -42,7 +42,7 @@ func TestHashTokenAllocs(t *testing.T) {
 }
 
 // parseCases are ParseRecord's table; each invalid case breaks one rule of
-// CONTRACT.md "The token file" (Nova's console_auth_tokens columns).
+// docs/contract.md "The token file" (Nova's console_auth_tokens columns).
 var parseCases = []struct {
 	name string
 	line string
@@ -131,7 +131,7 @@ func TestParseRecordFields(t *testing.T) {
 }
 
 // TestParseErrorsHoldNoValues: a refused line's error never repeats any of
-// its content (CONTRACT.md: warnings name the line number, never content).
+// its content (docs/contract.md: warnings name the line number, never content).
 func TestParseErrorsHoldNoValues(t *testing.T) {
 	for _, tc := range parseCases {
 		if tc.err == nil {

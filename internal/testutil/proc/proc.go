@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package proc runs a server process for tests (a database, Redis): in
 // its own directory, with its output in a log file, killed with its parent
 // (Pdeathsig), stopped by its PID. It is a test helper; nothing in the proxy
