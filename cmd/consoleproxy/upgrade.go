@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudflare/tableflip"
@@ -40,11 +41,21 @@ type upgrade struct {
 	pid  string // --pid-file
 }
 
+// flipMade is set once this process has made its tableflip.Upgrader.
+var flipMade atomic.Bool
+
 // newUpgrade reads what the process before handed over (nothing for a
 // first start). Once per process: tableflip allows one Upgrader.
 func newUpgrade(o *options, log *slog.Logger) (*upgrade, error) {
 	if o.upgradeTimeout <= 0 {
 		return nil, errors.New("--upgrade-timeout must be positive")
+	}
+	if !flipMade.CompareAndSwap(false, true) {
+		// run() a second time in one process (its in-process tests):
+		// tableflip allows one Upgrader per process, so this run serves
+		// without binary upgrades.
+		log.Warn("binary upgrades unavailable: this process already made its upgrader")
+		return nil, nil
 	}
 	f, err := tableflip.New(tableflip.Options{PIDFile: o.pidFile, UpgradeTimeout: o.upgradeTimeout})
 	if err != nil {
