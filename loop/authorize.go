@@ -48,7 +48,12 @@ func (r *authResult) cleanup() {
 // CONNECT exchange then run on a relay poller, and the result goes back to
 // the session's loop; the worker never waits for a SYN's answer.
 func (ss *session) authorize(h tokens.Hash, originScheme string, attempt authTicket) {
-	res := ss.srv.lookupAndDial(h, originScheme)
+	k := reuse.Key(h)
+	ss.tokenKey.Store(&k) // before the lookup: a revocation from here on finds the session
+	res := ss.srv.lookupAndDial(h, originScheme, ss.endByGuard)
+	if e := ss.guardEnd.Load(); e != nil && res.result == ResultOK {
+		res.fail(guardRefusal(*e)) // revoked or taken over meanwhile: no connect
+	}
 	ss.srv.limits.authSettle(attempt, res.result) // here: a client that left meanwhile still counts
 	if res.result != ResultOK {
 		ss.connected(res)
@@ -146,7 +151,8 @@ func (ss *session) deliver(res *authResult) {
 // taken before dialing: a refused client never causes a connection to a
 // compute host. originScheme is the accepted Origin's scheme, "" without
 // an Origin.
-func (s *Server) lookupAndDial(h tokens.Hash, originScheme string) *authResult {
+// end is how the reuse guard ends the session (revoke.go).
+func (s *Server) lookupAndDial(h tokens.Hash, originScheme string, end func(reuse.Reason)) *authResult {
 	res := &authResult{result: ResultOK, fd: -1}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
 	defer cancel()
@@ -177,10 +183,12 @@ func (s *Server) lookupAndDial(h tokens.Hash, originScheme string) *authResult {
 			return res.fail(badRecord(err))
 		}
 	}
-	release, err := s.cfg.Reuse.Acquire(reuse.Key(h), time.Unix(rec.Expires, 0))
+	release, err := s.cfg.Reuse.Acquire(reuse.Key(h), time.Unix(rec.Expires, 0), end)
 	switch {
 	case errors.Is(err, reuse.ErrTokenInUse):
 		return res.fail(ResultTokenInUse, "token in use")
+	case errors.Is(err, reuse.ErrRevoked):
+		return res.fail(ResultAuthFailed, "token revoked")
 	case err != nil: // a fleet guard that cannot reach its store: deny, 503
 		return res.fail(ResultStoreUnavailable, "reuse store unavailable")
 	}
@@ -233,6 +241,9 @@ func (ss *session) authorized(res *authResult) {
 		return
 	}
 	s := ss.srv
+	if e := ss.guardEnd.Load(); e != nil && res.result == ResultOK {
+		res.fail(guardRefusal(*e)) // revoked or taken over meanwhile
+	}
 	if res.result != ResultOK {
 		ss.unadmit()
 		ss.rec = res.rec

@@ -97,11 +97,13 @@ const (
 	EndClientStalled  End = "client_write_timeout" // closed: the client took no byte for --write-timeout while the proxy held bytes for it
 	EndHostStalled    End = "host_write_timeout"   // 1011: the compute host took no byte for --write-timeout
 	EndRFBClient      End = "rfb_client"           // 1008: the client did not answer the security proxy with RFB 3.8 and None
+	EndRevoked        End = "revoked"              // 1008: the token was revoked (revoke.go)
+	EndTakenOver      End = "taken_over"           // 1008: --token-reuse takeover: a newer session opened with the token
 )
 
 var allEnds = []End{EndClientClosed, EndClientGone, EndHostClosed, EndHostError, EndIdleTimeout,
 	EndPingTimeout, EndSessionExpired, EndShutdown, EndProtocolError, EndUnsupported, EndInvalidUTF8,
-	EndTooBig, EndClientStalled, EndHostStalled, EndRFBClient, EndAdmin}
+	EndTooBig, EndClientStalled, EndHostStalled, EndRFBClient, EndAdmin, EndRevoked, EndTakenOver}
 
 func (e End) code() uint16 {
 	switch e {
@@ -117,7 +119,7 @@ func (e End) code() uint16 {
 		return 1007
 	case EndTooBig:
 		return 1009
-	case EndRFBClient, EndAdmin:
+	case EndRFBClient, EndAdmin, EndRevoked, EndTakenOver:
 		return 1008
 	}
 	return 1001

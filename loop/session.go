@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/consoleproxy/consoleproxy/relay"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
@@ -57,6 +58,10 @@ type session struct {
 	// holdSince is when the client was last seen taking bytes while the
 	// proxy held some for it (unix nanos); 0 while it holds none.
 	holdSince atomic.Int64
+	// The token's key, stored by the worker before its lookup, and why the
+	// reuse guard ended the session, if it did (revoke.go).
+	tokenKey atomic.Pointer[reuse.Key]
+	guardEnd atomic.Pointer[End]
 
 	// Loop only.
 	accepted time.Time

@@ -17,6 +17,7 @@ PACKAGES=(
 	mariadb-server      # relay/tokens and loop/e2e novadb tests: a real MariaDB holding Nova's tables
 	postgresql          # relay/tokens novadb tests: a real PostgreSQL holding Nova's tables
 	redis-server        # relay/tokens (and loop/e2e) redis tests: a real Redis for tokens and fleet reuse
+	redis-sentinel      # loop/e2e TestFleetSentinelFailover: real Sentinels fail the reuse and token store over
 	qemu-system-x86     # loop/e2e TestSerialQEMU, TestSpiceQEMU: real serial and SPICE consoles
 	websockify          # bench: the peer under Nova's proxy, measured side by side
 	haproxy             # bench: the plain TCP relay, the physical reference

@@ -30,15 +30,16 @@ func reuseStore(o *options) (string, error) {
 }
 
 // openReuse replaces cfg.Reuse (the in-process guard config made) with a
-// Redis guard shared by the fleet when a Redis reuse store is configured.
-// --token-reuse shared needs no Redis.
+// Redis guard shared by the fleet when a Redis reuse store is configured:
+// every policy, shared included, since revocations reach the fleet through
+// it.
 func (a *app) openReuse(o *options, cfg *loop.Config) error {
 	spec, err := reuseStore(o)
 	if err != nil || spec == "" {
 		return err
 	}
 	p, err := reuse.ParsePolicy(o.tokenReuse)
-	if err != nil || p == reuse.Shared {
+	if err != nil {
 		return err
 	}
 	u, err := tokens.ParseRedisURL(spec)

@@ -1,6 +1,7 @@
 package reuse
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -16,9 +17,10 @@ const (
 	Exclusive Policy = iota // one live session per token
 	SingleUse               // a token opens one session, ever
 	Shared                  // Nova's old behaviour: no limit
+	Takeover                // a new session ends the older one (KubeVirt's way)
 )
 
-// ParsePolicy parses exclusive, single-use or shared.
+// ParsePolicy parses exclusive, single-use, shared or takeover.
 func ParsePolicy(s string) (Policy, error) {
 	switch s {
 	case "exclusive", "":
@@ -27,8 +29,10 @@ func ParsePolicy(s string) (Policy, error) {
 		return SingleUse, nil
 	case "shared":
 		return Shared, nil
+	case "takeover":
+		return Takeover, nil
 	}
-	return 0, fmt.Errorf("token-reuse must be exclusive, single-use or shared")
+	return 0, fmt.Errorf("token-reuse must be exclusive, single-use, shared or takeover")
 }
 
 func (p Policy) String() string {
@@ -37,6 +41,8 @@ func (p Policy) String() string {
 		return "single-use"
 	case Shared:
 		return "shared"
+	case Takeover:
+		return "takeover"
 	}
 	return "exclusive"
 }
@@ -44,8 +50,26 @@ func (p Policy) String() string {
 // ErrTokenInUse refuses a token the policy does not let open another session.
 var ErrTokenInUse = errors.New("token already in use")
 
+// ErrRevoked refuses a token revoked by Revoke (403, like an unknown token).
+var ErrRevoked = errors.New("token revoked")
+
+// DefaultRevokedFor is how long a revocation is remembered (refused by
+// Acquire, and, in a fleet store, found by a proxy that missed the
+// message while it was cut from the store). A proxy cut from the store for
+// longer than this can miss a revocation: DECISIONS.md.
+const DefaultRevokedFor = 24 * time.Hour
+
 // Key identifies a token without holding it: its SHA-256.
 type Key [32]byte
+
+// Reason is why a guard ends a live session.
+type Reason int
+
+// Reasons a guard ends a session (each a close 1008 for the client).
+const (
+	Revoked   Reason = iota // Revoke: the token was revoked
+	TakenOver               // Takeover: a newer session opened with the token
+)
 
 // Guard enforces a reuse policy: LocalGuard within one process, a fleet-wide
 // one (relay/tokens RedisGuard) across proxies sharing a Redis.
@@ -53,24 +77,139 @@ type Guard interface {
 	// Acquire claims the token for a new session; release gives it back
 	// (idempotent). expires is the token's expiry: single-use memory is
 	// kept until then. Acquire may block (it runs on a worker). err is
-	// ErrTokenInUse when the policy refuses (403); any other error means
-	// the guard could not decide, and the client is refused with 503.
-	// release must never block: it runs on an event loop.
-	Acquire(k Key, expires time.Time) (release func(), err error)
+	// ErrTokenInUse when the policy refuses (403), ErrRevoked for a
+	// revoked token (403); any other error means the guard could not
+	// decide, and the client is refused with 503. release must never
+	// block: it runs on an event loop.
+	//
+	// end ends the session the claim is for (a revocation, a takeover): the
+	// guard may call it from any goroutine until release, more than once
+	// (the later calls must do nothing), and it must not block. nil: the
+	// session cannot be ended.
+	Acquire(k Key, expires time.Time, end func(Reason)) (release func(), err error)
+
+	// Revoke refuses k from now on (for DefaultRevokedFor at least) and
+	// ends its live sessions: this process's at once, and with a fleet
+	// store every proxy's sharing it (within 2 s while they reach it, and
+	// as soon as they are back otherwise). An error means the fleet may not
+	// have heard: this process's sessions are ended all the same.
+	Revoke(ctx context.Context, k Key) error
+}
+
+// Claims is the live claims of one process by token: whom a revocation or
+// a takeover ends. Memory: one entry per live session. Safe for concurrent
+// use; the end functions are called outside its lock.
+type Claims struct {
+	mu  sync.Mutex
+	seq uint64
+	by  map[Key]map[uint64]func(Reason)
+	n   int
+}
+
+// Add registers a claim on k and returns its id (never 0, unique within
+// the process).
+func (c *Claims) Add(k Key, end func(Reason)) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by == nil {
+		c.by = map[Key]map[uint64]func(Reason){}
+	}
+	c.seq++
+	m := c.by[k]
+	if m == nil {
+		m = map[uint64]func(Reason){}
+		c.by[k] = m
+	}
+	m[c.seq] = end
+	c.n++
+	return c.seq
+}
+
+// Remove forgets claim id on k (idempotent).
+func (c *Claims) Remove(k Key, id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.by[k]
+	if _, ok := m[id]; !ok {
+		return
+	}
+	delete(m, id)
+	c.n--
+	if len(m) == 0 {
+		delete(c.by, k)
+	}
+}
+
+// End calls, for every claim of k that keep does not keep (nil keep: every
+// claim), its end function with r, and returns how many it called. The
+// claims stay registered until their sessions release them.
+func (c *Claims) End(k Key, r Reason, keep func(id uint64) bool) int {
+	c.mu.Lock()
+	var ends []func(Reason)
+	for id, end := range c.by[k] {
+		if end != nil && (keep == nil || !keep(id)) {
+			ends = append(ends, end)
+		}
+	}
+	c.mu.Unlock()
+	for _, end := range ends {
+		end(r)
+	}
+	return len(ends)
+}
+
+// IDs is the ids of k's claims.
+func (c *Claims) IDs(k Key) []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]uint64, 0, len(c.by[k]))
+	for id := range c.by[k] {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Last is the id of the newest claim so far: every claim registered later
+// has a greater id.
+func (c *Claims) Last() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seq
+}
+
+// Keys is every token with a live claim.
+func (c *Claims) Keys() []Key {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := make([]Key, 0, len(c.by))
+	for k := range c.by {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// Len is the number of live claims.
+func (c *Claims) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
 }
 
 // LocalGuard is a Guard within one process. Memory: one entry per live
-// session (exclusive) or per token used and not yet expired (single-use);
-// expired single-use entries are pruned as new ones arrive, so the map is
-// bounded by the tokens issued within one token lifetime.
+// session, one per token used and not yet expired (single-use) and one per
+// revocation for DefaultRevokedFor; expired entries are pruned as new ones
+// arrive, so the maps are bounded by the tokens issued (or revoked) within
+// one lifetime.
 type LocalGuard struct {
 	policy Policy
 	now    func() time.Time
+	claims Claims
 
 	mu      sync.Mutex
-	live    map[Key]struct{}  // exclusive
+	holder  map[Key]uint64    // exclusive: the live claim; takeover: the newest
 	used    map[Key]time.Time // single-use: expiry of each used token
-	sweepAt int               // prune when used grows past this
+	sweepAt int               // prune used when it grows past this
+	revoked expiring          // revoked tokens, until when
 }
 
 // NewLocalGuard returns a guard for p; now is the clock (nil: time.Now).
@@ -78,40 +217,57 @@ func NewLocalGuard(p Policy, now func() time.Time) *LocalGuard {
 	if now == nil {
 		now = time.Now
 	}
-	return &LocalGuard{policy: p, now: now, live: map[Key]struct{}{}, used: map[Key]time.Time{}, sweepAt: 1024}
+	return &LocalGuard{policy: p, now: now, holder: map[Key]uint64{}, used: map[Key]time.Time{}, sweepAt: 1024,
+		revoked: expiring{m: map[Key]time.Time{}, sweepAt: 1024}}
 }
 
 // Acquire implements Guard.
-func (g *LocalGuard) Acquire(k Key, expires time.Time) (func(), error) {
-	switch g.policy {
-	case Shared:
-		return func() {}, nil
-	case SingleUse:
-		return g.acquireOnce(k, expires)
-	}
+func (g *LocalGuard) Acquire(k Key, expires time.Time, end func(Reason)) (func(), error) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if _, busy := g.live[k]; busy {
-		return nil, ErrTokenInUse
+	now := g.now()
+	if g.revoked.has(k, now) {
+		g.mu.Unlock()
+		return nil, ErrRevoked
 	}
-	g.live[k] = struct{}{}
+	switch g.policy {
+	case SingleUse:
+		if exp, seen := g.used[k]; seen && now.Before(exp) {
+			g.mu.Unlock()
+			return nil, ErrTokenInUse
+		}
+		g.markUsed(k, expires, now)
+	case Exclusive:
+		if _, busy := g.holder[k]; busy {
+			g.mu.Unlock()
+			return nil, ErrTokenInUse
+		}
+	}
+	// Registered under g.mu: a Revoke after the check above finds it.
+	id := g.claims.Add(k, end)
+	if g.policy == Exclusive || g.policy == Takeover {
+		g.holder[k] = id
+	}
+	g.mu.Unlock()
+	if g.policy == Takeover {
+		// Ids grow with time: a newer claim, registered meanwhile, stays
+		// (its own Acquire ends this one).
+		g.claims.End(k, TakenOver, func(other uint64) bool { return other >= id })
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			g.mu.Lock()
-			delete(g.live, k)
+			if g.holder[k] == id {
+				delete(g.holder, k)
+			}
 			g.mu.Unlock()
+			g.claims.Remove(k, id)
 		})
 	}, nil
 }
 
-func (g *LocalGuard) acquireOnce(k Key, expires time.Time) (func(), error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := g.now()
-	if exp, seen := g.used[k]; seen && now.Before(exp) {
-		return nil, ErrTokenInUse
-	}
+// markUsed records a single-use token, pruning expired ones. g.mu held.
+func (g *LocalGuard) markUsed(k Key, expires, now time.Time) {
 	g.used[k] = expires
 	if len(g.used) >= g.sweepAt {
 		for key, exp := range g.used {
@@ -121,12 +277,47 @@ func (g *LocalGuard) acquireOnce(k Key, expires time.Time) (func(), error) {
 		}
 		g.sweepAt = max(1024, 2*len(g.used))
 	}
-	return func() {}, nil
+}
+
+// Revoke implements Guard: within this process only.
+func (g *LocalGuard) Revoke(_ context.Context, k Key) error {
+	g.mu.Lock()
+	now := g.now()
+	g.revoked.add(k, now.Add(DefaultRevokedFor), now)
+	g.mu.Unlock()
+	g.claims.End(k, Revoked, nil)
+	return nil
 }
 
 // Len is the number of entries held (for tests).
 func (g *LocalGuard) Len() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.live) + len(g.used)
+	return len(g.holder) + len(g.used) + len(g.revoked.m)
+}
+
+// Live is the number of live claims (for tests).
+func (g *LocalGuard) Live() int { return g.claims.Len() }
+
+// expiring is a set of keys each until a time, pruned as it grows.
+type expiring struct {
+	m       map[Key]time.Time
+	sweepAt int
+}
+
+func (e *expiring) has(k Key, now time.Time) bool {
+	until, ok := e.m[k]
+	return ok && now.Before(until)
+}
+
+func (e *expiring) add(k Key, until, now time.Time) {
+	e.m[k] = until
+	if len(e.m) >= e.sweepAt {
+		for key, u := range e.m {
+			if !now.Before(u) {
+				delete(e.m, key)
+			}
+		}
+		e.sweepAt = max(1024, 2*len(e.m))
+	}
 }

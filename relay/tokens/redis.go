@@ -20,6 +20,11 @@ const (
 	redisTokenPrefix = "consoleproxy:token:" // the record, one JSON object (a token-file line)
 	redisLivePrefix  = "consoleproxy:live:"  // exclusive: the owner id of the live session's lease
 	redisUsedPrefix  = "consoleproxy:used:"  // single-use: "1" until the token expires
+	// revoked: "1" for RevokedFor after a revocation (redisguard_end.go)
+	redisRevokedPrefix = "consoleproxy:revoked:"
+	// The pub/sub channel of revocations and takeovers, followed by the
+	// database number (PUBLISH ignores the database).
+	redisEndChannel = "consoleproxy:end:"
 )
 
 // Defaults for RedisConfig's zero fields.
@@ -30,18 +35,35 @@ const (
 )
 
 // RedisURL is a parsed `redis://[user:pass@]host:port[/db]` or `rediss://…`
-// (TLS). Its String is safe to log: the password is redacted.
+// (TLS), or a Sentinel (failover) URL in go-redis's form:
+// `redis://[sentinel-user:sentinel-pass@]sentinel:port[/db]?master_name=NAME&addr=sentinel2:port&password=…`
+// (the query's master_name makes it one; the host and every addr are
+// Sentinels; the primary's own credentials are the username and password
+// query options). Its String is safe to log: the password is redacted and
+// the query left out.
 type RedisURL struct {
-	opts     redis.Options // a template: never handed to a client itself
+	opts     redis.Options          // a template: never handed to a client itself
+	failover *redis.FailoverOptions // a Sentinel URL: the template instead of opts
 	redacted string
 }
 
 // ParseRedisURL parses spec with go-redis's URL rules (query options such as
-// dial_timeout included). Errors never quote spec: it may hold a password.
+// dial_timeout included; with master_name, its failover URL rules). Errors
+// never quote spec: it may hold a password.
 func ParseRedisURL(spec string) (RedisURL, error) {
 	u, err := url.Parse(spec)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 		return RedisURL{}, errors.New("redis URL must be redis://[user:pass@]host:port[/db] or rediss://…")
+	}
+	if u.Query().Has("master_name") {
+		f, err := redis.ParseFailoverURL(spec)
+		if err != nil || f.MasterName == "" {
+			return RedisURL{}, errors.New("redis Sentinel URL: bad Sentinel address, database number or query option")
+		}
+		if f.TLSConfig != nil {
+			f.TLSConfig.MinVersion = tls.VersionTLS12
+		}
+		return RedisURL{failover: f, redacted: redactURL(u)}, nil
 	}
 	o, err := redis.ParseURL(spec)
 	if err != nil {
@@ -51,6 +73,17 @@ func ParseRedisURL(spec string) (RedisURL, error) {
 		o.TLSConfig.MinVersion = tls.VersionTLS12
 	}
 	return RedisURL{opts: *o, redacted: redactURL(u)}, nil
+}
+
+// Sentinel reports whether u names a primary through Sentinels.
+func (u RedisURL) Sentinel() bool { return u.failover != nil }
+
+// db is u's database number.
+func (u RedisURL) db() int {
+	if u.failover != nil {
+		return u.failover.DB
+	}
+	return u.opts.DB
 }
 
 // redactURL is u for the logs: the password replaced by "xxxxx", the query
@@ -70,8 +103,23 @@ func (u RedisURL) String() string { return u.redacted }
 
 // client opens a client on u: at most pool connections, every command and
 // connect bounded by timeout, retries as given (-1: none). go-redis
-// connects lazily, so this never fails because Redis is down.
+// connects lazily, so this never fails because Redis is down. With a
+// Sentinel URL it is a failover client: it asks the Sentinels for the
+// primary and follows a failover.
 func (u RedisURL) client(timeout time.Duration, pool, retries int) *redis.Client {
+	if u.failover != nil {
+		o := *u.failover
+		o.SentinelAddrs = append([]string(nil), o.SentinelAddrs...)
+		if o.TLSConfig != nil {
+			o.TLSConfig = o.TLSConfig.Clone()
+		}
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
+		o.ContextTimeoutEnabled = true
+		o.PoolSize, o.MaxActiveConns = pool, pool
+		o.MaxRetries, o.DialerRetries = retries, 1
+		o.DisableIdentity = true
+		return redis.NewFailoverClient(&o)
+	}
 	o := u.opts
 	if o.TLSConfig != nil {
 		o.TLSConfig = o.TLSConfig.Clone()

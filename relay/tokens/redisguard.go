@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -43,11 +42,28 @@ type RedisGuardConfig struct {
 	PoolSize     int           // 0 means DefaultRedisPoolSize
 	ReleaseQueue int           // 0 means DefaultReleaseQueue
 	LogInterval  time.Duration // at most one line per interval per kind of trouble; 0 means DefaultRedisLogInterval
+	// RevokedFor is how long a revocation stays in Redis for proxies that
+	// were cut from it when it was published; 0 means reuse.DefaultRevokedFor.
+	RevokedFor time.Duration
+	// WaitReplicas is how many replicas must have a claim or a revocation
+	// before it counts (WAIT): 0 means none, or DefaultSentinelReplicas
+	// with a Sentinel URL; -1 means none even then.
+	WaitReplicas int
 	Logger       *slog.Logger
 	Now          func() time.Time
 }
 
 // RedisGuard is a reuse.Guard shared by every proxy on one Redis.
+//
+// Every policy: a revocation is SET consoleproxy:revoked:<hash> (for
+// RevokedFor) and a PUBLISH on the guard's channel; every guard subscribes
+// and ends its claims of the token, and after each (re)subscription checks
+// all its live claims against Redis: a proxy cut from Redis when a
+// revocation was published learns it when back (redisguard_end.go).
+// takeover: Acquire is SET consoleproxy:live:<hash> <owner> EXAT <token
+// expiry> (the newest session is the holder) and a PUBLISH when it had
+// another holder; each guard ends its claims of the token that are not the
+// holder.
 //
 // exclusive: Acquire is SET consoleproxy:live:<hash> <owner> NX PX <lease>;
 // the guard's goroutine renews every held claim each lease/3, in pipelines
@@ -64,9 +80,14 @@ type RedisGuard struct {
 	cfg    RedisGuardConfig
 	rdb    *redis.Client // Acquire, on the workers
 	bg     *redis.Client // the goroutine's own connection: renewals never wait behind a burst of Acquires
-	health outage
-	prefix string        // random per guard: owner ids are prefix + a counter
-	seq    atomic.Uint64 // owner id counter
+	sub    *redis.Client // the subscription's (redisguard_end.go)
+	claims reuse.Claims  // every live claim of this process, whatever the policy
+	// channel is where revocations and takeovers are published: one per
+	// database (PUBLISH ignores the database).
+	channel string
+	subs    subscription // the subscription's state (redisguard_end.go)
+	health  outage
+	prefix  string // random per guard: owner ids are prefix + a claim id
 
 	mu   sync.Mutex       // guards held; never held across I/O
 	held map[string]claim // by owner id: the exclusive claims to renew
@@ -97,19 +118,19 @@ func OpenRedisGuard(cfg RedisGuardConfig) *RedisGuard {
 	var rnd [12]byte
 	_, _ = rand.Read(rnd[:])
 	g := &RedisGuard{cfg: cfg, prefix: hex.EncodeToString(rnd[:]) + "-", held: map[string]claim{},
-		releases: make(chan claim, cfg.ReleaseQueue), stop: make(chan struct{}), done: make(chan struct{})}
+		releases: make(chan claim, cfg.ReleaseQueue), stop: make(chan struct{}), done: make(chan struct{}),
+		channel: redisEndChannel + strconv.Itoa(cfg.URL.db())}
 	g.drops = rateLog{interval: cfg.LogInterval, now: cfg.Now}
 	g.losses = rateLog{interval: cfg.LogInterval, now: cfg.Now}
 	g.lates = rateLog{interval: cfg.LogInterval, now: cfg.Now}
-	if cfg.Policy == reuse.Shared {
-		close(g.done)
-		return g
-	}
 	// No retries: a SET NX resent after a lost reply would find its own
 	// claim and refuse the client.
 	g.rdb = cfg.URL.client(cfg.Timeout, cfg.PoolSize, -1)
 	g.health = redisOutage("redis reuse store", cfg.URL, cfg.LogInterval, cfg.Logger, cfg.Now)
 	pingRedis(g.rdb, cfg.Timeout, &g.health, "redis reuse store: connected", cfg.URL, cfg.Logger)
+	g.sub = cfg.URL.client(cfg.Timeout, 1, -1)
+	g.subs.init()
+	go g.listen()
 	if cfg.Policy == reuse.Exclusive {
 		g.bg = cfg.URL.client(cfg.Timeout, 1, -1)
 		go g.run()
@@ -128,60 +149,107 @@ func (c RedisGuardConfig) withDefaults() RedisGuardConfig {
 	if c.ReleaseQueue <= 0 {
 		c.ReleaseQueue = DefaultReleaseQueue
 	}
+	if c.RevokedFor <= 0 {
+		c.RevokedFor = reuse.DefaultRevokedFor
+	}
+	switch {
+	case c.WaitReplicas < 0:
+		c.WaitReplicas = 0
+	case c.WaitReplicas == 0 && c.URL.Sentinel():
+		c.WaitReplicas = DefaultSentinelReplicas
+	}
 	return c
 }
 
 // Acquire implements reuse.Guard. It blocks on Redis for at most Timeout
 // (it runs on a worker). The release it returns never blocks: it may run on
-// an event loop.
-func (g *RedisGuard) Acquire(k reuse.Key, expires time.Time) (func(), error) {
-	switch g.cfg.Policy {
-	case reuse.Shared:
-		return func() {}, nil
-	case reuse.SingleUse:
-		return g.acquireOnce(k, expires)
+// an event loop. Every policy asks Redis whether the token is revoked, in
+// the same script call as its claim (shared: that is the only call).
+func (g *RedisGuard) Acquire(k reuse.Key, expires time.Time, end func(reuse.Reason)) (func(), error) {
+	// Registered before Redis is asked: a revocation or takeover message
+	// that follows the script finds the claim.
+	id := g.claims.Add(k, end)
+	c := claim{key: g.claimKey(k), owner: g.owner(id)}
+	res, err := g.acquire(k, c, expires)
+	if err != nil || res != 1 {
+		g.claims.Remove(k, id)
+		if g.cfg.Policy == reuse.Exclusive && err != nil {
+			g.enqueue(c) // the SET may have landed: undo it, best effort
+		}
 	}
-	c := claim{key: redisLivePrefix + Hash(k).Hex(), owner: g.prefix + strconv.FormatUint(g.seq.Add(1), 10)}
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
-	defer cancel()
-	ok, err := g.rdb.SetNX(ctx, c.key, c.owner, g.cfg.Lease).Result()
-	if err != nil {
-		g.enqueue(c) // the SET may have landed: undo it, best effort
+	switch {
+	case err != nil:
 		return nil, g.unavailable(err, c.key)
-	}
-	g.health.ok()
-	if !ok {
+	case res == -1:
+		return nil, reuse.ErrRevoked
+	case res != 1:
 		return nil, reuse.ErrTokenInUse
 	}
-	g.mu.Lock()
-	g.held[c.owner] = c
-	g.mu.Unlock()
+	if g.cfg.Policy == reuse.Exclusive {
+		g.mu.Lock()
+		g.held[c.owner] = c
+		g.mu.Unlock()
+	}
 	var once sync.Once
-	return func() { once.Do(func() { g.release(c) }) }, nil
+	return func() {
+		once.Do(func() {
+			g.claims.Remove(k, id)
+			if g.cfg.Policy == reuse.Exclusive {
+				g.release(c)
+			}
+		})
+	}, nil
 }
 
-// acquireOnce marks the token used until it expires. A token already past
-// its expiry is kept for a second (EXAT must lie in the future).
-func (g *RedisGuard) acquireOnce(k reuse.Key, expires time.Time) (func(), error) {
-	key := redisUsedPrefix + Hash(k).Hex()
+// claimKey is the Redis key of the policy's claim on k ("" for shared).
+func (g *RedisGuard) claimKey(k reuse.Key) string {
+	switch g.cfg.Policy {
+	case reuse.Exclusive, reuse.Takeover:
+		return redisLivePrefix + Hash(k).Hex()
+	case reuse.SingleUse:
+		return redisUsedPrefix + Hash(k).Hex()
+	}
+	return ""
+}
+
+// owner is the value a claim stores: the guard's random prefix and the
+// claim's id (unique within the process).
+func (g *RedisGuard) owner(id uint64) string { return g.prefix + strconv.FormatUint(id, 10) }
+
+// acquire runs acquireScript for c: 1 claimed, 0 refused by the policy, -1
+// revoked. A token already past its expiry is kept for a second (EXAT must
+// lie in the future).
+func (g *RedisGuard) acquire(k reuse.Key, c claim, expires time.Time) (int64, error) {
+	hex := Hash(k).Hex()
 	at := expires
 	if soon := g.cfg.Now().Add(time.Second); at.Before(soon) {
 		at = soon
 	}
+	mode, ttl, msg := "s", int64(0), ""
+	switch g.cfg.Policy {
+	case reuse.Exclusive:
+		mode, ttl = "x", g.cfg.Lease.Milliseconds()
+	case reuse.SingleUse:
+		mode, ttl = "u", at.Unix()
+	case reuse.Takeover:
+		mode, ttl, msg = "t", at.Unix(), endTakeover+" "+hex+" "+c.owner
+	}
+	keys := []string{redisRevokedPrefix + hex, c.key}
+	if c.key == "" {
+		keys = keys[:1]
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
 	defer cancel()
-	res, err := g.rdb.SetArgs(ctx, key, "1", redis.SetArgs{Mode: "NX", ExpireAt: at}).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		g.health.ok()
-		return nil, reuse.ErrTokenInUse
-	case err != nil:
-		return nil, g.unavailable(err, key)
-	case res != "OK":
-		return nil, g.unavailable(fmt.Errorf("unexpected SET answer"), key)
+	v, err := g.eval(ctx, acquireScript, keys, mode, c.owner, ttl, g.channel, msg)
+	if err != nil {
+		return 0, err
 	}
 	g.health.ok()
-	return func() {}, nil
+	n, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("unexpected answer to the claim")
+	}
+	return n, nil
 }
 
 // unavailable records an outage and returns Acquire's refusal.
@@ -237,17 +305,20 @@ func (g *RedisGuard) Lapsed() int64 { return g.lapsed.Load() }
 // slot, and a claim lapses only if its renewals fail for a whole lease.
 func (g *RedisGuard) RenewalsFailed() int64 { return g.failed.Load() }
 
-// Close stops the goroutine after running the releases already queued
-// (each bounded by Timeout), then closes the client. Idempotent.
+// Close stops the goroutines (the subscription's at once; the renewing one
+// after running the releases already queued, each bounded by Timeout),
+// then closes the clients. Idempotent.
 func (g *RedisGuard) Close() error {
-	g.once.Do(func() { close(g.stop) })
+	g.once.Do(func() {
+		close(g.stop)
+		g.subs.close()
+	})
 	<-g.done
-	if g.rdb == nil {
-		return nil
-	}
+	<-g.subs.done
 	if g.bg != nil {
 		_ = g.bg.Close()
 	}
+	_ = g.sub.Close()
 	return g.rdb.Close()
 }
 

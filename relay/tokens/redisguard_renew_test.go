@@ -37,7 +37,7 @@ func acquireN(t testing.TB, g *RedisGuard, n int) []string {
 				var err error
 				for try := 0; try < 5; try++ {
 					tok = fmt.Sprintf("tok-many-%d-%d", i, try)
-					if _, err = g.Acquire(keyOf(tok), time.Now().Add(time.Hour)); !errors.Is(err, ErrUnavailable) {
+					if _, err = g.Acquire(keyOf(tok), time.Now().Add(time.Hour), nil); !errors.Is(err, ErrUnavailable) {
 						break
 					}
 				}

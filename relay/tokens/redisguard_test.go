@@ -36,14 +36,14 @@ func TestRedisGuardExclusive(t *testing.T) {
 	cfg := RedisGuardConfig{Policy: reuse.Exclusive, Lease: 300 * time.Millisecond, Logger: log}
 	a, b := guardOn(t, srv.URL(db), cfg), guardOn(t, srv.URL(db), cfg)
 	exp := time.Now().Add(time.Hour)
-	relA, err := a.Acquire(keyOf("tok-x"), exp)
+	relA, err := a.Acquire(keyOf("tok-x"), exp, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Acquire(keyOf("tok-x"), exp); !errors.Is(err, reuse.ErrTokenInUse) {
+	if _, err := b.Acquire(keyOf("tok-x"), exp, nil); !errors.Is(err, reuse.ErrTokenInUse) {
 		t.Fatalf("live on A, B: %v, want ErrTokenInUse", err)
 	}
-	if _, err := a.Acquire(keyOf("tok-x"), exp); !errors.Is(err, reuse.ErrTokenInUse) {
+	if _, err := a.Acquire(keyOf("tok-x"), exp, nil); !errors.Is(err, reuse.ErrTokenInUse) {
 		t.Fatalf("live on A, A again: %v, want ErrTokenInUse", err)
 	}
 	start := a.renewals.Load()
@@ -60,11 +60,11 @@ func TestRedisGuardExclusive(t *testing.T) {
 	relA()
 	var relB func()
 	testutil.CheckFor(t, "B after A released", func() (err error) {
-		relB, err = b.Acquire(keyOf("tok-x"), exp)
+		relB, err = b.Acquire(keyOf("tok-x"), exp, nil)
 		return err
 	})
 	relA() // A's late release must not delete B's claim
-	if _, err := a.Acquire(keyOf("tok-x"), exp); !errors.Is(err, reuse.ErrTokenInUse) {
+	if _, err := a.Acquire(keyOf("tok-x"), exp, nil); !errors.Is(err, reuse.ErrTokenInUse) {
 		t.Fatalf("live on B, A: %v, want ErrTokenInUse", err)
 	}
 	relB()
@@ -95,13 +95,13 @@ func TestRedisGuardSingleUse(t *testing.T) {
 	cfg := RedisGuardConfig{Policy: reuse.SingleUse}
 	a, b := guardOn(t, srv.URL(db), cfg), guardOn(t, srv.URL(db), cfg)
 	exp := time.Now().Add(time.Hour).Truncate(time.Second)
-	rel, err := a.Acquire(keyOf("tok-once"), exp)
+	rel, err := a.Acquire(keyOf("tok-once"), exp, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rel()
 	for _, g := range []*RedisGuard{a, b} {
-		if _, err := g.Acquire(keyOf("tok-once"), exp); !errors.Is(err, reuse.ErrTokenInUse) {
+		if _, err := g.Acquire(keyOf("tok-once"), exp, nil); !errors.Is(err, reuse.ErrTokenInUse) {
 			t.Fatalf("used: %v, want ErrTokenInUse", err)
 		}
 	}
@@ -111,15 +111,22 @@ func TestRedisGuardSingleUse(t *testing.T) {
 	}
 }
 
-// TestRedisGuardShared: shared needs no Redis at all.
+// TestRedisGuardShared: shared lets any number of sessions in, and still
+// asks Redis whether the token is revoked: without Redis it cannot tell,
+// and refuses with ErrUnavailable (503), never ErrTokenInUse.
 func TestRedisGuardShared(t *testing.T) {
-	g := guardOn(t, "redis://"+closedAddr(t), RedisGuardConfig{Policy: reuse.Shared})
+	srv, db := redisDB(t)
+	g := guardOn(t, srv.URL(db), RedisGuardConfig{Policy: reuse.Shared})
 	for i := 0; i < 2; i++ {
-		rel, err := g.Acquire(keyOf("tok-shared"), time.Now().Add(time.Hour))
+		rel, err := g.Acquire(keyOf("tok-shared"), time.Now().Add(time.Hour), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rel()
+		defer rel()
+	}
+	down := guardOn(t, "redis://"+closedAddr(t), RedisGuardConfig{Policy: reuse.Shared, Timeout: time.Second})
+	if _, err := down.Acquire(keyOf("tok-shared"), time.Now().Add(time.Hour), nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("shared, Redis down: %v, want ErrUnavailable", err)
 	}
 }
 
@@ -142,7 +149,7 @@ func TestRedisGuardUnreachable(t *testing.T) {
 			log, logs := newLog()
 			g := guardOn(t, "redis://:pw-s3cret@"+closedAddr(t), RedisGuardConfig{Policy: p, Logger: log, Timeout: time.Second})
 			for i := 0; i < 3; i++ {
-				_, err := g.Acquire(keyOf("tok-down"), time.Now().Add(time.Hour))
+				_, err := g.Acquire(keyOf("tok-down"), time.Now().Add(time.Hour), nil)
 				if err == nil || errors.Is(err, reuse.ErrTokenInUse) || !errors.Is(err, ErrUnavailable) {
 					t.Fatalf("Redis down: %v, want ErrUnavailable", err)
 				}
@@ -168,7 +175,7 @@ func TestRedisGuardReleaseQueueFull(t *testing.T) {
 		ReleaseQueue: 1, Timeout: 10 * time.Second, Logger: log})
 	rels := map[string]func(){}
 	for _, tok := range []string{"tok-q1", "tok-q2", "tok-q3"} {
-		rel, err := g.Acquire(keyOf(tok), time.Now().Add(time.Hour))
+		rel, err := g.Acquire(keyOf(tok), time.Now().Add(time.Hour), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +225,7 @@ func TestRedisGuardReleaseRedisDown(t *testing.T) {
 	fw := startForwarder(t, srv.Addr())
 	g := OpenRedisGuard(RedisGuardConfig{URL: mustURL(t, "redis://"+fw.addr()+"/"+strconv.Itoa(db)),
 		Policy: reuse.Exclusive, Lease: 300 * time.Millisecond, Timeout: time.Second})
-	rel, err := g.Acquire(keyOf("tok-lapse"), time.Now().Add(time.Hour))
+	rel, err := g.Acquire(keyOf("tok-lapse"), time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +252,7 @@ func TestRedisGuardReclaims(t *testing.T) {
 	srv, db := redisDB(t)
 	rc := redisClient(t, srv, db)
 	g := guardOn(t, srv.URL(db), RedisGuardConfig{Policy: reuse.Exclusive, Lease: 300 * time.Millisecond})
-	if _, err := g.Acquire(keyOf("tok-re"), time.Now().Add(time.Hour)); err != nil {
+	if _, err := g.Acquire(keyOf("tok-re"), time.Now().Add(time.Hour), nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

@@ -34,7 +34,19 @@ type Server struct {
 }
 
 // Start starts redis-server with password ("" for none) on a free port.
-func Start(password string) (*Server, error) {
+func Start(password string) (*Server, error) { return start(password) }
+
+// StartReplica starts a redis-server replicating primary (with its
+// password), on a free port.
+func StartReplica(primary *Server) (*Server, error) {
+	extra := []string{"--replicaof", "127.0.0.1", strconv.Itoa(primary.Port)}
+	if primary.Password != "" {
+		extra = append(extra, "--masterauth", primary.Password)
+	}
+	return start(primary.Password, extra...)
+}
+
+func start(password string, extra ...string) (*Server, error) {
 	bin, err := testutil.LookBinary("redis-server", "/usr/sbin", "/usr/bin")
 	if err != nil {
 		return nil, err // wraps testutil.ErrNotInstalled: testutil.Need skips
@@ -50,6 +62,7 @@ func Start(password string) (*Server, error) {
 		if password != "" {
 			args = append(args, "--requirepass", password)
 		}
+		args = append(args, extra...)
 		s.proc = proc.Proc{Name: "redis-server", Bin: bin, Args: args, Dir: dir, LogPath: filepath.Join(dir, "redis.log"),
 			Ready: s.ping, Timeout: startTimeout}
 		err = s.Start()
