@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/consoleproxy/consoleproxy/cmd/consoleproxy/admin"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 )
 
@@ -95,8 +96,11 @@ func (a *app) serveAdmin(ctx context.Context, api *adminAPI, o *options) error {
 }
 
 // revoked runs after the admin API deleted a token's record: the token's
-// live sessions end (the fleet's revocation, loop/revoke.go, hooks in here).
-func (a *app) revoked(context.Context, tokens.Hash) error { return nil }
+// live sessions end with 1008, here and, through the reuse store, on every
+// proxy sharing it (loop.Server.Revoke).
+func (a *app) revoked(ctx context.Context, h tokens.Hash) error {
+	return a.srv.Revoke(ctx, reuse.Key(h))
+}
 
 // defaultPublicURL is --public-url's default: the console page on the
 // listener, http://<listen>/vnc_lite.html for noVNC (https with --cert),

@@ -400,3 +400,42 @@ func TestAdminRedisStore(t *testing.T) {
 		t.Errorf("a revoked token: %v, want 403", err)
 	}
 }
+
+// TestAdminRevokeEndsSessions: DELETE /v1/tokens/{token_hash} ends the
+// token's live session with close 1008 (the reuse guard's revocation,
+// loop.Server.Revoke) and the token opens nothing more (403).
+func TestAdminRevokeEndsSessions(t *testing.T) {
+	dir, admin := t.TempDir(), testutil.FreeAddr(t)
+	startApp(t, "--token-store", "embedded:"+dir, "--admin-listen", admin)
+	secret, err := os.ReadFile(filepath.Join(dir, "admin.secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := adminClient{base: "http://" + admin, secret: strings.TrimSpace(string(secret))}
+	code, body := c.do(t, "POST", "/v1/tokens", `{"host":"127.0.0.1","port":`+strconv.Itoa(echoHost(t))+
+		`,"instance_uuid":"6f5b8a3c-1e2d-4c5b-9a8f-0123456789ab"}`)
+	var ans struct {
+		TokenHash string `json:"token_hash"`
+		URL       string `json:"url"`
+	}
+	if err := json.Unmarshal(body, &ans); code != http.StatusCreated || err != nil {
+		t.Fatalf("mint: %d %s", code, body)
+	}
+	u, _ := url.Parse(ans.URL)
+	target := "ws://" + u.Host + "/" + u.Query().Get("path")
+	conn, _, _, err := ws.Dial(context.Background(), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a bound on a hang, not a timing check
+	if code, body := c.do(t, "DELETE", "/v1/tokens/"+ans.TokenHash, ""); code != http.StatusNoContent {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	if code := closeCodeOf(t, conn); code != ws.StatusPolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
+	}
+	if _, _, _, err := ws.Dial(context.Background(), target); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("a revoked token: %v, want 403", err)
+	}
+}
