@@ -49,3 +49,14 @@ func TestWritableStores(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyStores: the file and Nova stores are not Writable, so the
+// admin API answers a mint or a revoke with 409: their records are written
+// by someone else.
+func TestReadOnlyStores(t *testing.T) {
+	for name, s := range map[string]Store{"file": (*FileStore)(nil), "novadb": (*NovaDB)(nil)} {
+		if _, ok := s.(Writable); ok {
+			t.Errorf("the %s store is Writable", name)
+		}
+	}
+}
