@@ -439,3 +439,22 @@ func TestAdminRevokeEndsSessions(t *testing.T) {
 		t.Errorf("a revoked token: %v, want 403", err)
 	}
 }
+
+// TestPublicURLFlag: a --public-url the admin API could not use stops the
+// start in config, before any listener is bound, naming the flag.
+func TestPublicURLFlag(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tc := range []struct{ url, err string }{
+		{"https://console.example.com/vnc_lite.html", ""}, {"vnc_lite.html", "--public-url"},
+		{"ftp://console.example.com/", "--public-url"}, {"https://console.example.com/#x", "--public-url"},
+	} {
+		o, _, err := parseFlags([]string{"--public-url", tc.url}, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = config(o, log)
+		if (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%q: %v, want %q", tc.url, err, tc.err)
+		}
+	}
+}

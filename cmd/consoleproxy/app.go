@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consoleproxy/consoleproxy/cmd/consoleproxy/admin"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/loop/policy"
 	"github.com/consoleproxy/consoleproxy/loop/web"
@@ -148,6 +149,11 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 	}
 	if o.maxPending == 0 {
 		cfg.MaxPending = -1 // the flag's 0 is no cap; loop.Config's 0 is its default
+	}
+	if o.publicURL != "" {
+		if err := admin.CheckPublicURL(o.publicURL); err != nil {
+			return cfg, err
+		}
 	}
 	if o.leaseTTL < tokens.MinRedisLease {
 		return cfg, fmt.Errorf("--lease-ttl must be at least %v", tokens.MinRedisLease)
