@@ -49,6 +49,9 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 	if explicit["max-client-backlog"] {
 		log.Warn("--max-client-backlog is deprecated and ignored: a client faster than its compute host is pushed back through TCP")
 	}
+	if o.adminListen == "" && (explicit["admin-token-file"] || explicit["public-url"]) {
+		log.Warn("--admin-token-file and --public-url have no effect with --admin-listen empty (the admin API is off)")
+	}
 	a := &app{log: log, security: cfg.Security}
 	if cfg.TLS, a.tls, err = tlsConfig(o, explicit); err != nil {
 		return nil, err
