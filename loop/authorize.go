@@ -22,12 +22,13 @@ type authResult struct {
 	fd       int
 	rec      tokens.Record
 	release  func()
-	route    relay.Route // where a relay poller connects (Resolve)
-	connect  [][]byte    // CONNECT requests to exchange after the forward proxy's: the access path's
-	viaProxy bool        // the exchange's step 0 is the forward proxy's CONNECT
-	deadline time.Time   // for the connects and CONNECT answers: --connect-timeout from the start of the dial
-	first    []byte      // console bytes that came with the last CONNECT answer
-	secured  bool        // the security proxy spoke for the client: greet it (security.go)
+	route    relay.Route      // where a relay poller connects (Resolve)
+	connect  [][]byte         // CONNECT requests to exchange after the forward proxy's: the access path's
+	viaProxy bool             // the exchange's step 0 is the forward proxy's CONNECT
+	deadline time.Time        // for the connects and CONNECT answers: --connect-timeout from the start of the dial
+	first    []byte           // console bytes that came with the last CONNECT answer
+	secured  bool             // the security proxy spoke for the client: greet it (security.go)
+	hostTLS  *relay.TLSClient // VeNCrypt's TLS toward the host, for the poller (relay.AttachTLS)
 }
 
 // cleanup gives back what an unused result holds.
@@ -270,7 +271,11 @@ func (ss *session) authorized(res *authResult) {
 	ss.count(ResultOK)
 	s.metrics.active.Add(1)
 	s.metrics.handshake.Update(now.Sub(ss.accepted).Seconds())
-	ss.host = s.relay.Attach(res.fd, ss)
+	if res.hostTLS != nil {
+		ss.host = s.relay.AttachTLS(res.fd, res.hostTLS, ss)
+	} else {
+		ss.host = s.relay.Attach(res.fd, ss)
+	}
 	ss.phase.Store(int32(phaseRelaying))
 	// From here the session is relaying: if a write below fails, OnClose
 	// ran inside it and finishRelaying closed the host and released the

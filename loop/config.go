@@ -8,6 +8,7 @@ import (
 	"github.com/consoleproxy/consoleproxy/loop/policy"
 	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
+	"github.com/consoleproxy/consoleproxy/relay/rfb"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
@@ -27,7 +28,7 @@ type Config struct {
 	TLS         *TLSConfig // nil: plain ws:// only
 	// Security is the RFB security proxy (VeNCrypt toward compute hosts);
 	// nil leaves the RFB stream alone (Nova's auth_schemes = none). novnc only.
-	Security *relay.SecurityProxy
+	Security *rfb.Proxy
 
 	HandshakeTimeout      time.Duration // the upgrade must finish within this; default 10s
 	IdleTimeout           time.Duration // no data either way for this long ends a session; 0 = off

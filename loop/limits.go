@@ -27,9 +27,10 @@ const (
 	// and are bounded by --max-pending, not by this reserve).
 	FDReserve = 256
 	// FDsPerSession is the descriptors a session holds: the client's
-	// socket and the compute host's, wss:// or not (TLS runs on the event
-	// loop). A VeNCrypt session holds 4 (its bridge's socket pair beside
-	// them); the default counts the others.
+	// socket and the compute host's, wss:// or VeNCrypt or neither (TLS
+	// runs on the event loop toward the client, on the relay pollers toward
+	// the host). A session in the VeNCrypt handshake holds one more for its
+	// duration (rfb.Secure's net.Conn).
 	FDsPerSession = 2
 
 	// limitShards is the number of independently locked parts of each

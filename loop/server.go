@@ -37,7 +37,7 @@ type Server struct {
 	nextID   atomic.Uint64 // the last session ID given (sessions.go)
 	limits   *limits       // --max-pending, --max-sessions-per-ip, --auth-failures-per-ip
 	web      atomic.Pointer[web.Site]
-	tlsWG    sync.WaitGroup // TLS handshake goroutines and VeNCrypt bridges
+	tlsWG    sync.WaitGroup // TLS handshake goroutines and VeNCrypt security handshakes
 	// handshakes runs wss:// TLS handshakes (tlshs.go).
 	handshakes *handshakers
 	// plainHead is the plaintext a wss:// session decrypts ahead while
@@ -115,18 +115,37 @@ func (s *Server) QueueLen() int { return len(s.pool.jobs) }
 
 // Start listens and returns once the listener is up. An address another
 // socket holds is an error (ErrAddrInUse), whoever holds it: see listen.go.
-func (s *Server) Start() error {
-	addr, err := probeListen(s.cfg.Listen)
+func (s *Server) Start() error { return s.start(nil) }
+
+// StartInherited is Start on listening sockets handed over by the process
+// before (a binary upgrade, handover.go): nothing is bound and the address
+// is not probed, since the sockets listening there are these. The server
+// owns fds from the call on.
+func (s *Server) StartInherited(fds []int) error {
+	if len(fds) == 0 {
+		return errors.New("loop: no inherited listener")
+	}
+	return s.start(fds)
+}
+
+func (s *Server) start(inherited []int) error {
+	addr, err := s.cfg.Listen, error(nil)
+	if len(inherited) == 0 {
+		addr, err = probeListen(s.cfg.Listen)
+	}
 	if err != nil {
 		s.pool.stop(context.Background())
 		s.relay.Close()
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
+	opts := []gnet.Option{gnet.WithMulticore(true), gnet.WithNumEventLoop(s.cfg.EventLoops),
+		gnet.WithReusePort(true), gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLogger(gnetLogger{s.cfg.Logger})}
+	if len(inherited) > 0 {
+		opts = append(opts, gnet.WithListenerFDs(inherited))
+	}
 	go func() {
-		err := gnet.Run(s, "tcp://"+addr,
-			gnet.WithMulticore(true), gnet.WithNumEventLoop(s.cfg.EventLoops),
-			gnet.WithReusePort(true), gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			gnet.WithLogger(gnetLogger{s.cfg.Logger}))
+		err := gnet.Run(s, "tcp://"+addr, opts...)
 		s.running.Store(false)
 		s.stopped <- err
 	}()
@@ -195,7 +214,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	close(s.sweeper)
 	stopped, err := s.stopEngine(tctx)
 	if !waitGroup(tctx, &s.tlsWG) {
-		s.cfg.Logger.Warn("shutdown: TLS handshakes or bridges still running after the grace; abandoned", "grace", StopGrace.String())
+		s.cfg.Logger.Warn("shutdown: TLS or VeNCrypt handshakes still running after the grace; abandoned", "grace", StopGrace.String())
 	}
 	idle := s.pool.stop(tctx)
 	if !idle {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
+	"github.com/consoleproxy/consoleproxy/relay/rfb"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
@@ -100,7 +101,7 @@ type session struct {
 	// proxy (its RFB version, its security type) are still to come,
 	// collected in rfbReply and never relayed.
 	rfbNeed  int
-	rfbReply [relay.ClientReplyLen]byte
+	rfbReply [rfb.ClientReplyLen]byte
 
 	sentQ    sentQueue          // host frames in flight to the client (poller pushes, loop pops)
 	onSentFn gnet.AsyncCallback // ss.onSent, bound once

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/consoleproxy/consoleproxy/relay/tlsrec"
 )
 
 // wss:// runs on the event loop. A connection whose first byte is a TLS
@@ -92,7 +94,7 @@ type tlsConn struct {
 }
 
 // tlsIdleTrim is how long a wss:// client sends nothing before its session
-// lets go of crypto/tls's read buffers (trimTLS): one grown by a large
+// lets go of crypto/tls's read buffers (tlsrec.Trim): one grown by a large
 // record (a paste) is kept while records keep coming, so a stream of them
 // does not allocate it again for each batch.
 const tlsIdleTrim = time.Second
@@ -105,7 +107,7 @@ func (t *tlsConn) idle() {
 	}
 	_ = t.Conn.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 		if t.stage == tlsOpen {
-			trimTLS(t.tc, 0)
+			tlsrec.Trim(t.tc, 0)
 		}
 		return nil
 	}))
@@ -212,7 +214,7 @@ func (t *tlsConn) fill(limit int) {
 		n, err := t.tc.Read(t.room(limit))
 		t.pEnd += n
 		if err != nil {
-			if err != errWouldBlock {
+			if err != tlsrec.ErrWouldBlock {
 				t.rerr = err
 			}
 			break

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/consoleproxy/consoleproxy/relay/tlsrec"
 )
 
 // TLS handshakes. Nothing but gnet's buffer is spent on a connection until
@@ -275,7 +277,7 @@ func (t *tlsConn) handshook(err error) {
 	h.mu.Unlock()
 	t.hs = nil
 	t.stage = tlsOpen
-	trimTLS(t.tc, 0) // the handshake's buffers
+	tlsrec.Trim(t.tc, 0) // the handshake's buffers
 	if t.Conn.ReadPaused() {
 		if t.Conn.ResumeRead() != nil {
 			_ = t.Conn.Close()

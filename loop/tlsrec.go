@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/consoleproxy/consoleproxy/relay/tlsrec"
 )
 
 // The TLS record framing the event loop needs to drive crypto/tls without
@@ -72,17 +74,6 @@ func (r *recordCursor) take(src, p []byte) int {
 	return n
 }
 
-// errWouldBlock is what the in-memory transport answers when it holds no
-// byte for crypto/tls. It is temporary, and crypto/tls keeps no temporary
-// read error: the next Read, with more records offered, carries on.
-var errWouldBlock error = wouldBlock{}
-
-type wouldBlock struct{}
-
-func (wouldBlock) Error() string   { return "tls transport: no whole record buffered" }
-func (wouldBlock) Timeout() bool   { return false }
-func (wouldBlock) Temporary() bool { return true }
-
 // tlsWire is the net.Conn under a session's tls.Conn: during the handshake
 // it blocks the handshake goroutine on what the loop hands over (tlsHS);
 // after it, its reads take whole records the loop offers and its writes
@@ -106,7 +97,7 @@ func (w tlsWire) Read(p []byte) (int, error) {
 		t.src = t.src[n:]
 		return n, nil
 	}
-	return 0, errWouldBlock
+	return 0, tlsrec.ErrWouldBlock
 }
 
 func (w tlsWire) Write(p []byte) (int, error) {

@@ -39,6 +39,7 @@ type Conn struct {
 	gen  int32
 	p    *Poller
 	sink Sink
+	tls  *TLSClient // the VeNCrypt leg's records (hosttls.go); nil for a plain socket
 
 	// Any goroutine.
 	inflight    atomic.Int64 // bytes handed to the sink, not yet acknowledged
@@ -75,6 +76,14 @@ func (c *Conn) Write(iov [][]byte) (pending int, err error) {
 	if c.closed {
 		return 0, net.ErrClosed
 	}
+	if c.tls != nil {
+		return c.writeTLS(iov)
+	}
+	return c.writeLocked(iov)
+}
+
+// writeLocked is Write's work; c.mu is held and c is open.
+func (c *Conn) writeLocked(iov [][]byte) (pending int, err error) {
 	if c.wbuf != nil && len(c.wbuf.B) > 0 {
 		for _, b := range iov {
 			c.wbuf.B = append(c.wbuf.B, b...)
@@ -117,6 +126,10 @@ func (c *Conn) stalled(now time.Time, d time.Duration) bool {
 func (c *Conn) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.pendingLocked()
+}
+
+func (c *Conn) pendingLocked() int {
 	if c.wbuf == nil {
 		return 0
 	}
@@ -184,6 +197,9 @@ func (c *Conn) closeFD() {
 		return
 	}
 	c.closed = true
+	if c.tls != nil {
+		c.closeTLS()
+	}
 	_ = unix.Close(c.fd)
 	if c.wbuf != nil {
 		bytebufferpool.Put(c.wbuf)

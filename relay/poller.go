@@ -35,6 +35,7 @@ const (
 	opClose
 	opCloseWrite
 	opHandshake
+	opAwait
 )
 
 // flushTimeout bounds how long a socket closed with CloseWrite may take to
@@ -44,6 +45,7 @@ const flushTimeout = 5 * time.Second
 type cmd struct {
 	c  *Conn
 	h  *handshake
+	a  *awaiter
 	op op
 }
 
@@ -63,7 +65,14 @@ type Poller struct {
 	slow     map[*Conn]struct{}  // paused connections
 	flushing map[*Conn]time.Time // closed with CloseWrite: the deadline for their held-back bytes
 	shakes   map[int]*handshake  // CONNECT exchanges in progress
+	awaits   map[int]*awaiter    // sockets whose first bytes are awaited (await.go)
 	writers  map[*Conn]struct{}  // holding bytes the host has not taken (write timeout)
+
+	// TLS legs (hosttls.go): sessions whose crypto/tls may hold records
+	// already read from the socket, read again after each round of events;
+	// and those whose read buffers are let go once idle.
+	ready, readySpare []*Conn
+	trims             map[*Conn]struct{}
 }
 
 func newPoller(cfg Config) (*Poller, error) {
@@ -84,7 +93,8 @@ func newPoller(cfg Config) (*Poller, error) {
 	}
 	p := &Poller{cfg: cfg, epfd: epfd, evfd: evfd, done: make(chan struct{}),
 		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}, flushing: map[*Conn]time.Time{}, shakes: map[int]*handshake{},
-		writers: map[*Conn]struct{}{}}
+		awaits:  map[int]*awaiter{},
+		writers: map[*Conn]struct{}{}, trims: map[*Conn]struct{}{}}
 	go p.run()
 	return p, nil
 }
@@ -122,6 +132,7 @@ func (p *Poller) run() {
 	events := make([]unix.EpollEvent, 256)
 	next := time.Now().Add(resampleEvery)
 	nextShake := time.Now().Add(handshakeTick)
+	nextTrim := time.Now().Add(tlsIdleTrim)
 	for {
 		timeout := -1
 		if len(p.slow) > 0 || len(p.flushing) > 0 {
@@ -129,6 +140,12 @@ func (p *Poller) run() {
 		}
 		if p.ticking() {
 			timeout = untilShakeTick(timeout, nextShake)
+		}
+		if len(p.trims) > 0 {
+			timeout = untilShakeTick(timeout, nextTrim)
+		}
+		if len(p.ready) > 0 {
+			timeout = 0
 		}
 		n, err := unix.EpollWait(p.epfd, events, timeout)
 		if err != nil && !errors.Is(err, unix.EINTR) {
@@ -147,7 +164,16 @@ func (p *Poller) run() {
 				p.handle(c, ev.Events)
 			} else if h := p.shakes[int(ev.Fd)]; h != nil && h.gen == ev.Pad {
 				p.handleHandshake(h, ev.Events)
+			} else if a := p.awaits[int(ev.Fd)]; a != nil && a.gen == ev.Pad {
+				p.readAwait(a)
 			}
+		}
+		if len(p.ready) > 0 {
+			p.readQueued()
+		}
+		if len(p.trims) > 0 && !time.Now().Before(nextTrim) {
+			p.trimIdle()
+			nextTrim = time.Now().Add(tlsIdleTrim)
 		}
 		if (len(p.slow) > 0 || len(p.flushing) > 0) && !time.Now().Before(next) {
 			p.resample()
@@ -157,6 +183,7 @@ func (p *Poller) run() {
 		if p.ticking() && !time.Now().Before(nextShake) {
 			p.expireHandshakes()
 			p.expireWriters()
+			p.expireAwaits(time.Now())
 			nextShake = time.Now().Add(handshakeTick)
 		}
 	}
@@ -189,6 +216,10 @@ func (p *Poller) apply(c cmd) {
 			return
 		}
 		p.update(c.c)
+		if c.c.tls != nil { // bytes crypto/tls read ahead in the handshake
+			c.c.tls.w.more = true
+			p.queueRead(c.c)
+		}
 	case opResume:
 		p.resume(c.c)
 	case opWantWrite:
@@ -207,6 +238,8 @@ func (p *Poller) apply(c cmd) {
 		p.closeWrite(c.c)
 	case opHandshake:
 		p.startHandshake(c.h)
+	case opAwait:
+		p.startAwait(c.a)
 	}
 }
 
@@ -230,6 +263,10 @@ func (p *Poller) handle(c *Conn, events uint32) {
 
 // read takes one buffer of host data and hands it to the sink.
 func (p *Poller) read(c *Conn) {
+	if c.tls != nil {
+		p.readTLS(c)
+		return
+	}
 	b := getBuffer(p.cfg.ReadSize)
 	n, err := unix.Read(c.fd, b.B[Headroom:])
 	for errors.Is(err, unix.EINTR) {
@@ -298,6 +335,7 @@ func (p *Poller) resume(c *Conn) {
 	delete(p.slow, c)
 	c.wantOut = c.Pending() > 0
 	p.update(c)
+	p.queueRead(c)
 }
 
 // resample asks every paused session for a fresh outbound sample and
@@ -361,6 +399,7 @@ func (p *Poller) finish(c *Conn, err error) {
 	delete(p.slow, c)
 	delete(p.flushing, c)
 	delete(p.writers, c)
+	delete(p.trims, c)
 	c.closeFD()
 	if !c.gone.Swap(true) {
 		c.sink.HostClosed(err)
@@ -374,6 +413,7 @@ func (p *Poller) closeAll() {
 	for _, h := range p.shakes {
 		p.endHandshake(h, nil, errShutdown)
 	}
+	p.closeAwaits()
 	unix.Close(p.epfd)
 	unix.Close(p.evfd)
 }
@@ -387,6 +427,12 @@ func (p *Poller) closeWrite(c *Conn) {
 		c.closeFD() // never started: nothing was ever held back
 		return
 	}
+	if c.tls != nil {
+		if err := c.closeNotify(); err != nil {
+			p.finish(c, err)
+			return
+		}
+	}
 	if c.Pending() == 0 {
 		p.finish(c, nil)
 		return
@@ -398,10 +444,10 @@ func (p *Poller) closeWrite(c *Conn) {
 }
 
 // ticking reports whether the poller has deadlines to check every
-// handshakeTick: CONNECT exchanges, or hosts holding bytes under a write
-// timeout.
+// handshakeTick: CONNECT exchanges, awaited greetings, or hosts holding
+// bytes under a write timeout.
 func (p *Poller) ticking() bool {
-	return len(p.shakes) > 0 || (len(p.writers) > 0 && p.cfg.WriteTimeout > 0)
+	return len(p.shakes) > 0 || len(p.awaits) > 0 || (len(p.writers) > 0 && p.cfg.WriteTimeout > 0)
 }
 
 // expireWriters closes host sockets that took no byte for the write

@@ -58,12 +58,13 @@ type Relay struct {
 	cfg     Config
 	pollers []*Poller
 	next    atomic.Uint32
-	shaking atomic.Int64 // connects and CONNECT exchanges in progress
+	shaking atomic.Int64 // connects, CONNECT exchanges and awaited greetings in progress
 }
 
-// Handshaking is the number of connects and CONNECT exchanges the pollers
-// have in progress (Connect, Handshake): sessions waiting for their compute
-// host, none of them holding a goroutine.
+// Handshaking is the number of connects, CONNECT exchanges and awaited
+// greetings the pollers have in progress (Connect, Handshake, Await):
+// sessions waiting for their compute host, none of them holding a
+// goroutine.
 func (r *Relay) Handshaking() int64 { return r.shaking.Load() }
 
 // New starts the pollers.
@@ -98,8 +99,8 @@ func (r *Relay) Attach(fd int, sink Sink) *Conn {
 
 // SetUserTimeout sets a TCP socket's TCP_USER_TIMEOUT: unacknowledged data
 // older than d makes the kernel drop the connection (a dead peer is found
-// even when nothing reads it). d <= 0, or a socket that is not TCP (a TLS
-// bridge's Unix socket), is left alone.
+// even when nothing reads it). d <= 0, or a socket that is not TCP, is left
+// alone.
 func SetUserTimeout(fd int, d time.Duration) {
 	if d > 0 {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d.Milliseconds()))

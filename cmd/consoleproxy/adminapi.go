@@ -59,7 +59,7 @@ func (a *app) listenAdmin(o *options, storeDir string) (*adminAPI, error) {
 		}
 		listen = "unix:" + path
 	}
-	ln, err := admin.Listen(listen)
+	ln, err := a.up.listenAdmin(listen) // inherited in a binary upgrade, else bound
 	if err != nil {
 		return nil, fmt.Errorf("--admin-listen: %w", err)
 	}
@@ -96,8 +96,8 @@ func (a *app) serveAdmin(ctx context.Context, api *adminAPI, o *options) error {
 }
 
 // revoked runs after the admin API deleted a token's record: the token's
-// live sessions end with 1008, here and, through the reuse store, on every
-// proxy sharing it (loop.Server.Revoke).
+// live sessions end with close 1008 here and, through the reuse store, on
+// every proxy sharing it (loop/revoke.go); later opens are refused.
 func (a *app) revoked(ctx context.Context, h tokens.Hash) error {
 	return a.srv.Revoke(ctx, reuse.Key(h))
 }

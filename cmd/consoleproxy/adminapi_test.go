@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -228,8 +229,9 @@ func closeCodeOf(t *testing.T, conn net.Conn) ws.StatusCode {
 }
 
 // TestAdminTokenFileRefused: an --admin-token-file that group or others can
-// read stops the start: a non-zero exit, a log line naming the flag, and
-// nothing listening on --listen.
+// read stops the start with an error naming the flag (which run logs
+// before its non-zero exit: TestBinaryAdminTokenFileRefused in loop/e2e),
+// and nothing listens on --listen.
 func TestAdminTokenFileRefused(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "secret")
@@ -241,18 +243,23 @@ func TestAdminTokenFileRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		listen := testutil.FreeAddr(t)
-		var stderr testutil.LogBuffer
-		code := run([]string{"--listen", listen, "--metrics-listen", "", "--token-store", "embedded:" + dir,
-			"--admin-listen", testutil.FreeAddr(t), "--admin-token-file", file}, func(string) string { return "" }, &stderr)
-		if code == 0 || !strings.Contains(stderr.String(), "--admin-token-file") || !strings.Contains(stderr.String(), "chmod 600") {
-			t.Errorf("mode %04o: exit %d, log %q", mode, code, stderr.String())
+		o, explicit, err := parseFlags([]string{"--listen", listen, "--metrics-listen", "", "--token-store", "embedded:" + dir,
+			"--admin-listen", testutil.FreeAddr(t), "--admin-token-file", file}, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := start(o, explicit, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil {
+			_ = a.stop(context.Background())
+			t.Fatalf("mode %04o: started", mode)
+		}
+		if !strings.Contains(err.Error(), "--admin-token-file") || !strings.Contains(err.Error(), "chmod 600") ||
+			strings.Contains(err.Error(), "a-long-enough-secret-value") {
+			t.Errorf("mode %04o: %v", mode, err)
 		}
 		if c, err := net.Dial("tcp", listen); err == nil {
 			c.Close()
 			t.Errorf("mode %04o: something listens on --listen", mode)
-		}
-		if strings.Contains(stderr.String(), "a-long-enough-secret-value") {
-			t.Errorf("the log holds the secret")
 		}
 	}
 }
@@ -358,7 +365,8 @@ func TestDefaultPublicURL(t *testing.T) {
 
 // TestAdminRedisStore: with --token-store redis://… the admin API mints
 // into Redis (consoleproxy:token:<hash>) and the console opens by the
-// answered url; a revoke deletes the key and the token opens nothing more.
+// answered url; a revoke deletes the key, ends the live session with 1008
+// and the token opens nothing more.
 func TestAdminRedisStore(t *testing.T) {
 	srv, err := redistest.Start("")
 	testutil.Need(t, err) // skips when redis-server is not installed
@@ -391,9 +399,20 @@ func TestAdminRedisStore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open the console by the url: %v", err)
 	}
-	conn.Close()
+	defer conn.Close()
 	if code, body := c.do(t, "DELETE", "/v1/tokens/"+ans.TokenHash, ""); code != http.StatusNoContent {
 		t.Fatalf("revoke: %d %s", code, body)
+	}
+	// The live session ends with 1008 (the admin DELETE reaches loop's Revoke).
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second)) // a bound, not a timing assertion
+	var closed wsutil.ClosedError
+	for {
+		if _, err := wsutil.ReadServerBinary(conn); err != nil {
+			if !errors.As(err, &closed) || closed.Code != ws.StatusPolicyViolation {
+				t.Fatalf("the live session of a revoked token: %v, want close 1008", err)
+			}
+			break
+		}
 	}
 	testutil.WaitFor(t, "the first session to end", func() bool { l, _ := c.sessions(t); return len(l) == 0 })
 	if _, _, _, err := ws.Dial(context.Background(), target); err == nil || !strings.Contains(err.Error(), "403") {

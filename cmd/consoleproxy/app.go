@@ -18,6 +18,7 @@ import (
 	"github.com/consoleproxy/consoleproxy/loop/web"
 	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
+	"github.com/consoleproxy/consoleproxy/relay/rfb"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 	"github.com/consoleproxy/consoleproxy/wsframe"
 )
@@ -38,10 +39,17 @@ type app struct {
 	tls      *tlsFiles        // nil without TLS
 	own      []netip.AddrPort // the proxy's own listeners: never a compute host nor a minted target (own.go)
 	// security is the RFB security proxy, nil without VeNCrypt.
-	security *relay.SecurityProxy
+	security *rfb.Proxy
+	up       *upgrade // listeners handed over by SIGUSR2 (upgrade.go); nil: none
 }
 
 func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error) {
+	return startWith(o, explicit, log, nil)
+}
+
+// startWith is start taking its listeners from up (inherited in a binary
+// upgrade, else new and registered for the next one).
+func startWith(o *options, explicit map[string]bool, log *slog.Logger, up *upgrade) (*app, error) {
 	cfg, err := config(o, log)
 	if err != nil {
 		return nil, err
@@ -52,14 +60,14 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 	if o.adminListen == "" && (explicit["admin-token-file"] || explicit["public-url"]) {
 		log.Warn("--admin-token-file and --public-url have no effect with --admin-listen empty (the admin API is off)")
 	}
-	a := &app{log: log, security: cfg.Security}
+	a := &app{log: log, security: cfg.Security, up: up}
 	if cfg.TLS, a.tls, err = tlsConfig(o, explicit); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	// Bound first: the admin API and the dials must know every listener.
-	metricsLn, err := listenMetrics(o.metricsListen)
+	metricsLn, err := a.listenMetrics(o.metricsListen)
 	if err == nil {
 		a.own, err = ownListeners(o.listen, metricsLn)
 	}
@@ -92,7 +100,7 @@ func start(o *options, explicit map[string]bool, log *slog.Logger) (*app, error)
 		err = a.loadWeb(o.web)
 	}
 	if err == nil {
-		err = a.srv.Start()
+		err = a.up.startServer(a.srv, o.listen)
 	}
 	if err == nil && adminAPI != nil {
 		if err = a.serveAdmin(ctx, adminAPI, o); err != nil {
@@ -222,21 +230,27 @@ func (a *app) openEmbedded(dir string) (tokens.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--token-store: %w", err)
 	}
-	e, err := tokens.OpenEmbedded(tokens.EmbeddedConfig{Dir: abs, Logger: a.log})
+	a.storeDir = abs
+	cfg := tokens.EmbeddedConfig{Dir: abs, Logger: a.log}
+	if a.up.handedOver() {
+		a.log.Info("token store: embedded, opened once the process before lets it go", "dir", abs)
+		return openLate(cfg, a.up.parentGone, a.log), nil
+	}
+	e, err := tokens.OpenEmbedded(cfg)
 	if err != nil {
 		return nil, err
 	}
-	a.storeDir = abs
 	a.log.Info("token store: embedded", "dir", abs, "tokens", e.Len())
 	return e, nil
 }
 
-// listenMetrics binds --metrics-listen; nil when it is empty.
-func listenMetrics(listen string) (net.Listener, error) {
+// listenMetrics binds --metrics-listen (or takes it over); nil when it is
+// empty.
+func (a *app) listenMetrics(listen string) (net.Listener, error) {
 	if listen == "" {
 		return nil, nil
 	}
-	ln, err := net.Listen("tcp", listen)
+	ln, err := a.up.listenTCP(listen)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
@@ -317,6 +331,21 @@ func (a *app) stop(ctx context.Context) error {
 	return err
 }
 
+// handover is stop for the old process of a binary upgrade: the new one
+// serves the shared metrics and admin sockets from now on, and the
+// sessions here run on until they end or ctx ends (loop.Handover).
+func (a *app) handover(ctx context.Context) error {
+	if a.metrics != nil {
+		_ = a.metrics.Close()
+	}
+	a.cancel() // the admin API (its socket stays: the new process serves it)
+	a.srv.StopAccepting()
+	a.releaseStore()
+	err := a.srv.DrainHandedOver(ctx)
+	a.closeStores()
+	return err
+}
+
 // closeStores closes the reuse guard (running its queued releases), then the
 // token store.
 func (a *app) closeStores() {
@@ -328,12 +357,12 @@ func (a *app) closeStores() {
 
 // securityProxy builds the RFB security proxy from --vnc-auth-schemes and
 // the --vencrypt-* files; nil for "none" alone.
-func securityProxy(o *options) (*relay.SecurityProxy, error) {
-	schemes, err := relay.ParseSchemes(o.vncAuthSchemes)
+func securityProxy(o *options) (*rfb.Proxy, error) {
+	schemes, err := rfb.ParseSchemes(o.vncAuthSchemes)
 	if err != nil {
 		return nil, fmt.Errorf("--vnc-auth-schemes: %w", err)
 	}
-	sp, err := relay.NewSecurityProxy(relay.SecurityConfig{
+	sp, err := rfb.New(rfb.Config{
 		Schemes: schemes, CAFile: o.vencryptCA, CertFile: o.vencryptCert, KeyFile: o.vencryptKey,
 		SkipHostname: o.vencryptSkipHostname,
 	})

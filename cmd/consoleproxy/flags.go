@@ -28,6 +28,8 @@ type options struct {
 	reuseStore                                        string
 	adminTokenFile, publicURL                         string
 	leaseTTL                                          time.Duration
+	pidFile                                           string
+	upgradeTimeout                                    time.Duration
 	maxSessions, workers, queue, maxClientBacklog     int
 	maxPending, maxSessionsPerIP, authFailuresPerIP   int
 	maxBuffered, maxMessage                           int64
@@ -87,9 +89,11 @@ func parseFlags(args []string, env func(string) string, out io.Writer) (*options
 	fs.IntVar(&o.maxSessionsPerIP, "max-sessions-per-ip", 0, "sessions per client address (the forwarded one from --trusted-proxies); past it HTTP 429; 0 means no cap")
 	fs.IntVar(&o.authFailuresPerIP, "auth-failures-per-ip", 0, "refused tokens (missing, unknown, expired, wrong type) per client address per minute; past it that address gets HTTP 429 until the minute ends, before any token lookup; 0 means no limit")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text|json (structured logs on standard error)")
+	fs.StringVar(&o.pidFile, "pid-file", "", "write the PID of the process serving now here (atomically); a binary upgrade (SIGUSR2) rewrites it with the new process's")
 	// Beyond the contract.
 	fs.DurationVar(&o.pingInterval, "ping-interval", 30*time.Second, "ping each client this often; one silent for two intervals is closed; 0 disables")
-	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to wait for sessions to close")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to wait for sessions to close; after a binary upgrade (SIGUSR2), how long the old process's sessions may run on before they get close 1001")
+	fs.DurationVar(&o.upgradeTimeout, "upgrade-timeout", 30*time.Second, "on SIGUSR2, how long the new process has to start and serve; past it it is killed and this one serves on")
 	fs.Int64Var(&o.maxBuffered, "max-buffered-bytes", 256<<10, "host→client bytes buffered per session before the host is paused (TCP flow control)")
 	fs.IntVar(&o.maxClientBacklog, "max-client-backlog", 0, "deprecated, ignored: a client faster than its host is now pushed back through TCP, never cut")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "close a client or compute host that takes no byte for this long while the proxy holds bytes for it (also TCP_USER_TIMEOUT); 0 disables")

@@ -22,7 +22,7 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	// default) and SIGTERM skips the drain. What arrives during start-up is
 	// held for serve.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	if _, err := raiseOpenFileLimit(); err != nil { // before --max-sessions' default is read
 		fmt.Fprintf(stderr, "consoleproxy: %v\n", err)
@@ -46,7 +46,13 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "consoleproxy: --log-format must be text or json\n")
 		return 2
 	}
-	if err := serve(o, explicit, log, sigs); err != nil {
+	up, err := newUpgrade(o, log) // what the process before handed over, if any
+	if err != nil {
+		log.Error("consoleproxy stopped", "err", err.Error())
+		return 1
+	}
+	if err := serve(o, explicit, log, sigs, up); err != nil {
+		up.stop()
 		log.Error("consoleproxy stopped", "err", err.Error())
 		return 1
 	}

@@ -112,7 +112,7 @@ func (el *eventloop) backoffAccept(fd int) {
 	}
 	time.AfterFunc(d, func() {
 		_ = el.poller.Trigger(queue.HighPriority, func(any) error {
-			if !el.acceptPaused[fd] {
+			if !el.acceptPaused[fd] || el.acceptStopped { // StopAccepting: for good
 				return nil
 			}
 			delete(el.acceptPaused, fd)

@@ -28,6 +28,9 @@ import (
 )
 
 func (el *eventloop) accept0(fd int, _ netpoll.IOEvent, _ netpoll.IOFlags) error {
+	if el.acceptStopped { // consoleproxy patch: StopAccepting
+		return nil
+	}
 	for {
 		nfd, sa, err := socket.Accept(fd)
 		switch err {
@@ -79,6 +82,9 @@ func (el *eventloop) accept0(fd int, _ netpoll.IOEvent, _ netpoll.IOFlags) error
 }
 
 func (el *eventloop) accept(fd int, ev netpoll.IOEvent, flags netpoll.IOFlags) error {
+	if el.acceptStopped { // consoleproxy patch: StopAccepting
+		return nil
+	}
 	network := el.listeners[fd].network
 	if network == "udp" {
 		return el.readUDP(fd, ev, flags)

@@ -39,7 +39,8 @@ type engine struct {
 	eventLoops   loadBalancer      // event-loops for handling events
 	inShutdown   atomic.Bool       // whether the engine is in shutdown
 	turnOff      context.CancelFunc
-	eventHandler EventHandler // user eventHandler
+	eventHandler EventHandler  // user eventHandler
+	started      chan struct{} // consoleproxy patch: closed once start has run (listener_inherit_unix.go)
 	concurrency  struct {
 		*errgroup.Group
 
@@ -87,7 +88,7 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 		if i > 0 {
 			lns = make(map[int]*listener, len(eng.listeners))
 			for _, l := range eng.listeners {
-				ln, err := initListener(l.network, l.address, eng.opts)
+				ln, err := loopListener(l, i, eng.opts) // consoleproxy patch: or an inherited one
 				if err != nil {
 					return err
 				}
@@ -231,7 +232,7 @@ func (eng *engine) stop(ctx context.Context, s Engine) {
 }
 
 func run(eventHandler EventHandler, listeners []*listener, options *Options, addrs []string) error {
-	numEventLoop := determineEventLoops(options)
+	numEventLoop := inheritedLoops(options, determineEventLoops(options)) // consoleproxy patch
 	logging.Infof("Launching gnet with %d event-loops, listening on: %s",
 		numEventLoop, strings.Join(addrs, " | "))
 
@@ -246,6 +247,7 @@ func run(eventHandler EventHandler, listeners []*listener, options *Options, add
 		opts:         options,
 		turnOff:      shutdown,
 		eventHandler: eventHandler,
+		started:      make(chan struct{}), // consoleproxy patch
 		concurrency: struct {
 			*errgroup.Group
 			ctx context.Context
@@ -264,10 +266,13 @@ func run(eventHandler EventHandler, listeners []*listener, options *Options, add
 	switch eng.eventHandler.OnBoot(e) {
 	case None, Close:
 	case Shutdown:
+		close(eng.started) // consoleproxy patch
 		return nil
 	}
 
-	if err := eng.start(ctx, numEventLoop); err != nil {
+	err := eng.start(ctx, numEventLoop)
+	close(eng.started) // consoleproxy patch: every loop and listener is there (or never will be)
+	if err != nil {
 		eng.closeEventLoops()
 		eng.opts.Logger.Errorf("gnet engine is stopping with error: %v", err)
 		return err

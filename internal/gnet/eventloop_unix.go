@@ -52,6 +52,8 @@ type eventloop struct {
 	spare         int           // a descriptor held in reserve to shed connections
 	acceptBackoff time.Duration // the next pause of a listener after a shortage
 	acceptPaused  map[int]bool  // listeners unwatched for a backoff
+	// consoleproxy patch: StopAccepting (listener_inherit_unix.go).
+	acceptStopped bool // listeners unwatched for good: nothing more is accepted
 }
 
 func (el *eventloop) Register(ctx context.Context, addr net.Addr) (<-chan RegisteredResult, error) {

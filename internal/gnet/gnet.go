@@ -687,7 +687,7 @@ func createListeners(addrs []string, opts ...Option) ([]*listener, *Options, err
 		if err != nil {
 			return nil, nil, err
 		}
-		ln, err := initListener(proto, addr, options)
+		ln, err := firstListener(proto, addr, options, len(addrs)) // consoleproxy patch: or an inherited one
 		if err != nil {
 			return nil, nil, err
 		}

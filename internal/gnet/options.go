@@ -157,6 +157,11 @@ type Options struct {
 	// 1MB is used. The value of EdgeTriggeredIOChunk must be a power of 2,
 	// otherwise, it will be rounded up to the nearest power of 2.
 	EdgeTriggeredIOChunk int
+
+	// ListenerFDs are listening sockets handed over by another process
+	// (consoleproxy patch, listener_inherit_unix.go): used instead of
+	// binding new ones. The engine owns and closes them.
+	ListenerFDs []int
 }
 
 // WithOptions sets up all options.

@@ -19,8 +19,8 @@ import (
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
-	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
+	"github.com/consoleproxy/consoleproxy/relay/rfb"
 )
 
 // rfbPlainHost is an RFB 3.8 server offering security types types; after the
@@ -49,9 +49,9 @@ func rfbPlainHost(types []byte, got chan<- []byte) func(*backend, net.Conn) {
 	}
 }
 
-func withSecurity(t testing.TB, schemes ...relay.Scheme) func(*loop.Config) {
+func withSecurity(t testing.TB, schemes ...rfb.Scheme) func(*loop.Config) {
 	t.Helper()
-	sp, err := relay.NewSecurityProxy(relay.SecurityConfig{Schemes: schemes, CAFile: newPKI(t).caFile}) // these hosts never get as far as TLS
+	sp, err := rfb.New(rfb.Config{Schemes: schemes, CAFile: newPKI(t).caFile}) // these hosts never get as far as TLS
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestRFBSecurityProxySplitAnswer(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			got := make(chan []byte, 1)
 			back := startBackend(t, rfbPlainHost([]byte{2, 1}, got))
-			p := startProxy(t, withSecurity(t, relay.SchemeVeNCrypt, relay.SchemeNone))
+			p := startProxy(t, withSecurity(t, rfb.SchemeVeNCrypt, rfb.SchemeNone))
 			c := open(t, p.addr, req{protocol: proto, token: p.mint(back.port(), nil)})
 			op := ws.OpBinary
 			if proto == "base64" {
@@ -76,12 +76,12 @@ func TestRFBSecurityProxySplitAnswer(t *testing.T) {
 			}
 			// Each of the proxy's messages is a WebSocket message of its own,
 			// sent once the client's answer to the one before is complete.
-			wantMessage(t, c, relay.GreetVersion)
+			wantMessage(t, c, rfb.GreetVersion)
 			c.send(op, encodeFor(proto, "RFB 00"))
 			c.send(op, encodeFor(proto, "3.008\n"))
-			wantMessage(t, c, relay.GreetTypes)
+			wantMessage(t, c, rfb.GreetTypes)
 			c.send(op, encodeFor(proto, "\x01hello"))
-			wantMessage(t, c, relay.GreetResult)
+			wantMessage(t, c, rfb.GreetResult)
 			if hs := <-got; string(hs) != "RFB 003.008\n\x01" {
 				t.Fatalf("host read %q: want the proxy's version and type None", hs)
 			}
@@ -93,7 +93,7 @@ func TestRFBSecurityProxySplitAnswer(t *testing.T) {
 }
 
 // wantMessage requires the next data message to be exactly want.
-func wantMessage(t *testing.T, c *wsClient, want []byte) {
+func wantMessage(t testing.TB, c *wsClient, want []byte) {
 	t.Helper()
 	m, err := c.next()
 	if err != nil {
@@ -109,12 +109,12 @@ func wantMessage(t *testing.T, c *wsClient, want []byte) {
 
 // rfbAnswer plays a pipelining client through the proxy's handshake: its
 // version, None and console data in one frame.
-func rfbAnswer(t *testing.T, c *wsClient, data string) {
+func rfbAnswer(t testing.TB, c *wsClient, data string) {
 	t.Helper()
-	wantMessage(t, c, relay.GreetVersion)
+	wantMessage(t, c, rfb.GreetVersion)
 	c.send(ws.OpBinary, []byte("RFB 003.008\n\x01"+data))
-	wantMessage(t, c, relay.GreetTypes)
-	wantMessage(t, c, relay.GreetResult)
+	wantMessage(t, c, rfb.GreetTypes)
+	wantMessage(t, c, rfb.GreetResult)
 }
 
 // encodeFor is a payload as the subprotocol carries it.
@@ -131,9 +131,9 @@ func encodeFor(proto, s string) []byte {
 func TestRFBSecurityProxyRefusals(t *testing.T) {
 	got := make(chan []byte, 1)
 	back := startBackend(t, rfbPlainHost([]byte{1}, got))
-	p := startProxy(t, withSecurity(t, relay.SchemeVeNCrypt, relay.SchemeNone))
+	p := startProxy(t, withSecurity(t, rfb.SchemeVeNCrypt, rfb.SchemeNone))
 	c := open(t, p.addr, req{protocol: "binary", token: p.mint(back.port(), nil)})
-	wantMessage(t, c, relay.GreetVersion)
+	wantMessage(t, c, rfb.GreetVersion)
 	c.send(ws.OpBinary, []byte("RFB 003.007\n\x01"))
 	// An echo of the answer would mean it reached the host.
 	if code, data := c.expectClose(); code != 1008 || len(data) > 0 {
@@ -143,7 +143,7 @@ func TestRFBSecurityProxyRefusals(t *testing.T) {
 		t.Fatalf("host read %q", hs)
 	}
 
-	only := startProxy(t, withSecurity(t, relay.SchemeVeNCrypt))
+	only := startProxy(t, withSecurity(t, rfb.SchemeVeNCrypt))
 	r := dial(t, only.addr, req{protocol: "binary", token: only.mint(back.port(), nil)})
 	if r.resp.StatusCode != 502 {
 		t.Fatalf("host without VeNCrypt: %d, want 502", r.resp.StatusCode)
@@ -157,12 +157,17 @@ func TestRFBSecurityProxyRefusals(t *testing.T) {
 // the server certificate of k, requiring a client certificate from k's CA;
 // after TLS it sends SecurityResult result and echoes.
 func vencryptHost(t testing.TB, k *serverPKI, result byte) func(*backend, net.Conn) {
+	return vencryptServe(t, k, result, func(_ *backend, tc *tls.Conn) { copyPlain(tc, tc) })
+}
+
+// vencryptServe is vencryptHost with then in place of the echo, over TLS.
+func vencryptServe(t testing.TB, k *serverPKI, result byte, then func(*backend, *tls.Conn)) func(*backend, net.Conn) {
 	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: k.pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	return func(_ *backend, c net.Conn) {
+	return func(b *backend, c net.Conn) {
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 		buf := make([]byte, 12)
@@ -192,7 +197,7 @@ func vencryptHost(t testing.TB, k *serverPKI, result byte) func(*backend, net.Co
 			return
 		}
 		_ = c.SetDeadline(time.Time{})
-		copyPlain(tc, tc)
+		then(b, tc)
 	}
 }
 
@@ -208,15 +213,15 @@ func TestVeNCryptTLSChecks(t *testing.T) {
 	k := newPKI(t)
 	good := startBackend(t, vencryptHost(t, k, 0))
 	refusing := startBackend(t, vencryptHost(t, k, 1))
-	proxyWith := func(cfg relay.SecurityConfig) *proxy {
-		cfg.Schemes = []relay.Scheme{relay.SchemeVeNCrypt}
-		sp, err := relay.NewSecurityProxy(cfg)
+	proxyWith := func(cfg rfb.Config) *proxy {
+		cfg.Schemes = []rfb.Scheme{rfb.SchemeVeNCrypt}
+		sp, err := rfb.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return startProxy(t, func(c *loop.Config) { c.Security = sp })
 	}
-	full := relay.SecurityConfig{CAFile: k.caFile, CertFile: k.clientFile, KeyFile: k.clientKeyFile}
+	full := rfb.Config{CAFile: k.caFile, CertFile: k.clientFile, KeyFile: k.clientKeyFile}
 
 	p := proxyWith(full)
 	c := open(t, p.addr, req{protocol: "binary", token: p.mint(good.port(), nil)})
@@ -232,18 +237,18 @@ func TestVeNCryptTLSChecks(t *testing.T) {
 	noClient.CertFile, noClient.KeyFile = "", ""
 	for _, tc := range []struct {
 		name   string
-		cfg    relay.SecurityConfig
+		cfg    rfb.Config
 		host   string
 		port   int
 		result string
 		reason string
 	}{
-		{"unknown authority", relay.SecurityConfig{CAFile: other.caFile, CertFile: k.clientFile, KeyFile: k.clientKeyFile},
+		{"unknown authority", rfb.Config{CAFile: other.caFile, CertFile: k.clientFile, KeyFile: k.clientKeyFile},
 			"127.0.0.1", good.port(), "vencrypt_failed", "unknown authority"},
 		{"another name", full, "localhost", good.port(), "vencrypt_failed", "does not name"},
 		{"no client certificate", noClient, "127.0.0.1", good.port(), "vencrypt_failed", "refused the TLS handshake"},
 		{"SecurityResult failed", full, "127.0.0.1", refusing.port(), "rfb_failed", "SecurityResult is a failure"},
-		{"name not checked, another CA", relay.SecurityConfig{CAFile: other.caFile, CertFile: k.clientFile,
+		{"name not checked, another CA", rfb.Config{CAFile: other.caFile, CertFile: k.clientFile,
 			KeyFile: k.clientKeyFile, SkipHostname: true}, "localhost", good.port(), "vencrypt_failed", "unknown authority"},
 	} {
 		p := proxyWith(tc.cfg)
@@ -278,8 +283,8 @@ func TestVeNCryptTLSChecks(t *testing.T) {
 // medians.
 func BenchmarkSecurityProxyHandshake(b *testing.B) {
 	k := newPKI(b)
-	sec := func(schemes ...relay.Scheme) func(*loop.Config) {
-		sp, err := relay.NewSecurityProxy(relay.SecurityConfig{Schemes: schemes, CAFile: k.caFile,
+	sec := func(schemes ...rfb.Scheme) func(*loop.Config) {
+		sp, err := rfb.New(rfb.Config{Schemes: schemes, CAFile: k.caFile,
 			CertFile: k.clientFile, KeyFile: k.clientKeyFile})
 		if err != nil {
 			b.Fatal(err)
@@ -296,8 +301,8 @@ func BenchmarkSecurityProxyHandshake(b *testing.B) {
 		cfg  func(*loop.Config)
 	}{
 		{"passthrough", echo, shared},
-		{"none", rfbPlainHost([]byte{1}, nil), sec(relay.SchemeVeNCrypt, relay.SchemeNone)},
-		{"vencrypt", vencryptHost(b, k, 0), sec(relay.SchemeVeNCrypt)},
+		{"none", rfbPlainHost([]byte{1}, nil), sec(rfb.SchemeVeNCrypt, rfb.SchemeNone)},
+		{"vencrypt", vencryptHost(b, k, 0), sec(rfb.SchemeVeNCrypt)},
 	} {
 		back := startBackend(b, tc.host)
 		p := startProxy(b, tc.cfg)
@@ -377,7 +382,7 @@ func TestRFBSecurityProxyAfterConnect(t *testing.T) {
 		_, _ = c.Write([]byte{0, 0, 0, 0})
 		copyPlain(c, br)
 	}))
-	p := startProxy(t, withSecurity(t, relay.SchemeVeNCrypt, relay.SchemeNone))
+	p := startProxy(t, withSecurity(t, rfb.SchemeVeNCrypt, rfb.SchemeNone))
 	path := "/console?token=inner"
 	c := open(t, p.addr, req{protocol: "binary", token: p.mint(host.port(), func(r *record) { r.InternalAccessPath = &path })})
 	if got := <-requests; !strings.HasPrefix(got, "CONNECT /console?token=inner HTTP/1.1\r\n") {

@@ -19,23 +19,28 @@ import (
 // N is CONSOLEPROXY_SCALE (default 200 so CI stays quick; the figures in
 // DECISIONS.md used 5000). It asserts that every session works and that the
 // proxy holds all of them, not how fast; at 5,000 sessions or more, that a
-// wss:// session costs at most wssOverPlain more than a plain one (issue 13).
+// wss:// session and a VeNCrypt one each cost at most wssOverPlain more than
+// a plain one (issue 13).
 func TestIdleSessionMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scale test")
 	}
-	var plain, wss float64
+	var plain, wss, venc float64
 	t.Run("plain", func(t *testing.T) { plain = idleSessionMemory(t, "plain") })
 	t.Run("tls", func(t *testing.T) { wss = idleSessionMemory(t, "tls") })
 	if n := scaleN(); n >= 5000 && plain > 0 && wss > plain+wssOverPlain {
 		t.Errorf("%d idle sessions: %.2f KiB per wss:// session, %.2f per plain one: more than %v KiB apart",
 			n, wss, plain, wssOverPlain)
 	}
-	t.Run("vencrypt", func(t *testing.T) { idleSessionMemory(t, "vencrypt") })
+	t.Run("vencrypt", func(t *testing.T) { venc = idleSessionMemory(t, "vencrypt") })
+	if n := scaleN(); n >= 5000 && plain > 0 && venc > plain+wssOverPlain {
+		t.Errorf("%d idle sessions: %.2f KiB per VeNCrypt session, %.2f per plain one: more than %v KiB apart",
+			n, venc, plain, wssOverPlain)
+	}
 }
 
-// wssOverPlain is the most proxy RSS, in KiB, an idle wss:// session may
-// cost beyond a plain one.
+// wssOverPlain is the most proxy RSS, in KiB, an idle wss:// session (or
+// VeNCrypt one) may cost beyond a plain one.
 const wssOverPlain = 8
 
 // scaleN is CONSOLEPROXY_SCALE, the sessions the scale tests open.

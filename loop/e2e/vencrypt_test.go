@@ -17,7 +17,7 @@ import (
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/internal/testutil/pki"
 	"github.com/consoleproxy/consoleproxy/loop"
-	"github.com/consoleproxy/consoleproxy/relay"
+	"github.com/consoleproxy/consoleproxy/relay/rfb"
 )
 
 // Nova's RFB security proxy against QEMU's own VNC server: with VeNCrypt
@@ -132,9 +132,9 @@ func vncClient(t *testing.T, c *wsClient, split bool) {
 }
 
 // vncProxy starts a proxy with the security proxy for cfg.
-func vncProxy(t *testing.T, cfg relay.SecurityConfig) *proxy {
+func vncProxy(t *testing.T, cfg rfb.Config) *proxy {
 	t.Helper()
-	sp, err := relay.NewSecurityProxy(cfg)
+	sp, err := rfb.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func startTLSVNCQEMU(t *testing.T) (int, *pki.CA, pki.Leaf) {
 // QEMU's X.509 VNC server behind the security proxy.
 func TestVeNCryptQEMU(t *testing.T) {
 	port, ca, client := startTLSVNCQEMU(t)
-	good := relay.SecurityConfig{Schemes: []relay.Scheme{relay.SchemeVeNCrypt}, CAFile: ca.File, CertFile: client.CertFile, KeyFile: client.KeyFile}
+	good := rfb.Config{Schemes: []rfb.Scheme{rfb.SchemeVeNCrypt}, CAFile: ca.File, CertFile: client.CertFile, KeyFile: client.KeyFile}
 
 	t.Run("session", func(t *testing.T) {
 		p := vncProxy(t, good)
@@ -246,11 +246,11 @@ func TestVeNCryptQEMUWithoutTLS(t *testing.T) {
 	caFile := pki.NewCA(t, "compute CA").File
 
 	t.Run("vencrypt alone", func(t *testing.T) {
-		p := vncProxy(t, relay.SecurityConfig{Schemes: []relay.Scheme{relay.SchemeVeNCrypt}, CAFile: caFile})
-		refused(t, p, port, "rfb_failed", relay.ErrRFBNoScheme.Error())
+		p := vncProxy(t, rfb.Config{Schemes: []rfb.Scheme{rfb.SchemeVeNCrypt}, CAFile: caFile})
+		refused(t, p, port, "rfb_failed", rfb.ErrRFBNoScheme.Error())
 	})
 	t.Run("vencrypt, then none", func(t *testing.T) {
-		p := vncProxy(t, relay.SecurityConfig{Schemes: []relay.Scheme{relay.SchemeVeNCrypt, relay.SchemeNone}, CAFile: caFile})
+		p := vncProxy(t, rfb.Config{Schemes: []rfb.Scheme{rfb.SchemeVeNCrypt, rfb.SchemeNone}, CAFile: caFile})
 		vncClient(t, open(t, p.addr, req{protocol: "binary", token: p.mint(port, nil)}), false)
 	})
 }

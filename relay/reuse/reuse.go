@@ -169,14 +169,6 @@ func (c *Claims) IDs(k Key) []uint64 {
 	return ids
 }
 
-// Last is the id of the newest claim so far: every claim registered later
-// has a greater id.
-func (c *Claims) Last() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.seq
-}
-
 // Keys is every token with a live claim.
 func (c *Claims) Keys() []Key {
 	c.mu.Lock()

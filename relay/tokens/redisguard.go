@@ -60,10 +60,10 @@ type RedisGuardConfig struct {
 // and ends its claims of the token, and after each (re)subscription checks
 // all its live claims against Redis: a proxy cut from Redis when a
 // revocation was published learns it when back (redisguard_end.go).
-// takeover: Acquire is SET consoleproxy:live:<hash> <owner> EXAT <token
-// expiry> (the newest session is the holder) and a PUBLISH when it had
-// another holder; each guard ends its claims of the token that are not the
-// holder.
+// takeover: Acquire is SET consoleproxy:live:<hash> "<generation> <owner>"
+// EXAT <token expiry>, the generation one more than the previous holder's,
+// and a PUBLISH of it when there was one; each guard ends its claims of the
+// token with an older generation (redisguard_takeover.go).
 //
 // exclusive: Acquire is SET consoleproxy:live:<hash> <owner> NX PX <lease>;
 // the guard's goroutine renews every held claim each lease/3, in pipelines
@@ -86,6 +86,7 @@ type RedisGuard struct {
 	// database (PUBLISH ignores the database).
 	channel string
 	subs    subscription // the subscription's state (redisguard_end.go)
+	gens    generations  // takeover (redisguard_takeover.go)
 	health  outage
 	prefix  string // random per guard: owner ids are prefix + a claim id
 
@@ -130,6 +131,7 @@ func OpenRedisGuard(cfg RedisGuardConfig) *RedisGuard {
 	pingRedis(g.rdb, cfg.Timeout, &g.health, "redis reuse store: connected", cfg.URL, cfg.Logger)
 	g.sub = cfg.URL.client(cfg.Timeout, 1, -1)
 	g.subs.init()
+	g.gens.init()
 	go g.listen()
 	if cfg.Policy == reuse.Exclusive {
 		g.bg = cfg.URL.client(cfg.Timeout, 1, -1)
@@ -171,7 +173,10 @@ func (g *RedisGuard) Acquire(k reuse.Key, expires time.Time, end func(reuse.Reas
 	id := g.claims.Add(k, end)
 	c := claim{key: g.claimKey(k), owner: g.owner(id)}
 	res, err := g.acquire(k, c, expires)
-	if err != nil || res != 1 {
+	if err == nil && res >= 1 && g.cfg.Policy == reuse.Takeover && !g.took(k, id, uint64(res)) {
+		res = 0 // a newer session took the token over while this one claimed it
+	}
+	if err != nil || res < 1 {
 		g.claims.Remove(k, id)
 		if g.cfg.Policy == reuse.Exclusive && err != nil {
 			g.enqueue(c) // the SET may have landed: undo it, best effort
@@ -182,7 +187,7 @@ func (g *RedisGuard) Acquire(k reuse.Key, expires time.Time, end func(reuse.Reas
 		return nil, g.unavailable(err, c.key)
 	case res == -1:
 		return nil, reuse.ErrRevoked
-	case res != 1:
+	case res < 1:
 		return nil, reuse.ErrTokenInUse
 	}
 	if g.cfg.Policy == reuse.Exclusive {
@@ -194,8 +199,11 @@ func (g *RedisGuard) Acquire(k reuse.Key, expires time.Time, end func(reuse.Reas
 	return func() {
 		once.Do(func() {
 			g.claims.Remove(k, id)
-			if g.cfg.Policy == reuse.Exclusive {
+			switch g.cfg.Policy {
+			case reuse.Exclusive:
 				g.release(c)
+			case reuse.Takeover:
+				g.forget(k, id)
 			}
 		})
 	}, nil
@@ -216,8 +224,8 @@ func (g *RedisGuard) claimKey(k reuse.Key) string {
 // claim's id (unique within the process).
 func (g *RedisGuard) owner(id uint64) string { return g.prefix + strconv.FormatUint(id, 10) }
 
-// acquire runs acquireScript for c: 1 claimed, 0 refused by the policy, -1
-// revoked. A token already past its expiry is kept for a second (EXAT must
+// acquire runs acquireScript for c: 1 claimed (takeover: the claim's
+// generation, 1 or more), 0 refused by the policy, -1 revoked. A token already past its expiry is kept for a second (EXAT must
 // lie in the future).
 func (g *RedisGuard) acquire(k reuse.Key, c claim, expires time.Time) (int64, error) {
 	hex := Hash(k).Hex()
@@ -232,7 +240,7 @@ func (g *RedisGuard) acquire(k reuse.Key, c claim, expires time.Time) (int64, er
 	case reuse.SingleUse:
 		mode, ttl = "u", at.Unix()
 	case reuse.Takeover:
-		mode, ttl, msg = "t", at.Unix(), endTakeover+" "+hex+" "+c.owner
+		mode, ttl, msg = "t", at.Unix(), endTakeover+" "+hex
 	}
 	keys := []string{redisRevokedPrefix + hex, c.key}
 	if c.key == "" {

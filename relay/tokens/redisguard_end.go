@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,15 +23,15 @@ import (
 // Pub/sub rather than keyspace notifications (DECISIONS.md): it needs no
 // server setting (notify-keyspace-events is off by default and often not
 // settable on a managed Redis), carries exactly the message (the token's
-// hash, and for a takeover the new holder), and costs one PUBLISH per
+// hash, and for a takeover the new holder's generation), and costs one PUBLISH per
 // revocation. Either is fire-and-forget: a proxy whose subscription was
 // down when a message was published never gets it, so the state is also in
 // keys (consoleproxy:revoked:<hash> for RevokedFor, the takeover holder in
 // consoleproxy:live:<hash>) and every (re)subscription is followed by a
 // check of every live claim against them.
 
-// Message kinds on the channel: "r <hash>" (revoked), "t <hash> <owner>"
-// (taken over; owner is the new holder).
+// Message kinds on the channel: "r <hash>" (revoked), "t <hash> <gen>"
+// (taken over by the claim of generation gen).
 const (
 	endRevoke   = "r"
 	endTakeover = "t"
@@ -60,8 +61,10 @@ const DefaultSentinelReplicas = 1
 // acquireScript claims a token: KEYS[1] its revoked key, KEYS[2] its claim
 // key (absent for shared); ARGV the mode (x exclusive, u single-use, t
 // takeover, s shared), the owner, the lease in ms (x) or the expiry in unix
-// seconds (u, t), the channel and the takeover message. It answers -1 for
-// a revoked token, 0 when the policy refuses, 1 when claimed.
+// seconds (u, t), the channel and the takeover message's start. It answers
+// -1 for a revoked token, 0 when the policy refuses, 1 when claimed; for
+// takeover the claim's generation (one more than the previous holder's,
+// stored with the owner as "<generation> <owner>" and published).
 var acquireScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return -1
@@ -79,10 +82,15 @@ elseif mode == 'u' then
   return 0
 elseif mode == 't' then
   local prev = redis.call('GET', KEYS[2])
-  redis.call('SET', KEYS[2], ARGV[2], 'EXAT', ARGV[3])
-  if prev and prev ~= ARGV[2] then
-    redis.call('PUBLISH', ARGV[4], ARGV[5])
+  local gen = 1
+  if prev then
+    gen = (tonumber(string.match(prev, '^(%d+) ')) or 0) + 1
   end
+  redis.call('SET', KEYS[2], gen .. ' ' .. ARGV[2], 'EXAT', ARGV[3])
+  if prev then
+    redis.call('PUBLISH', ARGV[4], ARGV[5] .. ' ' .. gen)
+  end
+  return gen
 end
 return 1`)
 
@@ -375,7 +383,7 @@ func (g *RedisGuard) receive(ps *redis.PubSub) {
 // token, or its claims of a token taken over that are not the holder.
 func (g *RedisGuard) handle(payload string) {
 	kind, rest, _ := strings.Cut(payload, " ")
-	hexKey, owner, _ := strings.Cut(rest, " ")
+	hexKey, gen, _ := strings.Cut(rest, " ")
 	var k reuse.Key
 	if b, err := hex.DecodeString(hexKey); err != nil || len(b) != len(k) {
 		return // not ours; never logged (it may hold a hash)
@@ -389,37 +397,15 @@ func (g *RedisGuard) handle(payload string) {
 		if g.cfg.Policy != reuse.Takeover {
 			return
 		}
-		g.takeover(k, owner)
+		n, err := strconv.ParseUint(gen, 10, 64)
+		if err != nil {
+			return
+		}
+		g.takenOver(k, n)
 	default:
 		return
 	}
 	g.subs.heard.add()
-}
-
-// takeover ends this process's claims of k that are not the holder. The
-// holder is read from Redis: a claim of ours newer than the message's owner
-// is the holder and stays. Claims registered after the read stay too.
-func (g *RedisGuard) takeover(k reuse.Key, newOwner string) {
-	ids := g.claims.IDs(k)
-	others := false
-	for _, id := range ids {
-		others = others || g.owner(id) != newOwner
-	}
-	if !others {
-		return
-	}
-	last := g.claims.Last()
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Timeout)
-	holder, err := g.rdb.Get(ctx, redisLivePrefix+Hash(k).Hex()).Result()
-	cancel()
-	switch {
-	case errors.Is(err, redis.Nil):
-		holder = newOwner
-	case err != nil:
-		g.health.fail("takeover: " + describe(err, ""))
-		holder = newOwner
-	}
-	g.claims.End(k, reuse.TakenOver, func(id uint64) bool { return id > last || g.owner(id) == holder })
 }
 
 // check compares every live claim with Redis, in script calls of at most
@@ -427,7 +413,6 @@ func (g *RedisGuard) takeover(k reuse.Key, newOwner string) {
 // claims that are not the holder end. A failure leaves the check pending:
 // it is tried again within SubscribeHealth.
 func (g *RedisGuard) check() {
-	last := g.claims.Last()
 	keys := g.claims.Keys()
 	mode := ""
 	if g.cfg.Policy == reuse.Takeover {
@@ -455,8 +440,11 @@ func (g *RedisGuard) check() {
 				g.claims.End(k, reuse.Revoked, nil)
 				continue
 			}
-			if holder, _ := v[2*i+1].(string); holder != "" {
-				g.claims.End(k, reuse.TakenOver, func(id uint64) bool { return id > last || g.owner(id) == holder })
+			holder, _ := v[2*i+1].(string)
+			if gen, _, ok := strings.Cut(holder, " "); ok {
+				if n, err := strconv.ParseUint(gen, 10, 64); err == nil {
+					g.takenOver(k, n)
+				}
 			}
 		}
 		keys = keys[len(batch):]

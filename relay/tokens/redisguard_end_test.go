@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,5 +236,93 @@ func TestRedisGuardRevokeRetried(t *testing.T) {
 	})
 	if _, err := b.Acquire(keyOf("tok-retry"), exp, nil); !errors.Is(err, reuse.ErrRevoked) {
 		t.Fatalf("after the retry: %v, want ErrRevoked", err)
+	}
+}
+
+// TestRedisGuardTakeoverInFlight: B's claim ran its script first
+// (generation 2), but A's newer one (3) is heard before B's answer is
+// processed: B's claim is refused (ErrTokenInUse), not left live beside
+// A's; A's older session (1) ends.
+func TestRedisGuardTakeoverInFlight(t *testing.T) {
+	srv, db := redisDB(t)
+	cfg := RedisGuardConfig{Policy: reuse.Takeover}
+	a, b := guardOn(t, srv.URL(db), cfg), guardOn(t, srv.URL(db), cfg)
+	subscribed(t, a, 0)
+	subscribed(t, b, 0)
+	var e endLog
+	k, exp := keyOf("tok-inflight"), time.Now().Add(time.Hour)
+	if _, err := a.Acquire(k, exp, e.fn("a1")); err != nil { // generation 1
+		t.Fatal(err)
+	}
+	heard := b.Heard()
+	id := b.claims.Add(k, e.fn("b")) // B's Acquire, up to its script's answer
+	gen, err := b.acquire(k, claim{key: b.claimKey(k), owner: b.owner(id)}, exp)
+	if err != nil || gen != 2 {
+		t.Fatalf("B's script: %d %v, want generation 2", gen, err)
+	}
+	if _, err := a.Acquire(k, exp, e.fn("a3")); err != nil { // generation 3
+		t.Fatal(err)
+	}
+	testutil.CheckFor(t, "B hears generations 2 and 3", func() error {
+		if b.Heard() < heard+2 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if got := e.of("b"); got != nil {
+		t.Fatalf("B's claim in flight was ended: %v (Acquire decides)", got)
+	}
+	if b.took(k, id, uint64(gen)) {
+		t.Fatal("B's older claim was taken after a newer one was heard")
+	}
+	e.endedWith(t, "a1", reuse.TakenOver)
+	if got := e.of("a3"); got != nil {
+		t.Fatalf("the newest session was ended: %v", got)
+	}
+}
+
+// TestRedisGuardTakeoverSimultaneous: one token opened at the same moment
+// on two proxies, 20 times: each time exactly one session is left, the
+// one Redis ordered last.
+func TestRedisGuardTakeoverSimultaneous(t *testing.T) {
+	srv, db := redisDB(t)
+	rc := redisClient(t, srv, db)
+	cfg := RedisGuardConfig{Policy: reuse.Takeover}
+	guards := []*RedisGuard{guardOn(t, srv.URL(db), cfg), guardOn(t, srv.URL(db), cfg)}
+	for _, g := range guards {
+		subscribed(t, g, 0)
+	}
+	exp := time.Now().Add(time.Hour)
+	for round := 0; round < 20; round++ {
+		tok := fmt.Sprintf("tok-simul-%d", round)
+		var e endLog
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, g := range guards {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if rel, err := g.Acquire(keyOf(tok), exp, e.fn(strconv.Itoa(i))); err == nil {
+					t.Cleanup(rel)
+				} else if !errors.Is(err, reuse.ErrTokenInUse) {
+					t.Errorf("round %d: %v", round, err)
+				} else {
+					e.fn(strconv.Itoa(i))(reuse.TakenOver) // refused: no session
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		holder, _ := keyState(t, rc, liveKey(tok))
+		_, owner, _ := strings.Cut(holder, " ")
+		winner := 0
+		if strings.HasPrefix(owner, guards[1].prefix) {
+			winner = 1
+		}
+		e.endedWith(t, strconv.Itoa(1-winner), reuse.TakenOver)
+		if got := e.of(strconv.Itoa(winner)); got != nil {
+			t.Fatalf("round %d: the session Redis ordered last (%d) was ended: %v", round, winner, got)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package relay
+package rfb
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+
+	"github.com/consoleproxy/consoleproxy/relay"
 )
 
 // The RFB security proxy (Nova's nova/console/securityproxy/rfb.py): with
@@ -66,6 +68,11 @@ const (
 	ClientReplyLen   = ClientVersionLen + 1 // the version and the choice
 )
 
+// HostGreetingLen is the compute host's first message, its
+// ProtocolVersion: what to wait for, without a goroutine, before Secure
+// (relay.Await), so a host that accepts and never speaks holds none.
+const HostGreetingLen = len(rfbVersion)
+
 // Errors of the security handshake. None carries bytes from either peer;
 // ErrVeNCryptTLS wraps crypto/tls's error, whose text may name the host
 // certificate's names (the loop logs a fixed phrase instead).
@@ -80,8 +87,8 @@ var (
 	ErrRFBClientReply = errors.New("client did not answer RFB 3.8 with security type None")
 )
 
-// SecurityConfig configures the security proxy.
-type SecurityConfig struct {
+// Config configures the security proxy.
+type Config struct {
 	// Schemes in order of preference: the first one the compute host offers
 	// is used (Nova's [vnc] auth_schemes).
 	Schemes []Scheme
@@ -97,20 +104,24 @@ type SecurityConfig struct {
 	SkipHostname bool
 }
 
-// SecurityProxy runs the compute side of the handshake. Safe for
+// Proxy runs the compute side of the handshake. Safe for
 // concurrent use.
-type SecurityProxy struct {
+type Proxy struct {
 	schemes      []Scheme
-	cfg          SecurityConfig
-	tls          atomic.Pointer[tls.Config] // nil without vencrypt; swapped by Reload
+	cfg          Config
+	tls          atomic.Pointer[clientTLS] // nil without vencrypt; swapped by Reload
 	skipHostname bool
+	shakers      *pool // runs Secure's handshakes
 }
 
 // ParseSchemes reads Nova's comma-separated auth_schemes.
 func ParseSchemes(s string) ([]Scheme, error) {
 	var out []Scheme
 	seen := map[Scheme]bool{}
-	for _, f := range splitList(s) {
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
 		sc := Scheme(strings.ToLower(f))
 		if sc != SchemeNone && sc != SchemeVeNCrypt {
 			return nil, fmt.Errorf("auth scheme %q: want none or vencrypt", f)
@@ -126,14 +137,15 @@ func ParseSchemes(s string) ([]Scheme, error) {
 	return out, nil
 }
 
-// NewSecurityProxy checks cfg and loads its certificates. It returns nil,
+// New checks cfg and loads its certificates. It returns nil,
 // nil when the schemes are "none" alone: then the proxy stays out of the
 // RFB stream, and the client negotiates with the compute host directly.
-func NewSecurityProxy(cfg SecurityConfig) (*SecurityProxy, error) {
+func New(cfg Config) (*Proxy, error) {
 	if len(cfg.Schemes) == 0 || (len(cfg.Schemes) == 1 && cfg.Schemes[0] == SchemeNone) {
 		return nil, nil
 	}
-	p := &SecurityProxy{schemes: cfg.Schemes, cfg: cfg, skipHostname: cfg.SkipHostname}
+	p := &Proxy{schemes: cfg.Schemes, cfg: cfg, skipHostname: cfg.SkipHostname,
+		shakers: newPool(Handshakers, HandshakeQueue)}
 	if !p.offers(SchemeVeNCrypt) {
 		return p, nil
 	}
@@ -146,7 +158,7 @@ func NewSecurityProxy(cfg SecurityConfig) (*SecurityProxy, error) {
 // Reload reads the CA and client certificate files again (SIGHUP: a
 // rotated certificate is used from the next session on). On an error the
 // previous ones stay. Without vencrypt it does nothing.
-func (p *SecurityProxy) Reload() error {
+func (p *Proxy) Reload() error {
 	if !p.offers(SchemeVeNCrypt) {
 		return nil
 	}
@@ -173,11 +185,11 @@ func (p *SecurityProxy) Reload() error {
 	case cfg.CertFile != "" || cfg.KeyFile != "":
 		return errors.New("vencrypt: a client certificate needs its key and a key its certificate")
 	}
-	p.tls.Store(tc)
+	p.tls.Store(newClientTLS(tc, p.skipHostname))
 	return nil
 }
 
-func (p *SecurityProxy) offers(s Scheme) bool {
+func (p *Proxy) offers(s Scheme) bool {
 	for _, x := range p.schemes {
 		if x == s {
 			return true
@@ -194,16 +206,31 @@ func (p *SecurityProxy) offers(s Scheme) bool {
 // connection over it; the host's next bytes are its ServerInit, once the
 // client has sent ClientInit. host is the compute host's name or address,
 // for the certificate check.
-func (p *SecurityProxy) Negotiate(ctx context.Context, conn net.Conn, host string) (net.Conn, Scheme, error) {
+func (p *Proxy) Negotiate(ctx context.Context, conn net.Conn, host string) (net.Conn, Scheme, error) {
+	t, scheme, err := p.negotiateTLS(ctx, conn, host)
+	switch {
+	case err != nil:
+		return nil, scheme, err
+	case t != nil:
+		return t.Conn(), scheme, nil
+	}
+	return conn, scheme, nil
+}
+
+// negotiateTLS is Negotiate with VeNCrypt's TLS client returned as it is,
+// to be attached to a relay poller (relay.AttachTLS); nil with None.
+func (p *Proxy) negotiateTLS(ctx context.Context, conn net.Conn, host string) (*relay.TLSClient, Scheme, error) {
 	scheme, err := p.negotiate(conn)
 	if err != nil {
 		return nil, scheme, err
 	}
-	out := conn
+	var t *relay.TLSClient
+	var out io.Reader = conn
 	if scheme == SchemeVeNCrypt {
-		if out, err = p.handshakeTLS(ctx, conn, host); err != nil {
+		if t, err = p.handshakeTLS(ctx, conn, host); err != nil {
 			return nil, scheme, err
 		}
+		out = t.Conn()
 	}
 	if err := securityResult(out); err != nil {
 		// TLS 1.3: a refused client certificate shows here, as an alert
@@ -213,7 +240,7 @@ func (p *SecurityProxy) Negotiate(ctx context.Context, conn net.Conn, host strin
 		}
 		return nil, scheme, err
 	}
-	return out, scheme, nil
+	return t, scheme, nil
 }
 
 // IsTLSAlert reports whether err is an alert the TLS peer sent (crypto/tls
@@ -240,20 +267,15 @@ func securityResult(r io.Reader) error {
 	return nil
 }
 
-// handshakeTLS runs VeNCrypt's TLS as the client.
-func (p *SecurityProxy) handshakeTLS(ctx context.Context, conn net.Conn, host string) (net.Conn, error) {
-	cfg := p.tls.Load().Clone()
-	if p.skipHostname {
-		cfg.InsecureSkipVerify = true // the chain is still checked, below
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return verifyChain(cs, cfg.RootCAs) }
-	} else {
-		cfg.ServerName = host
-	}
-	tc := tls.Client(conn, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
+// handshakeTLS runs VeNCrypt's TLS as the client, over conn (blocking).
+// A ctx that can be cancelled costs crypto/tls a watcher goroutine: Secure
+// passes one that cannot, and bounds the handshake with conn's deadline.
+func (p *Proxy) handshakeTLS(ctx context.Context, conn net.Conn, host string) (*relay.TLSClient, error) {
+	t := relay.NewTLSClient(conn, p.tls.Load().forHost(host))
+	if err := t.Conn().HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrVeNCryptTLS, err)
 	}
-	return tc, nil
+	return t, nil
 }
 
 // verifyChain checks the peer's chain against roots without a name.
@@ -273,7 +295,7 @@ func verifyChain(cs tls.ConnectionState, roots *x509.CertPool) error {
 
 // negotiate is the RFB part, up to where TLS starts. It reads exactly the
 // bytes each message has, so nothing of what follows is consumed.
-func (p *SecurityProxy) negotiate(rw io.ReadWriter) (Scheme, error) {
+func (p *Proxy) negotiate(rw io.ReadWriter) (Scheme, error) {
 	var buf [4 + 255*4]byte
 	read := func(n int) ([]byte, error) {
 		if _, err := io.ReadFull(rw, buf[:n]); err != nil {
@@ -320,7 +342,7 @@ func (p *SecurityProxy) negotiate(rw io.ReadWriter) (Scheme, error) {
 }
 
 // choose picks the first configured scheme among the host's types.
-func (p *SecurityProxy) choose(types []byte) (Scheme, byte) {
+func (p *Proxy) choose(types []byte) (Scheme, byte) {
 	for _, s := range p.schemes {
 		code := byte(rfbSecNone)
 		if s == SchemeVeNCrypt {

@@ -1,4 +1,4 @@
-package relay
+package rfb
 
 import (
 	"bytes"
@@ -128,14 +128,14 @@ func dialRFB(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-func newTestSecurityProxy(t testing.TB, cfg SecurityConfig) *SecurityProxy {
+func newTestProxy(t testing.TB, cfg Config) *Proxy {
 	t.Helper()
-	sp, err := NewSecurityProxy(cfg)
+	sp, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sp == nil {
-		t.Fatalf("NewSecurityProxy(%+v): nil proxy", cfg)
+		t.Fatalf("New(%+v): nil proxy", cfg)
 	}
 	return sp
 }
@@ -203,7 +203,7 @@ func TestRFBNegotiate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sp := newTestSecurityProxy(t, SecurityConfig{Schemes: tc.schemes, CAFile: ca.File})
+			sp := newTestProxy(t, Config{Schemes: tc.schemes, CAFile: ca.File})
 			h := startRFBHost(t, tc.script, nil)
 			c := dialRFB(t, h.addr)
 			ctx, cancel := context.WithTimeout(context.Background(), rfbHangGuard)
@@ -248,7 +248,7 @@ func TestRFBNegotiate(t *testing.T) {
 // segment as its whole handshake, is the next thing read from it.
 func TestRFBNoneLeavesServerInit(t *testing.T) {
 	ca := pki.NewCA(t, "compute CA")
-	sp := newTestSecurityProxy(t, SecurityConfig{Schemes: []Scheme{SchemeVeNCrypt, SchemeNone}, CAFile: ca.File})
+	sp := newTestProxy(t, Config{Schemes: []Scheme{SchemeVeNCrypt, SchemeNone}, CAFile: ca.File})
 	h := startRFBHost(t, []step{send(rfbVersion + "\x01\x01" + "\x00\x00\x00\x00" + "ServerInit"), expect(rfbVersion + "\x01")}, nil)
 	c := dialRFB(t, h.addr)
 	got, scheme, err := sp.Negotiate(context.Background(), c, "127.0.0.1")
@@ -323,7 +323,7 @@ func TestRFBVeNCryptTLS(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sp := newTestSecurityProxy(t, SecurityConfig{Schemes: []Scheme{SchemeVeNCrypt, SchemeNone}, CAFile: ca.File,
+			sp := newTestProxy(t, Config{Schemes: []Scheme{SchemeVeNCrypt, SchemeNone}, CAFile: ca.File,
 				CertFile: client.CertFile, KeyFile: client.KeyFile, SkipHostname: tc.skip})
 			peer := make(chan string, 1)
 			h := vencryptHost(t, tc.server.TLS, ca.Pool, peer, tc.result)
@@ -378,7 +378,7 @@ func TestRFBVeNCryptClientCertRefused(t *testing.T) {
 	other := pki.NewCA(t, "other CA")
 	server := ca.Issue(t, "compute-1", x509.ExtKeyUsageServerAuth, loopback)
 	stranger := other.Issue(t, "consoleproxy", x509.ExtKeyUsageClientAuth, nil)
-	withStranger := SecurityConfig{Schemes: []Scheme{SchemeVeNCrypt}, CAFile: ca.File, CertFile: stranger.CertFile, KeyFile: stranger.KeyFile}
+	withStranger := Config{Schemes: []Scheme{SchemeVeNCrypt}, CAFile: ca.File, CertFile: stranger.CertFile, KeyFile: stranger.KeyFile}
 	// qemuLike completes the handshake whatever the client's certificate,
 	// then checks it and closes without a word: no alert, no close_notify.
 	qemuLike := func(t *testing.T) *rfbHost {
@@ -401,15 +401,15 @@ func TestRFBVeNCryptClientCertRefused(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		cfg  SecurityConfig
+		cfg  Config
 		host func(*testing.T) *rfbHost
 	}{
 		{"another CA's, alert", withStranger, alerting},
-		{"none, alert", SecurityConfig{Schemes: []Scheme{SchemeVeNCrypt}, CAFile: ca.File}, alerting},
+		{"none, alert", Config{Schemes: []Scheme{SchemeVeNCrypt}, CAFile: ca.File}, alerting},
 		{"another CA's, closed like QEMU", withStranger, qemuLike},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sp := newTestSecurityProxy(t, tc.cfg)
+			sp := newTestProxy(t, tc.cfg)
 			h := tc.host(t)
 			c := dialRFB(t, h.addr)
 			got, _, err := sp.Negotiate(context.Background(), c, "127.0.0.1")
@@ -446,19 +446,19 @@ func TestParseSchemes(t *testing.T) {
 	}
 }
 
-func TestNewSecurityProxy(t *testing.T) {
+func TestNew(t *testing.T) {
 	ca := pki.NewCA(t, "compute CA")
 	client := ca.Issue(t, "consoleproxy", x509.ExtKeyUsageClientAuth, nil)
-	for _, cfg := range []SecurityConfig{{}, {Schemes: []Scheme{SchemeNone}}, {Schemes: []Scheme{SchemeNone}, CertFile: "/nonexistent"}} {
-		if sp, err := NewSecurityProxy(cfg); sp != nil || err != nil {
+	for _, cfg := range []Config{{}, {Schemes: []Scheme{SchemeNone}}, {Schemes: []Scheme{SchemeNone}, CertFile: "/nonexistent"}} {
+		if sp, err := New(cfg); sp != nil || err != nil {
 			t.Errorf("%+v: %v, %v; want nil, nil (no security proxy)", cfg, sp, err)
 		}
 	}
-	for _, cfg := range []SecurityConfig{
+	for _, cfg := range []Config{
 		{Schemes: []Scheme{SchemeVeNCrypt}, CAFile: ca.File},
 		{Schemes: []Scheme{SchemeNone, SchemeVeNCrypt}, CAFile: ca.File, CertFile: client.CertFile, KeyFile: client.KeyFile},
 	} {
-		if sp, err := NewSecurityProxy(cfg); sp == nil || err != nil {
+		if sp, err := New(cfg); sp == nil || err != nil {
 			t.Errorf("%+v: %v, %v; want a proxy", cfg, sp, err)
 		}
 	}
@@ -474,20 +474,20 @@ func TestNewSecurityProxy(t *testing.T) {
 	vv := []Scheme{SchemeVeNCrypt}
 	for _, tc := range []struct {
 		name string
-		cfg  SecurityConfig
+		cfg  Config
 		says string // the error names this
 	}{
-		{"vencrypt without CA", SecurityConfig{Schemes: vv}, "CA"},
-		{"none,vencrypt without CA", SecurityConfig{Schemes: []Scheme{SchemeNone, SchemeVeNCrypt}}, "CA"},
-		{"certificate without key", SecurityConfig{Schemes: vv, CAFile: ca.File, CertFile: client.CertFile}, "key"},
-		{"key without certificate", SecurityConfig{Schemes: vv, CAFile: ca.File, KeyFile: client.KeyFile}, "certificate"},
-		{"missing CA file", SecurityConfig{Schemes: vv, CAFile: missing}, missing},
-		{"CA file is a directory", SecurityConfig{Schemes: vv, CAFile: unreadable}, unreadable},
-		{"CA file without PEM", SecurityConfig{Schemes: vv, CAFile: notPEM}, notPEM},
-		{"missing client certificate", SecurityConfig{Schemes: vv, CAFile: ca.File, CertFile: missing, KeyFile: client.KeyFile}, missing},
-		{"key of the wrong certificate", SecurityConfig{Schemes: vv, CAFile: ca.File, CertFile: client.CertFile, KeyFile: ca.Issue(t, "x", x509.ExtKeyUsageClientAuth, nil).KeyFile}, client.CertFile},
+		{"vencrypt without CA", Config{Schemes: vv}, "CA"},
+		{"none,vencrypt without CA", Config{Schemes: []Scheme{SchemeNone, SchemeVeNCrypt}}, "CA"},
+		{"certificate without key", Config{Schemes: vv, CAFile: ca.File, CertFile: client.CertFile}, "key"},
+		{"key without certificate", Config{Schemes: vv, CAFile: ca.File, KeyFile: client.KeyFile}, "certificate"},
+		{"missing CA file", Config{Schemes: vv, CAFile: missing}, missing},
+		{"CA file is a directory", Config{Schemes: vv, CAFile: unreadable}, unreadable},
+		{"CA file without PEM", Config{Schemes: vv, CAFile: notPEM}, notPEM},
+		{"missing client certificate", Config{Schemes: vv, CAFile: ca.File, CertFile: missing, KeyFile: client.KeyFile}, missing},
+		{"key of the wrong certificate", Config{Schemes: vv, CAFile: ca.File, CertFile: client.CertFile, KeyFile: ca.Issue(t, "x", x509.ExtKeyUsageClientAuth, nil).KeyFile}, client.CertFile},
 	} {
-		sp, err := NewSecurityProxy(tc.cfg)
+		sp, err := New(tc.cfg)
 		if err == nil || sp != nil {
 			t.Errorf("%s: %v, %v; want an error", tc.name, sp, err)
 			continue
@@ -537,7 +537,7 @@ func FuzzNegotiate(f *testing.F) {
 	f.Add([]byte(v + "\x01\x13\x00\x02\x00\x02" + u32s(256, 257)))
 	f.Add([]byte("RFB 003.007\n\x01\x01"))
 	ca := pki.NewCA(f, "compute CA")
-	sp := newTestSecurityProxy(f, SecurityConfig{Schemes: []Scheme{SchemeVeNCrypt, SchemeNone}, CAFile: ca.File})
+	sp := newTestProxy(f, Config{Schemes: []Scheme{SchemeVeNCrypt, SchemeNone}, CAFile: ca.File})
 	const wroteNone, wroteVeNCrypt, wroteGaveUp = v + "\x01", v + "\x13\x00\x02" + "\x00\x00\x01\x04", v + "\x00"
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bytes.NewReader(in)
@@ -623,12 +623,12 @@ func TestRFBIsTLSAlert(t *testing.T) {
 // Reload picks up rotated files for the next handshake: a proxy whose CA
 // file now names another CA trusts that CA's hosts; files that no longer
 // load leave the previous certificates in place.
-func TestSecurityProxyReload(t *testing.T) {
+func TestProxyReload(t *testing.T) {
 	ca := pki.NewCA(t, "compute CA")
 	next := pki.NewCA(t, "next compute CA")
 	client := ca.Issue(t, "consoleproxy", x509.ExtKeyUsageClientAuth, nil)
 	caFile := ca.WriteCert(t, filepath.Join(t.TempDir(), "ca.pem"))
-	sp := newTestSecurityProxy(t, SecurityConfig{Schemes: []Scheme{SchemeVeNCrypt}, CAFile: caFile,
+	sp := newTestProxy(t, Config{Schemes: []Scheme{SchemeVeNCrypt}, CAFile: caFile,
 		CertFile: client.CertFile, KeyFile: client.KeyFile})
 	clients := x509.NewCertPool()
 	clients.AddCert(ca.Cert)
