@@ -4,6 +4,7 @@ package loop
 
 import (
 	"context"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -62,6 +63,7 @@ func (ss *session) endByGuard(r reuse.Reason) {
 	_ = ss.raw.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 		if phase(ss.phase.Load()) == phaseRelaying {
 			ss.end(e)
+			time.AfterFunc(EndGrace, ss.closeIfOpen) // a client that takes nothing (sessions.go)
 		}
 		return nil
 	}))

@@ -231,8 +231,9 @@ func closeCodeOf(t *testing.T, conn net.Conn) ws.StatusCode {
 }
 
 // TestAdminTokenFileRefused: an --admin-token-file that group or others can
-// read stops the start: a non-zero exit, a log line naming the flag, and
-// nothing listening on --listen.
+// read stops the start with an error naming the flag (which run logs
+// before its non-zero exit: TestBinaryAdminTokenFileRefused in loop/e2e),
+// and nothing listens on --listen.
 func TestAdminTokenFileRefused(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "secret")
@@ -244,18 +245,23 @@ func TestAdminTokenFileRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		listen := testutil.FreeAddr(t)
-		var stderr testutil.LogBuffer
-		code := run([]string{"--listen", listen, "--metrics-listen", "", "--token-store", "embedded:" + dir,
-			"--admin-listen", testutil.FreeAddr(t), "--admin-token-file", file}, func(string) string { return "" }, &stderr)
-		if code == 0 || !strings.Contains(stderr.String(), "--admin-token-file") || !strings.Contains(stderr.String(), "chmod 600") {
-			t.Errorf("mode %04o: exit %d, log %q", mode, code, stderr.String())
+		o, explicit, err := parseFlags([]string{"--listen", listen, "--metrics-listen", "", "--token-store", "embedded:" + dir,
+			"--admin-listen", testutil.FreeAddr(t), "--admin-token-file", file}, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := start(o, explicit, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil {
+			_ = a.stop(context.Background())
+			t.Fatalf("mode %04o: started", mode)
+		}
+		if !strings.Contains(err.Error(), "--admin-token-file") || !strings.Contains(err.Error(), "chmod 600") ||
+			strings.Contains(err.Error(), "a-long-enough-secret-value") {
+			t.Errorf("mode %04o: %v", mode, err)
 		}
 		if c, err := net.Dial("tcp", listen); err == nil {
 			c.Close()
 			t.Errorf("mode %04o: something listens on --listen", mode)
-		}
-		if strings.Contains(stderr.String(), "a-long-enough-secret-value") {
-			t.Errorf("the log holds the secret")
 		}
 	}
 }
@@ -413,5 +419,63 @@ func TestAdminRedisStore(t *testing.T) {
 	testutil.WaitFor(t, "the first session to end", func() bool { l, _ := c.sessions(t); return len(l) == 0 })
 	if _, _, _, err := ws.Dial(context.Background(), target); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("a revoked token: %v, want 403", err)
+	}
+}
+
+// TestAdminRevokeEndsSessions: DELETE /v1/tokens/{token_hash} ends the
+// token's live session with close 1008 (the reuse guard's revocation,
+// loop.Server.Revoke) and the token opens nothing more (403).
+func TestAdminRevokeEndsSessions(t *testing.T) {
+	dir, admin := t.TempDir(), testutil.FreeAddr(t)
+	startApp(t, "--token-store", "embedded:"+dir, "--admin-listen", admin)
+	secret, err := os.ReadFile(filepath.Join(dir, "admin.secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := adminClient{base: "http://" + admin, secret: strings.TrimSpace(string(secret))}
+	code, body := c.do(t, "POST", "/v1/tokens", `{"host":"127.0.0.1","port":`+strconv.Itoa(echoHost(t))+
+		`,"instance_uuid":"6f5b8a3c-1e2d-4c5b-9a8f-0123456789ab"}`)
+	var ans struct {
+		TokenHash string `json:"token_hash"`
+		URL       string `json:"url"`
+	}
+	if err := json.Unmarshal(body, &ans); code != http.StatusCreated || err != nil {
+		t.Fatalf("mint: %d %s", code, body)
+	}
+	u, _ := url.Parse(ans.URL)
+	target := "ws://" + u.Host + "/" + u.Query().Get("path")
+	conn, _, _, err := ws.Dial(context.Background(), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a bound on a hang, not a timing check
+	if code, body := c.do(t, "DELETE", "/v1/tokens/"+ans.TokenHash, ""); code != http.StatusNoContent {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	if code := closeCodeOf(t, conn); code != ws.StatusPolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
+	}
+	if _, _, _, err := ws.Dial(context.Background(), target); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("a revoked token: %v, want 403", err)
+	}
+}
+
+// TestPublicURLFlag: a --public-url the admin API could not use stops the
+// start in config, before any listener is bound, naming the flag.
+func TestPublicURLFlag(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tc := range []struct{ url, err string }{
+		{"https://console.example.com/vnc_lite.html", ""}, {"vnc_lite.html", "--public-url"},
+		{"ftp://console.example.com/", "--public-url"}, {"https://console.example.com/#x", "--public-url"},
+	} {
+		o, _, err := parseFlags([]string{"--public-url", tc.url}, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = config(o, log)
+		if (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%q: %v, want %q", tc.url, err, tc.err)
+		}
 	}
 }

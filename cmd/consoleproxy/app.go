@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consoleproxy/consoleproxy/cmd/consoleproxy/admin"
 	"github.com/consoleproxy/consoleproxy/loop"
 	"github.com/consoleproxy/consoleproxy/loop/policy"
 	"github.com/consoleproxy/consoleproxy/loop/web"
@@ -57,6 +58,9 @@ func startWith(o *options, explicit map[string]bool, log *slog.Logger, up *upgra
 	}
 	if explicit["max-client-backlog"] {
 		log.Warn("--max-client-backlog is deprecated and ignored: a client faster than its compute host is pushed back through TCP")
+	}
+	if o.adminListen == "" && (explicit["admin-token-file"] || explicit["public-url"]) {
+		log.Warn("--admin-token-file and --public-url have no effect with --admin-listen empty (the admin API is off)")
 	}
 	a := &app{log: log, security: cfg.Security, up: up}
 	if cfg.TLS, a.tls, err = tlsConfig(o, explicit); err != nil {
@@ -168,6 +172,11 @@ func config(o *options, log *slog.Logger) (loop.Config, error) {
 	}
 	if o.maxPending == 0 {
 		cfg.MaxPending = -1 // the flag's 0 is no cap; loop.Config's 0 is its default
+	}
+	if o.publicURL != "" {
+		if err := admin.CheckPublicURL(o.publicURL); err != nil {
+			return cfg, err
+		}
 	}
 	if o.leaseTTL < tokens.MinRedisLease {
 		return cfg, fmt.Errorf("--lease-ttl must be at least %v", tokens.MinRedisLease)

@@ -75,24 +75,7 @@ func TestBinaryAdminDefaults(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("admin.secret: %v %v", fi.Mode(), err)
 	}
-	secret, _ := os.ReadFile(filepath.Join(dir, "var", "admin.secret"))
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", filepath.Join(dir, "var", "admin.sock"))
-	}}}
-	defer hc.CloseIdleConnections()
-	call := func(method, path, body string) (int, []byte) {
-		t.Helper()
-		req, _ := http.NewRequest(method, "http://admin"+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(secret)))
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
+	call := adminAt(t, filepath.Join(dir, "var"))
 	b := startBackend(t, echo)
 	code, body := call("POST", "/v1/tokens", `{"host":"127.0.0.1","port":`+strconv.Itoa(b.port())+`,"instance_uuid":"0d6c1c3a-8a4b-4f5e-9d7c-3e2f1a0b9c8d"}`)
 	var ans struct {
@@ -121,5 +104,69 @@ func TestBinaryAdminDefaults(t *testing.T) {
 	}
 	if code, _ := c.expectClose(); code != ws.StatusPolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
+	}
+}
+
+// adminAt returns a caller of the admin API whose socket and secret are
+// the defaults under varDir (var/admin.sock, var/admin.secret).
+func adminAt(t *testing.T, varDir string) func(method, path, body string) (int, []byte) {
+	t.Helper()
+	secret, err := os.ReadFile(filepath.Join(varDir, "admin.secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", filepath.Join(varDir, "admin.sock"))
+	}}}
+	t.Cleanup(hc.CloseIdleConnections)
+	return func(method, path, body string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://admin"+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(secret)))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+}
+
+// TestBinaryAdminRevokeFleet: two binaries on one Redis token store.
+// A mint on A's admin API is a token B admits too; DELETE
+// /v1/tokens/{token_hash} on A ends the token's sessions on both with
+// close 1008, and neither admits it again.
+func TestBinaryAdminRevokeFleet(t *testing.T) {
+	srv, _ := startRedis(t, "")
+	spec := srv.URL(0)
+	pa := startBinary(t, nil, "--token-store", spec, "--token-reuse", "shared")
+	pb := startBinary(t, nil, "--token-store", spec, "--token-reuse", "shared")
+	varA := filepath.Join(filepath.Dir(pa.tokens), "var")
+	testutil.WaitFor(t, "A's admin API", func() bool { return strings.Contains(pa.stderr.String(), `"msg":"admin API listening"`) })
+	call := adminAt(t, varA)
+	b := startBackend(t, echo)
+	code, body := call("POST", "/v1/tokens", `{"host":"127.0.0.1","port":`+strconv.Itoa(b.port())+`,"instance_uuid":"0d6c1c3a-8a4b-4f5e-9d7c-3e2f1a0b9c8d"}`)
+	var ans struct {
+		Token     string `json:"token"`
+		TokenHash string `json:"token_hash"`
+	}
+	if err := json.Unmarshal(body, &ans); code != http.StatusCreated || err != nil {
+		t.Fatalf("mint on A: %d %s", code, body)
+	}
+	onA, onB := open(t, pa.addr, req{token: ans.Token}), open(t, pb.addr, req{token: ans.Token})
+	if code, body := call("DELETE", "/v1/tokens/"+ans.TokenHash, ""); code != http.StatusNoContent {
+		t.Fatalf("revoke on A: %d %s", code, body)
+	}
+	for name, c := range map[string]*wsClient{"A": onA, "B": onB} {
+		if code, _ := c.expectClose(); code != ws.StatusPolicyViolation {
+			t.Errorf("the session on %s: close %d, want 1008", name, code)
+		}
+	}
+	for name, p := range map[string]*proc{"A": pa, "B": pb} {
+		if c := dial(t, p.addr, req{token: ans.Token}); c.resp.StatusCode != 403 {
+			t.Errorf("%s admits the revoked token: %d", name, c.resp.StatusCode)
+		}
 	}
 }

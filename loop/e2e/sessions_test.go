@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"net"
 	"strings"
 	"testing"
@@ -12,7 +13,8 @@ import (
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/loop"
-	"github.com/consoleproxy/consoleproxy/relay"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
+	"github.com/consoleproxy/consoleproxy/relay/tokens"
 )
 
 // TestSessionsListAndEnd: Server.Sessions lists the relaying sessions
@@ -72,28 +74,37 @@ func TestSessionsListAndEnd(t *testing.T) {
 	}
 }
 
+// stalledSession starts a proxy with one session whose client reads
+// nothing while its host floods it, and waits until it is stalled: no byte
+// moved for 40 polls in a row while the proxy holds bytes for the client
+// (every socket buffer on the way full). --write-timeout is 30 s.
+func stalledSession(t *testing.T) (*proxy, string) {
+	t.Helper()
+	b := startBackend(t, firehose(64<<20)) // more than every socket buffer on the way holds
+	p := startProxy(t, func(cfg *loop.Config) { cfg.WriteTimeout = 30 * time.Second })
+	token := p.mint(b.port(), nil)
+	c := open(t, p.addr, req{token: token})
+	_ = c.conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	var last int64
+	var still int
+	testutil.WaitFor(t, "the client to stall", func() bool {
+		n := b.written.Load()
+		if n != last || p.srv.Buffered() == 0 {
+			last, still = n, 0
+			return false
+		}
+		still++
+		return still >= 40
+	})
+	return p, token
+}
+
 // TestEndSessionStalledClient: a session whose client reads nothing while
 // its host floods it still ends within loop.EndGrace of EndSession (the
 // contract's 2 s), though its close frame waits behind bytes the client
 // does not take and --write-timeout is 30 s.
 func TestEndSessionStalledClient(t *testing.T) {
-	b := startBackend(t, firehose(16<<20))
-	p := startProxy(t, func(cfg *loop.Config) { cfg.WriteTimeout = 30 * time.Second })
-	c := open(t, p.addr, req{token: p.mint(b.port(), nil)})
-	_ = c.conn.(*net.TCPConn).SetReadBuffer(4 << 10)
-	// Stalled: the host is paused and no byte moved for 30 polls in a row
-	// (the client's socket buffers are full; the proxy holds the rest).
-	var last int64
-	var still int
-	testutil.WaitFor(t, "the client to stall", func() bool {
-		n := b.written.Load()
-		if n != last || p.srv.Buffered() < relay.DefaultHighWater {
-			last, still = n, 0
-			return false
-		}
-		still++
-		return still >= 30
-	})
+	p, _ := stalledSession(t)
 	list := p.srv.Sessions()
 	if len(list) != 1 || !p.srv.EndSession(list[0].ID) {
 		t.Fatalf("sessions %+v", list)
@@ -101,5 +112,19 @@ func TestEndSessionStalledClient(t *testing.T) {
 	testutil.WaitFor(t, "the stalled session to end", func() bool { return p.srv.Active() == 0 })
 	if !strings.Contains(metricsText(p), `consoleproxy_session_ends_total{reason="ended_by_admin"} 1`) {
 		t.Error("not counted as ended_by_admin")
+	}
+}
+
+// TestRevokeStalledClient: a revoked token's session whose client takes
+// nothing ends within loop.EndGrace too (DELETE /v1/tokens: "within 2 s"),
+// not at --write-timeout.
+func TestRevokeStalledClient(t *testing.T) {
+	p, token := stalledSession(t)
+	if err := p.srv.Revoke(context.Background(), reuse.Key(tokens.HashToken([]byte(token)))); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the stalled session to end", func() bool { return p.srv.Active() == 0 })
+	if !strings.Contains(metricsText(p), `consoleproxy_session_ends_total{reason="`+string(loop.EndRevoked)+`"} 1`) {
+		t.Errorf("not counted as %s", loop.EndRevoked)
 	}
 }

@@ -95,6 +95,13 @@ func New(cfg Config) (*API, error) {
 	return a, nil
 }
 
+// CheckPublicURL checks a --public-url as New will: at start-up, before
+// any listener is bound.
+func CheckPublicURL(s string) error {
+	_, err := parsePublicURL(s)
+	return err
+}
+
 // parsePublicURL checks --public-url: absolute, http(s) or ws(s), with a
 // host, and no fragment (the token goes in the query).
 func parsePublicURL(s string) (*url.URL, error) {

@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"bufio"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -30,15 +32,30 @@ func toWire(s loop.SessionInfo) sessionWire {
 }
 
 // listSessions answers GET /v1/sessions: the live sessions of this proxy,
-// a JSON list (empty, never null).
+// a JSON list (empty, never null). Entries are encoded and written one at
+// a time through a buffered writer, so a proxy with many sessions never
+// holds the whole answer (about 225 bytes a session) in memory.
 func (a *API) listSessions(w http.ResponseWriter, _ *http.Request) {
-	out := []sessionWire{}
+	var list []loop.SessionInfo
 	if a.cfg.Sessions != nil {
-		for _, s := range a.cfg.Sessions.Sessions() {
-			out = append(out, toWire(s))
-		}
+		list = a.cfg.Sessions.Sessions()
 	}
-	writeJSON(w, http.StatusOK, out)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	enc := json.NewEncoder(bw)
+	sep := byte('[')
+	for _, s := range list {
+		if bw.WriteByte(sep) != nil || enc.Encode(toWire(s)) != nil {
+			return // the client is gone
+		}
+		sep = ','
+	}
+	if sep == '[' {
+		_, _ = bw.WriteString("[")
+	}
+	_, _ = bw.WriteString("]\n")
+	_ = bw.Flush() // an error is the client's: gone
 }
 
 // endSession answers DELETE /v1/sessions/{id}: 204 once the session's close
