@@ -169,6 +169,36 @@ func waitListening(ctx context.Context, p *proc, addr string) error {
 	return fmt.Errorf("not listening on %s after 15s", addr)
 }
 
+// waitServed holds a connection to addr until the proxy has connected it
+// to b's console (b accepted one more connection), or the process exits,
+// or 15 s pass.
+func waitServed(ctx context.Context, p *proc, addr string, b *Backend) error {
+	before := b.accepted.Load()
+	deadline := time.Now().Add(15 * time.Second)
+	var c net.Conn
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	for time.Now().Before(deadline) {
+		if c == nil {
+			c, _ = net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		}
+		if c != nil && b.accepted.Load() > before {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return errors.New("exited before serving")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s not served after 15s", addr)
+}
+
 // freePort asks the kernel for an unused loopback port.
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")

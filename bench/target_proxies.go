@@ -130,7 +130,24 @@ type haproxyTarget struct {
 	bin string
 }
 
+// haproxyStarts bounds the attempts at starting haproxy. Its listeners'
+// ports are picked free (freePort) before it binds them, and on a busy
+// machine one may be taken in between: haproxy then exits after binding the
+// others, and a fresh set of ports is tried.
+const haproxyStarts = 3
+
 func (t *haproxyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint, error) {
+	var err error
+	for range haproxyStarts {
+		var ep Endpoint
+		if ep, err = t.start(ctx, spec); err == nil || ctx.Err() != nil {
+			return ep, err
+		}
+	}
+	return Endpoint{}, err
+}
+
+func (t *haproxyTarget) start(ctx context.Context, spec RunSpec) (Endpoint, error) {
 	var ep Endpoint
 	var b strings.Builder
 	// The fin timeouts bound a side left half closed by its peer. A client
@@ -185,9 +202,11 @@ func (t *haproxyTarget) Start(ctx context.Context, spec RunSpec) (Endpoint, erro
 	if t.p, err = startProc(spec.Dir, "haproxy", t.bin, "-db", "-f", cfg); err != nil {
 		return ep, err
 	}
-	// haproxy binds every listener before it serves any: probing the echo one
-	// (whose console sends nothing unasked) tells for all.
-	if err := waitListening(ctx, t.p, ep.Addrs[ModeEcho].String()); err != nil {
+	// haproxy binds every listener before it serves any, and exits when a
+	// bind fails, perhaps after the kernel queued a probe on a listener bound
+	// before: so the probe on the echo console (which sends nothing unasked)
+	// waits until haproxy served it, which tells for all.
+	if err := waitServed(ctx, t.p, ep.Addrs[ModeEcho].String(), spec.Backend); err != nil {
 		t.p.stop()
 		return ep, fmt.Errorf("haproxy: %w (see %s)", err, filepath.Join(spec.Dir, "haproxy.log"))
 	}

@@ -87,7 +87,7 @@ func runTLS(ctx context.Context, cfg Config, sc *scenario, k runKey, dir string,
 	}
 	target := targets[k.target](cfg)
 	ep, err := target.Start(ctx, RunSpec{Dir: dir, Tokens: allModes(spec.mode)(p, pool), Backend: backend,
-		MaxConn: max(k.sessions, 64), TLS: files})
+		MaxConn: k.sessions, TLS: files})
 	if err != nil {
 		return err
 	}
