@@ -15,17 +15,24 @@ import (
 	"github.com/consoleproxy/consoleproxy/bench"
 )
 
-func TestEveryScenario(t *testing.T) {
-	haproxy := haproxyPath(t)
-	dir := t.TempDir()
+// buildProxy builds bin/consoleproxy into dir and returns its path. The
+// product is its own module at the repository root (bench is a separate
+// module), so it is built there.
+func buildProxy(t *testing.T, dir string) string {
+	t.Helper()
 	proxy := filepath.Join(dir, "consoleproxy")
-	// The product is its own module at the repository root (bench is a
-	// separate module), so it is built there.
 	build := exec.Command("go", "build", "-o", proxy, "./cmd/consoleproxy")
 	build.Dir = filepath.Join("..", "..")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building consoleproxy: %v\n%s", err, out)
 	}
+	return proxy
+}
+
+func TestEveryScenario(t *testing.T) {
+	haproxy := haproxyPath(t)
+	dir := t.TempDir()
+	proxy := buildProxy(t, dir)
 	const sessions = 20
 	cfg := bench.Config{
 		Targets: []string{"consoleproxy", "tcp-relay"}, Scenarios: bench.AllScenarios(),

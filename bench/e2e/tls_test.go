@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,10 +18,7 @@ import (
 // Speeds are not asserted.
 func TestTLSScenarios(t *testing.T) {
 	dir := t.TempDir()
-	proxy := filepath.Join(dir, "consoleproxy")
-	if out, err := exec.Command("go", "build", "-o", proxy, "../../cmd/consoleproxy").CombinedOutput(); err != nil {
-		t.Fatalf("building consoleproxy: %v\n%s", err, out)
-	}
+	proxy := buildProxy(t, dir)
 	const sessions, handshakes = 3, 40
 	md := filepath.Join(dir, "BENCHMARKS.md")
 	cfg := bench.Config{
