@@ -76,7 +76,7 @@ func New(cfg Config) (*Server, error) {
 	s.handshakes = newHandshakers(TLSHandshakers, TLSHandshakeQueue, &s.tlsWG)
 	s.plainHead = max(maxPeek, cfg.Request.MaxHeaderBytes+1)
 	s.metrics.set.NewGauge("consoleproxy_worker_queue_length", func() float64 { return float64(s.QueueLen()) })
-	s.metrics.set.NewGauge("consoleproxy_host_handshakes_pending", func() float64 { return float64(s.relay.Handshaking()) })
+	s.metrics.set.NewGauge("consoleproxy_host_handshakes_pending", func() float64 { return float64(s.relay.Opening()) })
 	s.metrics.set.NewGauge("consoleproxy_sessions_max", func() float64 { return float64(cfg.MaxSessions) })
 	s.metrics.set.NewGauge("consoleproxy_ready", func() float64 { return b2f(s.Ready()) })
 	return s, nil

@@ -234,7 +234,7 @@ func TestCloseReleasesSocket(t *testing.T) {
 	testutil.WaitFor(t, "descriptors released", func() bool { return testutil.CountFDs(t) <= before })
 }
 
-// A target outside Allowed is refused by Resolve, before any socket is
+// A target outside Allowed is refused by resolveRoute, before any socket is
 // opened; one inside is connected to on a poller.
 func TestDialAllowedTargets(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -256,15 +256,15 @@ func TestDialAllowedTargets(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ctx := context.Background()
 	outside, _ := ParseTargets("10.0.0.0/8, 192.0.2.1")
-	if _, err := Resolve(ctx, "127.0.0.1", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
+	if _, err := resolveRoute(ctx, "127.0.0.1", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
 		t.Fatalf("outside allowed targets: %v", err)
 	}
-	if _, err := Resolve(ctx, "localhost", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
+	if _, err := resolveRoute(ctx, "localhost", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
 		t.Fatalf("name resolving outside allowed targets: %v", err)
 	}
 	inside, _ := ParseTargets("127.0.0.0/8")
 	r := newRelay(t, Config{Pollers: 1})
-	out := connectResult(t, r, route(t, ln.Addr().String(), DialConfig{Allowed: inside}), nil, time.Second)
+	out := connectResult(t, r, routeTo(t, ln.Addr().String(), DialConfig{Allowed: inside}), nil, time.Second)
 	if out.err != nil {
 		t.Fatalf("inside allowed targets: %v", out.err)
 	}
@@ -275,7 +275,7 @@ func TestDialAllowedTargets(t *testing.T) {
 	default:
 	}
 	ln.Close()
-	out = connectResult(t, r, route(t, ln.Addr().String(), DialConfig{}), nil, time.Second)
+	out = connectResult(t, r, routeTo(t, ln.Addr().String(), DialConfig{}), nil, time.Second)
 	if !errors.Is(out.err, ErrUnreachable) {
 		t.Fatalf("closed port: %v", out.err)
 	}
