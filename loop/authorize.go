@@ -261,7 +261,7 @@ func (ss *session) authorized(res *authResult) {
 		return
 	}
 	hs := ss.hs
-	if _, err := ss.c.Write(wsframe.AppendSwitching(hs.resp[:0], hs.key[:hs.keyLen], ss.proto)); err != nil {
+	if _, err := ss.c.Write(wsframe.AppendSwitching(hs.resp[:0], hs.key[:hs.keyLen], hs.proto)); err != nil {
 		res.cleanup() // gnet closed the client inside the write (OnClose ran and released hs)
 		return
 	}

@@ -66,8 +66,8 @@ func (ss *session) handshake() gnet.Action {
 	h := tokens.HashToken(token)
 	clear(token) // a decoded copy, or gnet's buffer about to be discarded
 	hs.keyLen = copy(hs.key[:], hs.req.Key)
-	ss.proto = wsframe.ChooseProtocol(&hs.req)
-	ss.base64 = string(ss.proto) == "base64"
+	hs.proto = wsframe.ChooseProtocol(&hs.req)
+	ss.base64 = string(hs.proto) == "base64"
 	if ss.base64 {
 		ss.b64 = new(wsframe.Base64Decoder)
 	}
@@ -195,6 +195,8 @@ type handshakeState struct {
 	// originScheme is the accepted Origin's scheme ("" without an Origin),
 	// for Nova's access_url_base rule once the record is known.
 	originScheme string
+	// proto is the chosen subprotocol (a static slice), for the 101.
+	proto []byte
 	// resp holds the 101 while it is written (gnet copies what the socket
 	// does not take).
 	resp [256]byte
@@ -220,6 +222,6 @@ func (ss *session) releaseHandshake() {
 	ss.hs = nil
 	hs.reqp.Reset()
 	hs.req = wsframe.Request{}
-	hs.key, hs.keyLen, hs.originScheme = [32]byte{}, 0, ""
+	hs.key, hs.keyLen, hs.originScheme, hs.proto = [32]byte{}, 0, "", nil
 	handshakes.Put(hs)
 }

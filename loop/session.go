@@ -70,7 +70,6 @@ type session struct {
 	peer     netip.Addr
 	client   netip.Addr      // the client's address, through trusted proxies
 	hs       *handshakeState // until the 101 is written or the session closes
-	proto    []byte          // the chosen subprotocol (a static slice)
 	rec      sessionRecord
 	release  func() // gives the token back to the reuse guard
 
@@ -91,6 +90,7 @@ type session struct {
 	// client closed inside a write then (the security proxy's messages)
 	// must not have that batch parsed again by forwardRest.
 	inBatch     bool
+	base64      bool   // the "base64" subprotocol; set before relaying, then read-only
 	flushedSeen uint64 // the client's Flushed() at the last sample (sampleOut)
 
 	// rfbNeed is how many bytes of the client's answers to the security
@@ -98,7 +98,6 @@ type session struct {
 	// collected in rfbReply and never relayed.
 	rfbNeed  int
 	rfbReply [rfb.ClientReplyLen]byte
-	base64   bool // the "base64" subprotocol; set before relaying, then read-only
 
 	sentQ    sentQueue          // host frames in flight to the client (poller pushes, loop pops)
 	onSentFn gnet.AsyncCallback // ss.onSent, bound once
