@@ -98,10 +98,12 @@ func (e *OpenError) Unwrap() error { return e.Err }
 
 // Check reports whether t's CONNECT request can be written safely
 // (ErrBadAccessPath, ErrBadHost), without any socket: a record that could
-// inject bytes never causes a connection.
+// inject bytes never causes a connection. It allocates nothing.
 func (t Target) Check() error {
-	_, err := t.connectRequest()
-	return err
+	if t.AccessPath == nil {
+		return nil
+	}
+	return checkConnect(*t.AccessPath, t.Host, t.Port)
 }
 
 // connectRequest is t's internal_access_path CONNECT request, nil without

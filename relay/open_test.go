@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 type openResult struct {
@@ -222,5 +224,21 @@ func TestOpenSecurer(t *testing.T) {
 	}
 	if n := r.Opening(); n != 0 {
 		t.Errorf("Opening %d once every Open is done, want 0", n)
+	}
+}
+
+// Check, run on every handshake before the reuse guard, allocates nothing.
+func TestTargetCheckAllocs(t *testing.T) {
+	if testutil.Race {
+		t.Skip("the race detector allocates")
+	}
+	path := "/console?token=x"
+	tg := Target{Host: "compute-1.example", Port: 5900, AccessPath: &path}
+	if n := testing.AllocsPerRun(100, func() {
+		if tg.Check() != nil {
+			t.Fatal("refused")
+		}
+	}); n != 0 {
+		t.Errorf("Check: %v allocations, want 0", n)
 	}
 }
