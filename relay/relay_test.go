@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -187,18 +188,7 @@ func TestWriteHeldBackUntilHostReads(t *testing.T) {
 	if pending == 0 {
 		t.Fatal("a 4 MiB write into a socket pair nobody reads cannot complete")
 	}
-	got := make([]byte, len(want))
-	if _, err := ioReadFull(host, got); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("host received different bytes")
-	}
-	select {
-	case <-s.writable:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no HostWritable")
-	}
+	expectFlushed(t, host, s, want)
 	if s.conn.Pending() != 0 {
 		t.Fatalf("pending %d", s.conn.Pending())
 	}
@@ -299,17 +289,24 @@ func TestParseTargets(t *testing.T) {
 	}
 }
 
-func ioReadFull(c net.Conn, b []byte) (int, error) {
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	n := 0
-	for n < len(b) {
-		m, err := c.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
+// expectFlushed reads len(want) bytes from host, within a bound, requires
+// them to be want, then waits for s's HostWritable: what the host did not
+// take at once was kept and flushed.
+func expectFlushed(t *testing.T, host net.Conn, s *testSink, want []byte) {
+	t.Helper()
+	got := make([]byte, len(want))
+	_ = host.SetReadDeadline(time.Now().Add(20 * time.Second)) // a bound on a hang, not a timing check
+	if _, err := io.ReadFull(host, got); err != nil {
+		t.Fatal(err)
 	}
-	return n, nil
+	if !bytes.Equal(got, want) {
+		t.Fatal("host received different bytes")
+	}
+	select {
+	case <-s.writable:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no HostWritable")
+	}
 }
 
 // TestCeilMillis: a deadline under a millisecond away gives a 1 ms epoll
