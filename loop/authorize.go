@@ -19,18 +19,15 @@ import (
 
 // authResult is what a worker found out, delivered back to the loop.
 type authResult struct {
-	result   Result
-	why      string // a fixed phrase for the log
-	fd       int
-	rec      tokens.Record
-	release  func()
-	route    relay.Route      // where a relay poller connects (Resolve)
-	connect  [][]byte         // CONNECT requests to exchange after the forward proxy's: the access path's
-	viaProxy bool             // the exchange's step 0 is the forward proxy's CONNECT
-	deadline time.Time        // for the connects and CONNECT answers: --connect-timeout from the start of the dial
-	first    []byte           // console bytes that came with the last CONNECT answer
-	secured  bool             // the security proxy spoke for the client: greet it (security.go)
-	hostTLS  *relay.TLSClient // VeNCrypt's TLS toward the host, for the poller (relay.AttachTLS)
+	result  Result
+	why     string // a fixed phrase for the log
+	fd      int
+	rec     tokens.Record
+	release func()
+	target  relay.Target     // the compute host to open (relay.Open), checked
+	first   []byte           // console bytes that came with the last CONNECT answer
+	secured bool             // the security proxy spoke for the client: greet it (security.go)
+	hostTLS *relay.TLSClient // VeNCrypt's TLS toward the host, for the poller (relay.AttachTLS)
 }
 
 // cleanup gives back what an unused result holds.
@@ -45,57 +42,77 @@ func (r *authResult) cleanup() {
 	}
 }
 
-// authorize runs on a worker: token lookup, policy, DNS; a refused token
-// keeps its attempt counted against --auth-failures-per-ip. The connects
-// (to the forward proxy or to each of the host's addresses in turn) and any
-// CONNECT exchange then run on a relay poller, and the result goes back to
-// the session's loop; the worker never waits for a SYN's answer.
+// authorize runs on a worker: token lookup, policy, reuse guard; a refused
+// token keeps its attempt counted against --auth-failures-per-ip. Then
+// relay.Open resolves the host here and runs the rest on a relay poller
+// (open), and the result goes back to the session's loop; the worker never
+// waits for a SYN's answer.
 func (ss *session) authorize(h tokens.Hash, originScheme string, attempt authTicket) {
 	k := reuse.Key(h)
 	ss.tokenKey.Store(&k) // before the lookup: a revocation from here on finds the session
-	res := ss.srv.lookupAndDial(h, originScheme, ss.endByGuard)
+	res := ss.srv.lookupAndGuard(h, originScheme, ss.endByGuard)
 	if e := ss.guardEnd.Load(); e != nil && res.result == ResultOK {
 		res.fail(guardRefusal(*e)) // revoked or taken over meanwhile: no connect
 	}
 	ss.srv.limits.authSettle(attempt, res.result) // here: a client that left meanwhile still counts
 	if res.result != ResultOK {
-		ss.connected(res)
+		ss.deliver(res)
 		return
 	}
-	ss.exchange(res)
+	ss.open(res)
 }
 
-// exchange connects along res.route and runs the CONNECT requests on a
-// relay poller (no goroutine waits for the host), then delivers the result
-// to the session's loop. The done callback runs on the poller and must not
+// open opens the compute host's socket with relay.Open (the DNS lookup on
+// this worker; the connect, the CONNECTs, and with the security proxy the
+// host's greeting and the RFB security handshake without a goroutine
+// waiting), then delivers the result to the session's loop. The done
+// callback runs on a poller or a security handshake goroutine and must not
 // block.
-func (ss *session) exchange(res *authResult) {
-	timeout := time.Until(res.deadline)
-	if timeout <= 0 {
-		ss.deliver(res.fail(ResultHostUnreachable, res.stepName(0)+": "+relay.ErrUnreachable.Error()))
-		return
-	}
-	ss.srv.relay.Connect(res.route, res.connect, timeout, func(fd int, first []byte, err error) {
-		res.fd, res.first = fd, first
+func (ss *session) open(res *authResult) {
+	err := ss.srv.relay.Open(context.Background(), res.target, func(o relay.Opened, err error) {
+		res.fd, res.first, res.hostTLS, res.secured = o.Fd, o.First, o.TLS, o.Secured
 		if err != nil {
-			step := 0
-			var he *relay.HandshakeError
-			if errors.As(err, &he) {
-				step = he.Step
-			}
-			res.fail(connectResult(err), res.stepName(step)+": "+connectReason(err))
+			res.fail(openResult(err))
 		}
-		ss.connected(res)
+		ss.deliver(res)
 	})
+	if err != nil {
+		ss.deliver(res.fail(openResult(err)))
+	}
 }
 
-// stepName names, for the log, whom the CONNECT request at index step went
-// to.
-func (r *authResult) stepName(step int) string {
-	if r.viaProxy && step == 0 {
-		return "forward proxy"
+// openResult maps a relay.Open failure to its result and a fixed phrase for
+// the log, naming the step's peer: the forward proxy or the compute host.
+func openResult(err error) (Result, string) {
+	var oe *relay.OpenError
+	if !errors.As(err, &oe) {
+		return ResultHostUnreachable, "compute host unreachable"
 	}
-	return "compute host"
+	switch oe.Step {
+	case relay.StepResolve:
+		return resolveResult(oe.Err)
+	case relay.StepGreeting:
+		return ResultHostUnreachable, "compute host socket"
+	case relay.StepSecurity:
+		return securityResult(oe.Err)
+	}
+	who := "compute host"
+	if oe.Proxy {
+		who = "forward proxy"
+	}
+	return connectResult(err), who + ": " + connectReason(err)
+}
+
+// resolveResult is the refusal of a host whose name is not allowed or does
+// not resolve (relay.StepResolve).
+func resolveResult(err error) (Result, string) {
+	switch {
+	case errors.Is(err, relay.ErrTargetRefused):
+		return ResultTargetRefused, "compute host outside allowed targets"
+	case errors.Is(err, relay.ErrBadHost), errors.Is(err, relay.ErrBadAccessPath):
+		return badRecord(err)
+	}
+	return ResultHostUnreachable, "compute host unreachable"
 }
 
 // connectResults maps CONNECT failures to their results (each a 502).
@@ -150,12 +167,12 @@ func (ss *session) deliver(res *authResult) {
 	}
 }
 
-// lookupAndDial is the blocking part of a handshake. The reuse guard is
-// taken before dialing: a refused client never causes a connection to a
+// lookupAndGuard is the blocking part of a handshake before the compute
+// host's DNS (open). The reuse guard is taken before any connect: a refused client never causes a connection to a
 // compute host. originScheme is the accepted Origin's scheme, "" without
 // an Origin.
 // end is how the reuse guard ends the session (revoke.go).
-func (s *Server) lookupAndDial(h tokens.Hash, originScheme string, end func(reuse.Reason)) *authResult {
+func (s *Server) lookupAndGuard(h tokens.Hash, originScheme string, end func(reuse.Reason)) *authResult {
 	res := &authResult{result: ResultOK, fd: -1}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
 	defer cancel()
@@ -178,13 +195,12 @@ func (s *Server) lookupAndDial(h tokens.Hash, originScheme string, end func(reus
 		return res.fail(ResultOriginRefused, "origin scheme does not fit access_url_base")
 	}
 	res.rec = rec
-	// Built (and checked) before any dial: a record that could inject bytes
-	// never causes a connection.
-	var pathReq []byte
-	if p := rec.InternalAccessPath; p != nil {
-		if pathReq, err = relay.AppendConnect(nil, *p, rec.Host, rec.Port); err != nil {
-			return res.fail(badRecord(err))
-		}
+	res.target = relay.Target{Host: rec.Host, Port: rec.Port, AccessPath: rec.InternalAccessPath,
+		Dial: s.cfg.Dial, Security: s.hostSecurity()}
+	// Checked before any dial: a record that could inject bytes never
+	// causes a connection.
+	if err := res.target.Check(); err != nil {
+		return res.fail(badRecord(err))
 	}
 	release, err := s.cfg.Reuse.Acquire(reuse.Key(h), time.Unix(rec.Expires, 0), end)
 	switch {
@@ -196,19 +212,7 @@ func (s *Server) lookupAndDial(h tokens.Hash, originScheme string, end func(reus
 		return res.fail(ResultStoreUnavailable, "reuse store unavailable")
 	}
 	res.release = release
-	res.deadline = time.Now().Add(s.connectTimeout())
-	// Only DNS here; the connects run on a relay poller (exchange).
-	route, err := relay.Resolve(ctx, rec.Host, rec.Port, s.cfg.Dial)
-	switch {
-	case errors.Is(err, relay.ErrTargetRefused):
-		return res.fail(ResultTargetRefused, "compute host outside allowed targets")
-	case err != nil:
-		return res.fail(ResultHostUnreachable, "compute host unreachable")
-	}
-	res.route, res.viaProxy = route, route.ViaProxy()
-	if pathReq != nil {
-		res.connect = append(res.connect, pathReq)
-	}
+	res.target.Deadline = time.Now().Add(s.connectTimeout()) // DNS, connects and CONNECTs: open
 	return res
 }
 
@@ -221,7 +225,7 @@ func badRecord(err error) (Result, string) {
 	return ResultBadAccessPath, "internal_access_path is not a valid request target"
 }
 
-// connectTimeout bounds dial plus CONNECT answers (--connect-timeout); with
+// connectTimeout bounds DNS, connects and CONNECT answers (--connect-timeout); with
 // none configured, the client's handshake timeout bounds them.
 func (s *Server) connectTimeout() time.Duration {
 	if s.cfg.Dial.Timeout > 0 {

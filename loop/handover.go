@@ -70,15 +70,7 @@ func (s *Server) Unrelayed() int {
 // (--drain-timeout), then ends the rest with close 1001 as Shutdown does,
 // within HandoverCloseGrace, and stops.
 func (s *Server) DrainHandedOver(ctx context.Context) error {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for s.count() > 0 && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-tick.C:
-		}
-	}
-	left := s.count()
+	left := s.awaitSessionsGone(ctx)
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), HandoverCloseGrace)
 	defer cancel()
 	if err := s.Shutdown(cctx); err != nil {

@@ -4,62 +4,54 @@ package loop
 
 import (
 	"errors"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/consoleproxy/consoleproxy/relay"
 	"github.com/consoleproxy/consoleproxy/relay/rfb"
 )
 
-// The RFB security proxy (Config.Security, package relay/rfb): once the
-// compute host is connected (and any CONNECT answered) and has sent its
-// RFB version (awaited on a relay poller: a host that never speaks holds no
-// goroutine), rfb.Proxy.Secure runs the host's side of the RFB security
-// handshake on one of its bounded handshake goroutines, within the connect
-// deadline (the same one throughout), and hands back the socket: as it is
-// with None, with its VeNCrypt TLS client otherwise, whose records the
-// relay poller then reads and seals itself (relay.AttachTLS; no goroutine
-// or socket pair per session). Then the loop sends the 101 and
-// plays the server to the client (RFB 3.8, security type None,
-// SecurityResult OK, a message each after the client's answers), drops the
-// client's 13 bytes after checking them, and only then starts the host
+// The RFB security proxy (Config.Security, package relay/rfb): relay.Open
+// runs the host's side. Once the compute host is connected (and any CONNECT
+// answered) and has sent its RFB version (awaited on a relay poller: a host
+// that never speaks holds no goroutine), rfb.Proxy.Secure runs the host's
+// side of the RFB security handshake on one of its bounded handshake
+// goroutines, within the connect deadline (the same one throughout), and
+// hands back the socket: as it is with None, with its VeNCrypt TLS client
+// otherwise, whose records the relay poller then reads and seals itself
+// (relay.AttachTLS; no goroutine or socket pair per session). Then the loop
+// sends the 101 and plays the server to the client (RFB 3.8, security type
+// None, SecurityResult OK, a message each after the client's answers), drops
+// the client's 13 bytes after checking them, and only then starts the host
 // socket.
 
-// connected is where a dialed (and CONNECT-answered) session goes next:
-// the security proxy if one is configured, else straight to its loop.
-// Poller goroutine (relay.Connect's callback) or a worker: must not block.
-func (ss *session) connected(res *authResult) {
-	if res.result != ResultOK || ss.srv.cfg.Security == nil {
-		ss.deliver(res)
-		return
+// hostSecurity is the Server as relay.Open's Securer: rfb.Proxy.Secure,
+// counted in tlsWG so that shutdown waits for it.
+type hostSecurity Server
+
+// hostSecurity is the Securer for relay.Target, nil without the security
+// proxy (a conversion: nothing is allocated).
+func (s *Server) hostSecurity() relay.Securer {
+	if s.cfg.Security == nil {
+		return nil
 	}
-	fd, first := res.fd, res.first
-	res.fd, res.first = -1, nil // the relay, then Secure, own the socket now
-	ss.srv.relay.Await(fd, first, rfb.HostGreetingLen, res.deadline, func(fd int, first []byte, err error) {
-		if err != nil { // the relay is closing; fd is closed
-			ss.deliver(res.fail(ResultHostUnreachable, "compute host socket"))
-			return
-		}
-		ss.secureHost(res, fd, first)
+	return (*hostSecurity)(s)
+}
+
+// GreetingLen is RFB's ProtocolVersion.
+func (*hostSecurity) GreetingLen() int { return rfb.HostGreetingLen }
+
+// Secure runs rfb.Proxy.Secure. Poller goroutine: does not block.
+func (h *hostSecurity) Secure(fd int, first []byte, host string, deadline time.Time, done func(int, *relay.TLSClient, error)) {
+	h.tlsWG.Add(1)
+	h.cfg.Security.Secure(fd, first, host, deadline, func(sec rfb.Secured, err error) {
+		defer h.tlsWG.Done()
+		done(sec.Fd, sec.TLS, err)
 	})
 }
 
-// secureHost runs rfb.Proxy.Secure on a host that has spoken and delivers
-// the result. Poller goroutine: must not block.
-func (ss *session) secureHost(res *authResult, fd int, first []byte) {
-	s := ss.srv
-	s.tlsWG.Add(1)
-	s.cfg.Security.Secure(fd, first, res.rec.Host, res.deadline, func(sec rfb.Secured, err error) {
-		defer s.tlsWG.Done()
-		if err != nil {
-			ss.deliver(res.fail(securityResult(err)))
-			return
-		}
-		res.fd, res.hostTLS, res.secured = sec.Fd, sec.TLS, true
-		ss.deliver(res)
-	})
-}
-
-// securityResult maps a security handshake error to its result and a fixed
+// securityResult maps an RFB security handshake error to its result and a fixed
 // phrase for the log (never the peer's bytes).
 func securityResult(err error) (Result, string) {
 	switch {

@@ -76,7 +76,7 @@ func New(cfg Config) (*Server, error) {
 	s.handshakes = newHandshakers(TLSHandshakers, TLSHandshakeQueue, &s.tlsWG)
 	s.plainHead = max(maxPeek, cfg.Request.MaxHeaderBytes+1)
 	s.metrics.set.NewGauge("consoleproxy_worker_queue_length", func() float64 { return float64(s.QueueLen()) })
-	s.metrics.set.NewGauge("consoleproxy_host_handshakes_pending", func() float64 { return float64(s.relay.Handshaking()) })
+	s.metrics.set.NewGauge("consoleproxy_host_handshakes_pending", func() float64 { return float64(s.relay.Opening()) })
 	s.metrics.set.NewGauge("consoleproxy_sessions_max", func() float64 { return float64(cfg.MaxSessions) })
 	s.metrics.set.NewGauge("consoleproxy_ready", func() float64 { return b2f(s.Ready()) })
 	return s, nil
@@ -202,15 +202,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, ss := range s.snapshot() {
 		ss.end(EndShutdown)
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for s.count() > 0 && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-tick.C:
-		}
-	}
-	left := s.count()
+	left := s.awaitSessionsGone(ctx)
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopGrace)
 	defer cancel()
 	close(s.sweeper)
@@ -229,6 +221,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("drain: %d sessions left: %w", left, ctx.Err())
 	}
 	return err
+}
+
+// drainPoll is how often a drain looks at the session count: sessions end
+// on their loops, which do not signal the last one's end.
+const drainPoll = 20 * time.Millisecond
+
+// awaitSessionsGone waits until no session is left or ctx ends, and
+// returns how many are left.
+func (s *Server) awaitSessionsGone(ctx context.Context) int {
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	for s.count() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+	return s.count()
 }
 
 // stopEngine stops gnet's engine and waits for gnet.Run to return, until

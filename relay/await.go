@@ -9,11 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MaxAwait is the most bytes Await waits for: a greeting's worth (RFB's
+// MaxAwait is the most bytes await waits for: a greeting's worth (RFB's
 // ProtocolVersion is 12), read into a buffer on the poller's stack.
 const MaxAwait = 64
 
-// awaiter is a socket whose first bytes a poller waits for (Await). Poller
+// awaiter is a socket whose first bytes a poller waits for (await). Poller
 // goroutine only.
 type awaiter struct {
 	fd       int
@@ -24,7 +24,7 @@ type awaiter struct {
 	done     func(fd int, got []byte, err error)
 }
 
-// Await waits on a poller, with no goroutine, until fd (a connected
+// await waits on a poller, with no goroutine, until fd (a connected
 // non-blocking socket the caller hands over) has said at least n bytes
 // (n <= MaxAwait) beyond got, those already read from it; or until it ends
 // or fails, or deadline passes. Then done runs on the poller goroutine, must
@@ -33,7 +33,7 @@ type awaiter struct {
 // caller's protocol to judge (a read of fd then sees the end, or the
 // caller's own deadline runs out). Only if the relay is closing is the
 // socket closed and done called with fd -1 and an error.
-func (r *Relay) Await(fd int, got []byte, n int, deadline time.Time, done func(fd int, got []byte, err error)) {
+func (r *Relay) await(fd int, got []byte, n int, deadline time.Time, done func(fd int, got []byte, err error)) {
 	if n > MaxAwait {
 		n = MaxAwait
 	}
@@ -42,9 +42,9 @@ func (r *Relay) Await(fd int, got []byte, n int, deadline time.Time, done func(f
 		return
 	}
 	p := r.pollers[int(r.next.Add(1))%len(r.pollers)]
-	r.shaking.Add(1) // a session waiting for its host, as in a connect (Handshaking)
+	r.opening.Add(1) // a session waiting for its host, as in a connect (Opening)
 	counted := func(fd int, got []byte, err error) {
-		r.shaking.Add(-1)
+		r.opening.Add(-1)
 		done(fd, got, err)
 	}
 	p.command(cmd{a: &awaiter{fd: fd, need: n, got: got, deadline: deadline, done: counted}, op: opAwait})

@@ -19,7 +19,7 @@ type awaited struct {
 
 func await(r *Relay, fd int, got []byte, n int, deadline time.Time) chan awaited {
 	out := make(chan awaited, 1)
-	r.Await(fd, got, n, deadline, func(fd int, got []byte, err error) { out <- awaited{fd, got, err} })
+	r.await(fd, got, n, deadline, func(fd int, got []byte, err error) { out <- awaited{fd, got, err} })
 	return out
 }
 
@@ -29,12 +29,12 @@ func recv(t *testing.T, c chan awaited) awaited {
 	case a := <-c:
 		return a
 	case <-time.After(10 * time.Second):
-		t.Fatal("Await never called done")
+		t.Fatal("await never called done")
 		return awaited{}
 	}
 }
 
-// Await hands the socket back once the peer has said n bytes (more than
+// await hands the socket back once the peer has said n bytes (more than
 // one read may bring them), with exactly what was read, bytes already read
 // first; the rest stays in the socket for the caller.
 func TestAwaitGreeting(t *testing.T) {
@@ -49,14 +49,14 @@ func TestAwaitGreeting(t *testing.T) {
 		t.Fatalf("done after 7 of 12 bytes: %q", a.got)
 	case <-time.After(50 * time.Millisecond): // a wrong implementation would have answered by now
 	}
-	if n := r.Handshaking(); n != 1 {
+	if n := r.Opening(); n != 1 {
 		t.Errorf("Handshaking %d while a greeting is awaited, want 1", n)
 	}
 	if _, err := host.Write([]byte(".008\nrest")); err != nil {
 		t.Fatal(err)
 	}
 	a := recv(t, done)
-	if n := r.Handshaking(); n != 0 {
+	if n := r.Opening(); n != 0 {
 		t.Errorf("Handshaking %d once it is in, want 0", n)
 	}
 	if a.err != nil || a.fd != fd || string(a.got) != "RFB 003.008\n" {

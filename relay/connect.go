@@ -82,10 +82,18 @@ func isHexDigit(c byte) bool {
 // takes any bytes as a zone, CR and LF included) or made of DNS name
 // characters only (letters, digits, '-', '.', '_'): nothing that could end
 // or add a header line.
+// A DNS name is checked first: netip's error for one would allocate.
 func validHost(host string) bool {
-	if a, err := netip.ParseAddr(host); err == nil {
-		return a.Zone() == ""
+	if dnsChars(host) {
+		return true
 	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Zone() == ""
+}
+
+// dnsChars reports whether host is 1 to maxHostName DNS name characters
+// (an IPv4 address is too).
+func dnsChars(host string) bool {
 	if len(host) == 0 || len(host) > maxHostName {
 		return false
 	}
@@ -104,11 +112,8 @@ func validHost(host string) bool {
 // that fails ValidAccessPath (ErrBadAccessPath) and a host or port that could
 // not be a compute host's (ErrBadHost): no injected byte can reach a socket.
 func AppendConnect(dst []byte, target, host string, port int) ([]byte, error) {
-	if !ValidAccessPath(target) {
-		return dst, ErrBadAccessPath
-	}
-	if !validHost(host) || port < 1 || port > 65535 {
-		return dst, ErrBadHost
+	if err := checkConnect(target, host, port); err != nil {
+		return dst, err
 	}
 	dst = append(dst, "CONNECT "...)
 	dst = append(dst, target...)
@@ -123,4 +128,15 @@ func AppendConnect(dst []byte, target, host string, port int) ([]byte, error) {
 	dst = append(dst, ':')
 	dst = strconv.AppendInt(dst, int64(port), 10)
 	return append(dst, "\r\n\r\n"...), nil
+}
+
+// checkConnect is AppendConnect's refusal, without writing anything.
+func checkConnect(target, host string, port int) error {
+	if !ValidAccessPath(target) {
+		return ErrBadAccessPath
+	}
+	if !validHost(host) || port < 1 || port > 65535 {
+		return ErrBadHost
+	}
+	return nil
 }

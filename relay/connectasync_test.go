@@ -19,8 +19,8 @@ import (
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
-// route resolves addr (host:port) with cfg.
-func route(t *testing.T, addr string, cfg DialConfig) Route {
+// routeTo resolves addr (host:port) with cfg.
+func routeTo(t *testing.T, addr string, cfg DialConfig) route {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -28,20 +28,20 @@ func route(t *testing.T, addr string, cfg DialConfig) Route {
 	}
 	n, _ := strconv.Atoi(port)
 	cfg.Timeout = 5 * time.Second
-	rt, err := Resolve(context.Background(), host, n, cfg)
+	rt, err := resolveRoute(context.Background(), host, n, cfg)
 	if err != nil {
-		t.Fatalf("Resolve(%s): %v", addr, err)
+		t.Fatalf("resolveRoute(%s): %v", addr, err)
 	}
 	return rt
 }
 
 // startConnect is the route to addr, an IP address and port.
-func startConnect(t *testing.T, addr string) Route { return route(t, addr, DialConfig{}) }
+func startConnect(t *testing.T, addr string) route { return routeTo(t, addr, DialConfig{}) }
 
-func connectResult(t *testing.T, r *Relay, rt Route, requests [][]byte, timeout time.Duration) shakeResult {
+func connectResult(t *testing.T, r *Relay, rt route, requests [][]byte, timeout time.Duration) shakeResult {
 	t.Helper()
 	res := make(chan shakeResult, 1)
-	r.Connect(rt, requests, timeout, func(fd int, first []byte, err error) { res <- shakeResult{fd, first, err} })
+	r.openRoute(rt, requests, timeout, func(fd int, first []byte, err error) { res <- shakeResult{fd, first, err} })
 	select {
 	case out := <-res:
 		if out.fd >= 0 {
@@ -145,7 +145,7 @@ func (r fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Ad
 	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
-// Resolve opens no socket: a name with any address outside Allowed is
+// resolveRoute opens no socket: a name with any address outside Allowed is
 // refused whole; a zone becomes the interface's index; with a forward
 // proxy the route leads to the proxy's addresses and its CONNECT names the
 // compute host's first address.
@@ -158,32 +158,32 @@ func TestResolveChoices(t *testing.T) {
 	}
 	ten := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	for _, host := range []string{"127.0.0.1", "mixed.test"} {
-		if _, err := Resolve(ctx, host, 1, DialConfig{Allowed: ten, Resolver: res}); !errors.Is(err, ErrTargetRefused) {
+		if _, err := resolveRoute(ctx, host, 1, DialConfig{Allowed: ten, Resolver: res}); !errors.Is(err, ErrTargetRefused) {
 			t.Fatalf("%s outside allowed: %v", host, err)
 		}
 	}
-	if _, err := Resolve(ctx, "nowhere.test", 1, DialConfig{Resolver: res}); !errors.Is(err, ErrUnreachable) {
+	if _, err := resolveRoute(ctx, "nowhere.test", 1, DialConfig{Resolver: res}); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("unknown name: %v", err)
 	}
-	rt, err := Resolve(ctx, "two.test", 5900, DialConfig{Allowed: ten, Resolver: res})
-	if err != nil || rt.ViaProxy() || len(rt.addrs) != 2 || rt.addrs[0].String() != "10.0.0.1:5900" || rt.addrs[1].String() != "10.0.0.2:5900" {
+	rt, err := resolveRoute(ctx, "two.test", 5900, DialConfig{Allowed: ten, Resolver: res})
+	if err != nil || rt.viaProxy() || len(rt.addrs) != 2 || rt.addrs[0].String() != "10.0.0.1:5900" || rt.addrs[1].String() != "10.0.0.2:5900" {
 		t.Fatalf("two addresses: %+v, %v", rt, err)
 	}
 	lo, err := net.InterfaceByName("lo")
 	if err != nil {
 		t.Skip("no lo interface")
 	}
-	rt, err = Resolve(ctx, "fe80::1%lo", 1, DialConfig{})
+	rt, err = resolveRoute(ctx, "fe80::1%lo", 1, DialConfig{})
 	if err != nil || len(rt.addrs) != 1 || rt.addrs[0].Addr().Zone() != strconv.Itoa(lo.Index) {
 		t.Fatalf("zoned address: %+v, %v", rt, err)
 	}
 	fp := &ForwardProxy{Addr: "fwd.test:3128"}
-	rt, err = Resolve(ctx, "two.test", 5900, DialConfig{Allowed: ten, Resolver: res, Proxy: fp})
-	if err != nil || !rt.ViaProxy() || len(rt.addrs) != 2 || rt.addrs[0].String() != "127.0.0.7:3128" || rt.addrs[1].String() != "[::1]:3128" ||
+	rt, err = resolveRoute(ctx, "two.test", 5900, DialConfig{Allowed: ten, Resolver: res, Proxy: fp})
+	if err != nil || !rt.viaProxy() || len(rt.addrs) != 2 || rt.addrs[0].String() != "127.0.0.7:3128" || rt.addrs[1].String() != "[::1]:3128" ||
 		!strings.HasPrefix(string(rt.proxy), "CONNECT 10.0.0.1:5900 HTTP/1.1\r\n") {
 		t.Fatalf("through a forward proxy: %+v %q, %v", rt, rt.proxy, err)
 	}
-	if _, err := Resolve(ctx, "mixed.test", 5900, DialConfig{Allowed: ten, Resolver: res, Proxy: fp}); !errors.Is(err, ErrTargetRefused) {
+	if _, err := resolveRoute(ctx, "mixed.test", 5900, DialConfig{Allowed: ten, Resolver: res, Proxy: fp}); !errors.Is(err, ErrTargetRefused) {
 		t.Fatalf("through a forward proxy, outside allowed: %v", err)
 	}
 }
@@ -212,7 +212,7 @@ func TestConnectTriesAddressesInTurn(t *testing.T) {
 		"live.test": {netip.MustParseAddr("127.0.0.2"), hanging.Addr(), netip.MustParseAddr("127.0.0.1")},
 		"dead.test": {netip.MustParseAddr("127.0.0.2"), hanging.Addr()},
 	}
-	rt := route(t, fmt.Sprintf("live.test:%d", port), DialConfig{Resolver: res})
+	rt := routeTo(t, fmt.Sprintf("live.test:%d", port), DialConfig{Resolver: res})
 	out := connectResult(t, r, rt, nil, 5*time.Second)
 	if out.err != nil || out.fd < 0 {
 		t.Fatalf("three addresses, the last alive: fd %d, %v", out.fd, out.err)
@@ -227,12 +227,12 @@ func TestConnectTriesAddressesInTurn(t *testing.T) {
 		t.Fatalf("host read %q, %v", b, err)
 	}
 
-	rt = route(t, fmt.Sprintf("dead.test:%d", port), DialConfig{Resolver: res})
+	rt = routeTo(t, fmt.Sprintf("dead.test:%d", port), DialConfig{Resolver: res})
 	out = connectResult(t, r, rt, nil, 300*time.Millisecond)
 	if !errors.Is(out.err, ErrUnreachable) || !strings.Contains(out.err.Error(), "timed out") || out.fd != -1 {
 		t.Fatalf("no address alive: fd %d, %v", out.fd, out.err)
 	}
-	testutil.WaitFor(t, "no connect pending", func() bool { return r.Handshaking() == 0 })
+	testutil.WaitFor(t, "no connect pending", func() bool { return r.Opening() == 0 })
 }
 
 // An address share: an equal part of the time left, at least minAttempt,

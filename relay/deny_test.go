@@ -83,12 +83,12 @@ func TestDialDeniesOwnListeners(t *testing.T) {
 		for _, allowedNets := range [][]netip.Prefix{nil, loopback} {
 			cfg := DialConfig{Timeout: time.Second, Allowed: allowedNets, Deny: []netip.AddrPort{own.addrPort()}}
 			for _, host := range tc.targets {
-				if _, err := Resolve(ctx, host, port, cfg); !errors.Is(err, ErrTargetRefused) {
+				if _, err := resolveRoute(ctx, host, port, cfg); !errors.Is(err, ErrTargetRefused) {
 					t.Errorf("%s: Resolve %s: %v, want ErrTargetRefused", tc.listen, host, err)
 				}
 				pcfg := cfg
 				pcfg.Proxy = &ForwardProxy{Addr: own.addrPort().String()}
-				if _, err := Resolve(ctx, host, port, pcfg); !errors.Is(err, ErrTargetRefused) {
+				if _, err := resolveRoute(ctx, host, port, pcfg); !errors.Is(err, ErrTargetRefused) {
 					t.Errorf("%s: Resolve %s through a forward proxy: %v, want ErrTargetRefused", tc.listen, host, err)
 				}
 			}
@@ -100,7 +100,7 @@ func TestDialDeniesOwnListeners(t *testing.T) {
 	// Another port on the same address is a compute host like any other.
 	other := listenCounting(t, "127.0.0.1:0")
 	deny := []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:1"), netip.MustParseAddrPort("127.0.0.1:2")}
-	if _, err := Resolve(ctx, "127.0.0.1", int(other.addrPort().Port()), DialConfig{Timeout: time.Second, Deny: deny}); err != nil {
+	if _, err := resolveRoute(ctx, "127.0.0.1", int(other.addrPort().Port()), DialConfig{Timeout: time.Second, Deny: deny}); err != nil {
 		t.Fatalf("a port no listener of ours uses: %v", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // DialConfig says how to reach compute hosts.
 type DialConfig struct {
-	// Timeout bounds DNS plus TCP connect (and, later, any CONNECT handshake).
+	// Timeout bounds DNS plus TCP connect (and, later, any CONNECT exchange).
 	Timeout time.Duration
 	// Allowed, when not empty, is the only set of networks the proxy may
 	// connect to; every address a name resolves to must be inside.
@@ -184,42 +184,42 @@ func Detach(c *net.TCPConn) (int, error) {
 // floor for the same reason.
 const minAttempt = 2 * time.Second
 
-// Route is where a session's connect goes, as Resolve found it: the
+// route is where a session's connect goes, as resolveRoute found it: the
 // addresses a relay poller connects to in turn (the compute host's, or the
 // forward proxy's), and the forward proxy's CONNECT request if there is one.
-// Only Resolve makes a Route, after checking every compute-host address
+// Only resolveRoute makes a route, after checking every compute-host address
 // against Allowed.
-type Route struct {
+type route struct {
 	addrs []netip.AddrPort
 	keep  time.Duration
 	proxy []byte
 }
 
-// ViaProxy reports whether the route goes through --compute-proxy: the
+// viaProxy reports whether the route goes through --compute-proxy: the
 // exchange's first CONNECT request (step 0) is then the forward proxy's.
-func (rt Route) ViaProxy() bool { return rt.proxy != nil }
+func (rt route) viaProxy() bool { return rt.proxy != nil }
 
-// Resolve is the part of a connect that may block, for a worker: it
+// resolveRoute is the part of Open that may block, for a worker: it
 // resolves host within cfg.Timeout and checks every address against Allowed
 // (ErrTargetRefused: no socket is opened for a refused name), and with a
 // forward proxy resolves the proxy's address as well. ErrUnreachable means a
 // name did not resolve. The connects themselves run on a relay poller
-// (Relay.Connect), so no goroutine waits for a SYN's answer.
-func Resolve(ctx context.Context, host string, port int, cfg DialConfig) (Route, error) {
+// (openRoute), so no goroutine waits for a SYN's answer.
+func resolveRoute(ctx context.Context, host string, port int, cfg DialConfig) (route, error) {
 	ctx, cancel := cfg.bound(ctx)
 	defer cancel()
 	addrs, err := resolveAllowed(ctx, host, port, cfg)
 	if err != nil {
-		return Route{}, err
+		return route{}, err
 	}
-	rt := Route{keep: cfg.KeepAlive}
+	rt := route{keep: cfg.KeepAlive}
 	if rt.keep <= 0 {
 		rt.keep = 30 * time.Second
 	}
 	if cfg.Proxy == nil {
 		for _, a := range addrs {
 			if a, err = numericZone(a); err != nil {
-				return Route{}, fmt.Errorf("%w: %v", ErrUnreachable, err)
+				return route{}, fmt.Errorf("%w: %v", ErrUnreachable, err)
 			}
 			rt.addrs = append(rt.addrs, netip.AddrPortFrom(a, uint16(port)))
 		}
@@ -229,7 +229,7 @@ func Resolve(ctx context.Context, host string, port int, cfg DialConfig) (Route,
 	// address (every one was checked above).
 	rt.proxy = cfg.Proxy.AppendProxyConnect(nil, netip.AddrPortFrom(addrs[0], uint16(port)))
 	if rt.addrs, err = resolveProxy(ctx, cfg); err != nil {
-		return Route{}, err
+		return route{}, err
 	}
 	return rt, nil
 }
@@ -292,7 +292,7 @@ func attemptDeadline(now, deadline time.Time, left int) time.Time {
 // keepalive and issues connect; EINPROGRESS is the normal outcome.
 func connectNonblocking(ap netip.AddrPort, keep time.Duration) (int, error) {
 	family := unix.AF_INET6
-	zone, _ := strconv.ParseUint(ap.Addr().Zone(), 10, 32) // numeric: Resolve made it so
+	zone, _ := strconv.ParseUint(ap.Addr().Zone(), 10, 32) // numeric: resolveRoute made it so
 	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16(), ZoneId: uint32(zone)}
 	if ap.Addr().Is4() {
 		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}

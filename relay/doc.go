@@ -1,11 +1,20 @@
 //go:build linux
 
-// Package relay owns the compute-host side of console sessions: dialing with
-// a timeout and an address allow-list, and the host sockets themselves, which
-// live on a small fixed set of epoll pollers of this package (not on gnet's
-// loops) so that reading a host can be paused. That is how a slow browser
+// Package relay owns the compute-host side of console sessions: opening a
+// host's socket (Open, the one entry point: DNS and the address allow-list,
+// the connect, the forward proxy's and internal_access_path's CONNECTs, the
+// RFB security handshake through a Securer), and the host sockets
+// themselves (Attach, AttachTLS), which live on a small fixed set of epoll
+// pollers of this package (not on gnet's loops) so that reading a host can
+// be paused. That is how a slow browser
 // pushes back on a fast compute host through TCP flow control instead of the
 // proxy buffering without bound (DECISIONS.md, "backpressure").
+//
+// Words: "connect" is the TCP connect; "CONNECT" the HTTP CONNECT
+// exchange, a tunnel through a forward proxy or the host's
+// internal_access_path; "TLS handshake" crypto/tls's (VeNCrypt's leg, in
+// hosttls.go); "RFB security handshake" the Securer's (relay/rfb). The
+// client's WebSocket "upgrade" is package loop's.
 //
 // Token stores, which turn a console token into a host, are in relay/tokens.
 package relay

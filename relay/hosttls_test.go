@@ -200,19 +200,7 @@ func TestTLSLegHeldBackAndCloseNotify(t *testing.T) {
 	if p := s.conn.Pending(); p < pending {
 		t.Fatalf("Pending %d after Write said %d", p, pending)
 	}
-	got := make([]byte, len(want))
-	_ = leg.host.SetReadDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.ReadFull(leg.host, got); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("host received different bytes")
-	}
-	select {
-	case <-s.writable:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no HostWritable")
-	}
+	expectFlushed(t, leg.host, s, want)
 	if _, err := s.conn.Write([][]byte{[]byte("last")}); err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ const (
 	opWantWrite
 	opClose
 	opCloseWrite
-	opHandshake
+	opOpen
 	opAwait
 )
 
@@ -51,7 +51,7 @@ const maxSpareCmds = 1024
 
 type cmd struct {
 	c  *Conn
-	h  *handshake
+	h  *opening
 	a  *awaiter
 	op op
 }
@@ -73,7 +73,7 @@ type Poller struct {
 	conns    map[int]*Conn
 	slow     map[*Conn]struct{}  // paused connections
 	flushing map[*Conn]time.Time // closed with CloseWrite: the deadline for their held-back bytes
-	shakes   map[int]*handshake  // CONNECT exchanges in progress
+	openings map[int]*opening    // CONNECT exchanges in progress
 	awaits   map[int]*awaiter    // sockets whose first bytes are awaited (await.go)
 	writers  map[*Conn]struct{}  // holding bytes the host has not taken (write timeout)
 
@@ -101,7 +101,7 @@ func newPoller(cfg Config) (*Poller, error) {
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
 	p := &Poller{cfg: cfg, epfd: epfd, evfd: evfd, done: make(chan struct{}),
-		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}, flushing: map[*Conn]time.Time{}, shakes: map[int]*handshake{},
+		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}, flushing: map[*Conn]time.Time{}, openings: map[int]*opening{},
 		awaits:  map[int]*awaiter{},
 		writers: map[*Conn]struct{}{}, trims: map[*Conn]struct{}{}}
 	go p.run()
@@ -148,7 +148,7 @@ func (p *Poller) run() {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, 256)
 	next := time.Now().Add(resampleEvery)
-	nextShake := time.Now().Add(handshakeTick)
+	nextTick := time.Now().Add(openingTick)
 	nextTrim := time.Now().Add(tlsIdleTrim)
 	for {
 		timeout := -1
@@ -156,10 +156,10 @@ func (p *Poller) run() {
 			timeout = msUntil(next)
 		}
 		if p.ticking() {
-			timeout = untilShakeTick(timeout, nextShake)
+			timeout = untilTick(timeout, nextTick)
 		}
 		if len(p.trims) > 0 {
-			timeout = untilShakeTick(timeout, nextTrim)
+			timeout = untilTick(timeout, nextTrim)
 		}
 		if len(p.ready) > 0 {
 			timeout = 0
@@ -179,8 +179,8 @@ func (p *Poller) run() {
 			}
 			if c := p.conns[int(ev.Fd)]; c != nil && c.gen == ev.Pad {
 				p.handle(c, ev.Events)
-			} else if h := p.shakes[int(ev.Fd)]; h != nil && h.gen == ev.Pad {
-				p.handleHandshake(h, ev.Events)
+			} else if h := p.openings[int(ev.Fd)]; h != nil && h.gen == ev.Pad {
+				p.handleOpening(h, ev.Events)
 			} else if a := p.awaits[int(ev.Fd)]; a != nil && a.gen == ev.Pad {
 				p.readAwait(a)
 			}
@@ -197,11 +197,11 @@ func (p *Poller) run() {
 			p.expireFlushing()
 			next = time.Now().Add(resampleEvery)
 		}
-		if p.ticking() && !time.Now().Before(nextShake) {
-			p.expireHandshakes()
+		if p.ticking() && !time.Now().Before(nextTick) {
+			p.expireOpenings()
 			p.expireWriters()
 			p.expireAwaits(time.Now())
-			nextShake = time.Now().Add(handshakeTick)
+			nextTick = time.Now().Add(openingTick)
 		}
 	}
 }
@@ -257,8 +257,8 @@ func (p *Poller) apply(c cmd) {
 		}
 	case opCloseWrite:
 		p.closeWrite(c.c)
-	case opHandshake:
-		p.startHandshake(c.h)
+	case opOpen:
+		p.startOpening(c.h)
 	case opAwait:
 		p.startAwait(c.a)
 	}
@@ -435,8 +435,8 @@ func (p *Poller) closeAll() {
 	for _, c := range p.conns {
 		p.finish(c, errShutdown)
 	}
-	for _, h := range p.shakes {
-		p.endHandshake(h, nil, errShutdown)
+	for _, h := range p.openings {
+		p.endOpening(h, nil, errShutdown)
 	}
 	p.closeAwaits()
 	unix.Close(p.epfd)
@@ -469,10 +469,10 @@ func (p *Poller) closeWrite(c *Conn) {
 }
 
 // ticking reports whether the poller has deadlines to check every
-// handshakeTick: CONNECT exchanges, awaited greetings, or hosts holding
+// openingTick: CONNECT exchanges, awaited greetings, or hosts holding
 // bytes under a write timeout.
 func (p *Poller) ticking() bool {
-	return len(p.shakes) > 0 || len(p.awaits) > 0 || (len(p.writers) > 0 && p.cfg.WriteTimeout > 0)
+	return len(p.openings) > 0 || len(p.awaits) > 0 || (len(p.writers) > 0 && p.cfg.WriteTimeout > 0)
 }
 
 // expireWriters closes host sockets that took no byte for the write

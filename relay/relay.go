@@ -60,14 +60,14 @@ type Relay struct {
 	cfg     Config
 	pollers []*Poller
 	next    atomic.Uint32
-	shaking atomic.Int64 // connects, CONNECT exchanges and awaited greetings in progress
+	opening atomic.Int64 // connects, CONNECT exchanges and awaited greetings in progress (Opening)
 }
 
-// Handshaking is the number of connects, CONNECT exchanges and awaited
-// greetings the pollers have in progress (Connect, Handshake, Await):
+// Opening is the number of connects, CONNECT exchanges and awaited
+// greetings the pollers have in progress (Open's poller steps):
 // sessions waiting for their compute host, none of them holding a
 // goroutine.
-func (r *Relay) Handshaking() int64 { return r.shaking.Load() }
+func (r *Relay) Opening() int64 { return r.opening.Load() }
 
 // New starts the pollers.
 func New(cfg Config) (*Relay, error) {

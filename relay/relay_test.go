@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -187,18 +188,7 @@ func TestWriteHeldBackUntilHostReads(t *testing.T) {
 	if pending == 0 {
 		t.Fatal("a 4 MiB write into a socket pair nobody reads cannot complete")
 	}
-	got := make([]byte, len(want))
-	if _, err := ioReadFull(host, got); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("host received different bytes")
-	}
-	select {
-	case <-s.writable:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no HostWritable")
-	}
+	expectFlushed(t, host, s, want)
 	if s.conn.Pending() != 0 {
 		t.Fatalf("pending %d", s.conn.Pending())
 	}
@@ -234,7 +224,7 @@ func TestCloseReleasesSocket(t *testing.T) {
 	testutil.WaitFor(t, "descriptors released", func() bool { return testutil.CountFDs(t) <= before })
 }
 
-// A target outside Allowed is refused by Resolve, before any socket is
+// A target outside Allowed is refused by resolveRoute, before any socket is
 // opened; one inside is connected to on a poller.
 func TestDialAllowedTargets(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -256,15 +246,15 @@ func TestDialAllowedTargets(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ctx := context.Background()
 	outside, _ := ParseTargets("10.0.0.0/8, 192.0.2.1")
-	if _, err := Resolve(ctx, "127.0.0.1", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
+	if _, err := resolveRoute(ctx, "127.0.0.1", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
 		t.Fatalf("outside allowed targets: %v", err)
 	}
-	if _, err := Resolve(ctx, "localhost", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
+	if _, err := resolveRoute(ctx, "localhost", port, DialConfig{Timeout: time.Second, Allowed: outside}); !errors.Is(err, ErrTargetRefused) {
 		t.Fatalf("name resolving outside allowed targets: %v", err)
 	}
 	inside, _ := ParseTargets("127.0.0.0/8")
 	r := newRelay(t, Config{Pollers: 1})
-	out := connectResult(t, r, route(t, ln.Addr().String(), DialConfig{Allowed: inside}), nil, time.Second)
+	out := connectResult(t, r, routeTo(t, ln.Addr().String(), DialConfig{Allowed: inside}), nil, time.Second)
 	if out.err != nil {
 		t.Fatalf("inside allowed targets: %v", out.err)
 	}
@@ -275,7 +265,7 @@ func TestDialAllowedTargets(t *testing.T) {
 	default:
 	}
 	ln.Close()
-	out = connectResult(t, r, route(t, ln.Addr().String(), DialConfig{}), nil, time.Second)
+	out = connectResult(t, r, routeTo(t, ln.Addr().String(), DialConfig{}), nil, time.Second)
 	if !errors.Is(out.err, ErrUnreachable) {
 		t.Fatalf("closed port: %v", out.err)
 	}
@@ -299,17 +289,24 @@ func TestParseTargets(t *testing.T) {
 	}
 }
 
-func ioReadFull(c net.Conn, b []byte) (int, error) {
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	n := 0
-	for n < len(b) {
-		m, err := c.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
+// expectFlushed reads len(want) bytes from host, within a bound, requires
+// them to be want, then waits for s's HostWritable: what the host did not
+// take at once was kept and flushed.
+func expectFlushed(t *testing.T, host net.Conn, s *testSink, want []byte) {
+	t.Helper()
+	got := make([]byte, len(want))
+	_ = host.SetReadDeadline(time.Now().Add(20 * time.Second)) // a bound on a hang, not a timing check
+	if _, err := io.ReadFull(host, got); err != nil {
+		t.Fatal(err)
 	}
-	return n, nil
+	if !bytes.Equal(got, want) {
+		t.Fatal("host received different bytes")
+	}
+	select {
+	case <-s.writable:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no HostWritable")
+	}
 }
 
 // TestCeilMillis: a deadline under a millisecond away gives a 1 ms epoll

@@ -376,33 +376,18 @@ func TestAdminRedisStore(t *testing.T) {
 	dir, admin := t.TempDir(), testutil.FreeAddr(t)
 	secretFile := filepath.Join(dir, "admin.secret")
 	startApp(t, "--token-store", srv.URL(0), "--admin-listen", admin, "--admin-token-file", secretFile)
-	secret, err := os.ReadFile(secretFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := adminClient{base: "http://" + admin, secret: strings.TrimSpace(string(secret))}
-	code, body := c.do(t, "POST", "/v1/tokens", `{"host":"127.0.0.1","port":`+strconv.Itoa(echoHost(t))+
-		`,"instance_uuid":"6f5b8a3c-1e2d-4c5b-9a8f-0123456789ab"}`)
-	var ans struct {
-		TokenHash string `json:"token_hash"`
-		URL       string `json:"url"`
-	}
-	if err := json.Unmarshal(body, &ans); code != http.StatusCreated || err != nil {
-		t.Fatalf("mint: %d %s", code, body)
-	}
+	c, tokenHash, target := mintEcho(t, admin, secretFile)
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
 	defer rc.Close()
-	if n, err := rc.Exists(context.Background(), "consoleproxy:token:"+ans.TokenHash).Result(); err != nil || n != 1 {
+	if n, err := rc.Exists(context.Background(), "consoleproxy:token:"+tokenHash).Result(); err != nil || n != 1 {
 		t.Fatalf("the record is not in Redis: %d %v", n, err)
 	}
-	u, _ := url.Parse(ans.URL)
-	target := "ws://" + u.Host + "/" + u.Query().Get("path")
 	conn, _, _, err := ws.Dial(context.Background(), target)
 	if err != nil {
 		t.Fatalf("open the console by the url: %v", err)
 	}
 	defer conn.Close()
-	if code, body := c.do(t, "DELETE", "/v1/tokens/"+ans.TokenHash, ""); code != http.StatusNoContent {
+	if code, body := c.do(t, "DELETE", "/v1/tokens/"+tokenHash, ""); code != http.StatusNoContent {
 		t.Fatalf("revoke: %d %s", code, body)
 	}
 	// The live session ends with 1008 (the admin DELETE reaches loop's Revoke).
@@ -422,17 +407,17 @@ func TestAdminRedisStore(t *testing.T) {
 	}
 }
 
-// TestAdminRevokeEndsSessions: DELETE /v1/tokens/{token_hash} ends the
-// token's live session with close 1008 (the reuse guard's revocation,
-// loop.Server.Revoke) and the token opens nothing more (403).
-func TestAdminRevokeEndsSessions(t *testing.T) {
-	dir, admin := t.TempDir(), testutil.FreeAddr(t)
-	startApp(t, "--token-store", "embedded:"+dir, "--admin-listen", admin)
-	secret, err := os.ReadFile(filepath.Join(dir, "admin.secret"))
+// mintEcho reads the admin secret from secretFile and mints, through the
+// admin API at admin, a token for a fresh echo host. It returns the admin
+// client, the token's hash and the ws:// address of its console (from the
+// answered url).
+func mintEcho(t *testing.T, admin, secretFile string) (c adminClient, tokenHash, target string) {
+	t.Helper()
+	secret, err := os.ReadFile(secretFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := adminClient{base: "http://" + admin, secret: strings.TrimSpace(string(secret))}
+	c = adminClient{base: "http://" + admin, secret: strings.TrimSpace(string(secret))}
 	code, body := c.do(t, "POST", "/v1/tokens", `{"host":"127.0.0.1","port":`+strconv.Itoa(echoHost(t))+
 		`,"instance_uuid":"6f5b8a3c-1e2d-4c5b-9a8f-0123456789ab"}`)
 	var ans struct {
@@ -443,14 +428,23 @@ func TestAdminRevokeEndsSessions(t *testing.T) {
 		t.Fatalf("mint: %d %s", code, body)
 	}
 	u, _ := url.Parse(ans.URL)
-	target := "ws://" + u.Host + "/" + u.Query().Get("path")
+	return c, ans.TokenHash, "ws://" + u.Host + "/" + u.Query().Get("path")
+}
+
+// TestAdminRevokeEndsSessions: DELETE /v1/tokens/{token_hash} ends the
+// token's live session with close 1008 (the reuse guard's revocation,
+// loop.Server.Revoke) and the token opens nothing more (403).
+func TestAdminRevokeEndsSessions(t *testing.T) {
+	dir, admin := t.TempDir(), testutil.FreeAddr(t)
+	startApp(t, "--token-store", "embedded:"+dir, "--admin-listen", admin)
+	c, tokenHash, target := mintEcho(t, admin, filepath.Join(dir, "admin.secret"))
 	conn, _, _, err := ws.Dial(context.Background(), target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a bound on a hang, not a timing check
-	if code, body := c.do(t, "DELETE", "/v1/tokens/"+ans.TokenHash, ""); code != http.StatusNoContent {
+	if code, body := c.do(t, "DELETE", "/v1/tokens/"+tokenHash, ""); code != http.StatusNoContent {
 		t.Fatalf("revoke: %d %s", code, body)
 	}
 	if code := closeCodeOf(t, conn); code != ws.StatusPolicyViolation {

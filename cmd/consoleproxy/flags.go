@@ -202,62 +202,41 @@ func (d *durationFlag) Set(s string) error {
 	return nil
 }
 
-// intFlag is an int flag with a floor; int64Flag the same for int64.
-type intFlag struct {
-	p   *int
-	min int
+// wholeFlag is an int or int64 flag with a floor.
+type wholeFlag[T int | int64] struct {
+	p   *T
+	min T
 }
 
 func intVar(fs *flag.FlagSet, p *int, name string, def, min int, usage string) {
-	*p = def
-	fs.Var(&intFlag{p, min}, name, usage)
-}
-
-func (f *intFlag) String() string {
-	if f.p == nil {
-		return "0"
-	}
-	return strconv.Itoa(*f.p)
-}
-
-func (f *intFlag) Set(s string) error {
-	v, err := strconv.Atoi(s)
-	if err != nil {
-		return errors.New("not a whole number")
-	}
-	if v < f.min {
-		return fmt.Errorf("must be %d or more", f.min)
-	}
-	*f.p = v
-	return nil
-}
-
-type int64Flag struct {
-	p   *int64
-	min int64
+	wholeVar(fs, p, name, def, min, usage)
 }
 
 func int64Var(fs *flag.FlagSet, p *int64, name string, def, min int64, usage string) {
-	*p = def
-	fs.Var(&int64Flag{p, min}, name, usage)
+	wholeVar(fs, p, name, def, min, usage)
 }
 
-func (f *int64Flag) String() string {
+func wholeVar[T int | int64](fs *flag.FlagSet, p *T, name string, def, min T, usage string) {
+	*p = def
+	fs.Var(&wholeFlag[T]{p, min}, name, usage)
+}
+
+func (f *wholeFlag[T]) String() string {
 	if f.p == nil {
 		return "0"
 	}
-	return strconv.FormatInt(*f.p, 10)
+	return strconv.FormatInt(int64(*f.p), 10)
 }
 
-func (f *int64Flag) Set(s string) error {
+func (f *wholeFlag[T]) Set(s string) error {
 	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
+	if err != nil || int64(T(v)) != v {
 		return errors.New("not a whole number")
 	}
-	if v < f.min {
+	if T(v) < f.min {
 		return fmt.Errorf("must be %d or more", f.min)
 	}
-	*f.p = v
+	*f.p = T(v)
 	return nil
 }
 
@@ -327,7 +306,7 @@ func writeFlag(b *strings.Builder, f *flag.Flag) {
 	switch f.Value.(type) {
 	case *durationFlag:
 		arg = "DURATION"
-	case *intFlag, *int64Flag:
+	case *wholeFlag[int], *wholeFlag[int64]:
 		arg = "N"
 	}
 	if arg == "" {

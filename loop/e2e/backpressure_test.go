@@ -38,7 +38,16 @@ func TestSlowReaderBounded(t *testing.T) {
 	if most > bound {
 		t.Fatalf("the proxy held %d bytes for one session, bound %d", most, bound)
 	}
-	if w := b.written.Load(); w >= total {
+	expectDownloadDelivered(t, c, b, total, most)
+}
+
+// expectDownloadDelivered checks that host b, streaming total pattern bytes
+// to a client that read nothing, was pushed back before the end (most is
+// what the proxy held meanwhile, for the log), then reads c to its close
+// 1000 and checks every byte arrived once, in order.
+func expectDownloadDelivered(t *testing.T, c *wsClient, b *backend, total int, most int64) {
+	t.Helper()
+	if w := b.written.Load(); w >= int64(total) {
 		t.Fatalf("the host wrote all %d bytes to a client reading nothing: no pushback", w)
 	}
 	t.Logf("while stalled: proxy held at most %d bytes; the host got %d of %d bytes out", most, b.written.Load(), total)

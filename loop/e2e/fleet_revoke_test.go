@@ -22,13 +22,7 @@ import (
 // sends as the admin API does.
 func fleetPeer(t *testing.T, srv *redistest.Server, p reuse.Policy) (*proxy, *tokens.RedisGuard) {
 	t.Helper()
-	u, err := tokens.ParseRedisURL(srv.URL(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := tokens.OpenRedis(tokens.RedisConfig{URL: u})
-	g := tokens.OpenRedisGuard(tokens.RedisGuardConfig{URL: u, Policy: p})
-	t.Cleanup(func() { _ = g.Close(); _ = st.Close() }) // after the proxy's shutdown
+	st, g := fleetStores(t, srv, p)
 	testutil.WaitFor(t, "the guard's subscription", func() bool { return g.Checks() > 0 })
 	return startProxy(t, func(cfg *loop.Config) { cfg.Store, cfg.Reuse = st, g }), g
 }
@@ -159,13 +153,7 @@ func TestEndTokenInProcess(t *testing.T) {
 	}
 	closedWith(t, c3, ws.StatusPolicyViolation, "Revoke")
 	closedWith(t, c4, ws.StatusPolicyViolation, "Revoke")
-	accepts := b.accepts.Load()
-	if c := dial(t, p.addr, req{token: other}); c.resp.StatusCode != 403 {
-		t.Fatalf("revoked: %d, want 403", c.resp.StatusCode)
-	}
-	if b.accepts.Load() != accepts {
-		t.Fatal("a revoked token reached the compute host")
-	}
+	refusedUnconnected(t, p, b, other)
 }
 
 // TestServerRevoke: Server.Revoke (what the admin API calls) with the
@@ -181,8 +169,15 @@ func TestServerRevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	closedWith(t, c, ws.StatusPolicyViolation, "Server.Revoke")
+	refusedUnconnected(t, p, b, tok)
+}
+
+// refusedUnconnected requires a revoked token to be refused by p with 403
+// without a connection to its compute host b.
+func refusedUnconnected(t *testing.T, p *proxy, b *backend, token string) {
+	t.Helper()
 	accepts := b.accepts.Load()
-	if c := dial(t, p.addr, req{token: tok}); c.resp.StatusCode != 403 {
+	if c := dial(t, p.addr, req{token: token}); c.resp.StatusCode != 403 {
 		t.Fatalf("revoked: %d, want 403", c.resp.StatusCode)
 	}
 	if b.accepts.Load() != accepts {

@@ -48,14 +48,22 @@ func putToken(t *testing.T, rc *redis.Client, token string, port int) {
 // the Redis at srv, as `--token-store redis://…` wires it.
 func fleetProxy(t *testing.T, srv *redistest.Server, p reuse.Policy) *proxy {
 	t.Helper()
+	st, g := fleetStores(t, srv, p)
+	return startProxy(t, func(cfg *loop.Config) { cfg.Store, cfg.Reuse = st, g })
+}
+
+// fleetStores opens the Redis token store and reuse guard at srv, closed
+// at the end of the test (after the proxy's shutdown).
+func fleetStores(t *testing.T, srv *redistest.Server, p reuse.Policy) (*tokens.Redis, *tokens.RedisGuard) {
+	t.Helper()
 	u, err := tokens.ParseRedisURL(srv.URL(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := tokens.OpenRedis(tokens.RedisConfig{URL: u})
 	g := tokens.OpenRedisGuard(tokens.RedisGuardConfig{URL: u, Policy: p})
-	t.Cleanup(func() { _ = g.Close(); _ = st.Close() }) // after the proxy's shutdown
-	return startProxy(t, func(cfg *loop.Config) { cfg.Store, cfg.Reuse = st, g })
+	t.Cleanup(func() { _ = g.Close(); _ = st.Close() })
+	return st, g
 }
 
 // TestFleetReuse: two proxies sharing one Redis agree on --token-reuse. An

@@ -202,10 +202,20 @@ func TestUploadPushedBackNotCut(t *testing.T) {
 	p := startProxy(t, nil)
 	c := open(t, p.addr, req{token: p.mint(b.port(), nil)})
 	const total = 32 << 20
+	most := uploadPushedBack(t, c, p, release, total)
+	expectUploadDelivered(t, c, got, total, most, loop.MaxHeldUp)
+}
+
+// uploadPushedBack sends total pattern bytes from c in 32 KiB binary
+// frames, each write given a second: the first that times out is the
+// client pushed back, which closes release (the host starts reading) and
+// samples how many client bytes p held then, returned. An upload the proxy
+// cuts, or one never pushed back, fails the test.
+func uploadPushedBack(t *testing.T, c *wsClient, p *proxy, release chan struct{}, total int) (most int64) {
+	t.Helper()
 	const chunk = 32 << 10
 	payload := make([]byte, chunk)
 	stalled := false
-	var most int64
 	for off := 0; off < total; off += chunk {
 		fillPattern(payload, off)
 		frame := maskedFrame(true, ws.OpBinary, payload)
@@ -227,7 +237,7 @@ func TestUploadPushedBackNotCut(t *testing.T) {
 	if !stalled {
 		t.Fatal("the client was never pushed back while its host read nothing")
 	}
-	expectUploadDelivered(t, c, got, total, most, loop.MaxHeldUp)
+	return most
 }
 
 // expectUploadDelivered closes a pushed-back upload of total pattern bytes

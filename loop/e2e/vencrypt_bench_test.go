@@ -25,25 +25,33 @@ func BenchmarkVeNCryptHostToClient(b *testing.B) {
 	secured := startBackend(b, vencryptServe(b, k, 0, func(bk *backend, tc *tls.Conn) {
 		firehose(benchStream)(bk, tc)
 	}))
-	run := func(name string, back *backend, args []string, greet bool) {
-		toks, lines := benchTokens(name+"-", back.port())
-		p := startBinary(b, lines, append([]string{"--ping-interval", "0"}, args...)...)
-		b.Run(name, func(b *testing.B) {
-			b.SetBytes(benchStream)
-			defer reportCPU(b, p)()
-			for i := 0; i < b.N; i++ {
-				c := open(b, p.addr, req{token: toks[i%len(toks)], protocol: "binary"})
-				if greet {
-					rfbAnswer(b, c, "")
-				}
-				if n := drainFrames(b, c); n != benchStream {
-					b.Fatalf("read %d", n)
-				}
-			}
-		})
+	each := func(b *testing.B, c *wsClient, _ *proc) {
+		if n := drainFrames(b, c); n != benchStream {
+			b.Fatalf("read %d", n)
+		}
 	}
-	run("plain", plain, nil, false)
-	run("vencrypt", secured, vencryptArgs(k), true)
+	args := []string{"--ping-interval", "0"}
+	benchSessions(b, "plain", plain, args, false, each)
+	benchSessions(b, "vencrypt", secured, append(args, vencryptArgs(k)...), true, each)
+}
+
+// benchSessions runs sub-benchmark name: b.N binary sessions, benchStream
+// bytes each, through a proxy binary started with args toward back, each
+// answered the RFB handshake first when greet, then given to each.
+func benchSessions(b *testing.B, name string, back *backend, args []string, greet bool, each func(*testing.B, *wsClient, *proc)) {
+	toks, lines := benchTokens(name+"-", back.port())
+	p := startBinary(b, lines, args...)
+	b.Run(name, func(b *testing.B) {
+		b.SetBytes(benchStream)
+		defer reportCPU(b, p)()
+		for i := 0; i < b.N; i++ {
+			c := open(b, p.addr, req{token: toks[i%len(toks)], protocol: "binary"})
+			if greet {
+				rfbAnswer(b, c, "")
+			}
+			each(b, c, p)
+		}
+	})
 }
 
 // BenchmarkVeNCryptClientToHost: the client uploads benchStream bytes in
@@ -59,32 +67,21 @@ func BenchmarkVeNCryptClientToHost(b *testing.B) {
 	secured := startBackend(b, vencryptServe(b, k, 0, func(bk *backend, tc *tls.Conn) { count(bk, tc) }))
 	chunk := make([]byte, 32<<10)
 	frame := maskedFrame(true, ws.OpBinary, chunk)
-	run := func(name string, back *backend, args []string, greet bool) {
-		toks, lines := benchTokens(name+"-", back.port())
-		p := startBinary(b, lines, append([]string{"--ping-interval", "0", "--max-client-backlog", strconv.Itoa(64 << 20)}, args...)...)
-		b.Run(name, func(b *testing.B) {
-			b.SetBytes(benchStream)
-			defer reportCPU(b, p)()
-			for i := 0; i < b.N; i++ {
-				c := open(b, p.addr, req{token: toks[i%len(toks)], protocol: "binary"})
-				if greet {
-					rfbAnswer(b, c, "")
-				}
-				_ = c.conn.SetDeadline(time.Now().Add(time.Minute))
-				for sent := 0; sent < benchStream; sent += len(chunk) {
-					if _, err := c.conn.Write(frame); err != nil {
-						b.Fatalf("%v\n%s", err, p.stderr)
-					}
-				}
-				c.conn.Close()
-				if n := <-got; n != benchStream {
-					b.Fatalf("host got %d", n)
-				}
+	each := func(b *testing.B, c *wsClient, p *proc) {
+		_ = c.conn.SetDeadline(time.Now().Add(time.Minute))
+		for sent := 0; sent < benchStream; sent += len(chunk) {
+			if _, err := c.conn.Write(frame); err != nil {
+				b.Fatalf("%v\n%s", err, p.stderr)
 			}
-		})
+		}
+		c.conn.Close()
+		if n := <-got; n != benchStream {
+			b.Fatalf("host got %d", n)
+		}
 	}
-	run("plain", plain, nil, false)
-	run("vencrypt", secured, vencryptArgs(k), true)
+	args := []string{"--ping-interval", "0", "--max-client-backlog", strconv.Itoa(64 << 20)}
+	benchSessions(b, "plain", plain, args, false, each)
+	benchSessions(b, "vencrypt", secured, append(args, vencryptArgs(k)...), true, each)
 }
 
 // vencryptArgs are the flags for VeNCrypt toward hosts with k's certificates.

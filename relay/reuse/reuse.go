@@ -198,10 +198,9 @@ type LocalGuard struct {
 	claims Claims
 
 	mu      sync.Mutex
-	holder  map[Key]uint64    // exclusive: the live claim; takeover: the newest
-	used    map[Key]time.Time // single-use: expiry of each used token
-	sweepAt int               // prune used when it grows past this
-	revoked expiring          // revoked tokens, until when
+	holder  map[Key]uint64 // exclusive: the live claim; takeover: the newest
+	used    expiring       // single-use: used tokens, until their expiry
+	revoked expiring       // revoked tokens, until when
 }
 
 // NewLocalGuard returns a guard for p; now is the clock (nil: time.Now).
@@ -209,8 +208,8 @@ func NewLocalGuard(p Policy, now func() time.Time) *LocalGuard {
 	if now == nil {
 		now = time.Now
 	}
-	return &LocalGuard{policy: p, now: now, holder: map[Key]uint64{}, used: map[Key]time.Time{}, sweepAt: 1024,
-		revoked: expiring{m: map[Key]time.Time{}, sweepAt: 1024}}
+	return &LocalGuard{policy: p, now: now, holder: map[Key]uint64{}, used: newExpiring(),
+		revoked: newExpiring()}
 }
 
 // Acquire implements Guard.
@@ -223,11 +222,11 @@ func (g *LocalGuard) Acquire(k Key, expires time.Time, end func(Reason)) (func()
 	}
 	switch g.policy {
 	case SingleUse:
-		if exp, seen := g.used[k]; seen && now.Before(exp) {
+		if g.used.has(k, now) {
 			g.mu.Unlock()
 			return nil, ErrTokenInUse
 		}
-		g.markUsed(k, expires, now)
+		g.used.add(k, expires, now) // pruning expired ones
 	case Exclusive:
 		if _, busy := g.holder[k]; busy {
 			g.mu.Unlock()
@@ -258,19 +257,6 @@ func (g *LocalGuard) Acquire(k Key, expires time.Time, end func(Reason)) (func()
 	}, nil
 }
 
-// markUsed records a single-use token, pruning expired ones. g.mu held.
-func (g *LocalGuard) markUsed(k Key, expires, now time.Time) {
-	g.used[k] = expires
-	if len(g.used) >= g.sweepAt {
-		for key, exp := range g.used {
-			if !now.Before(exp) {
-				delete(g.used, key)
-			}
-		}
-		g.sweepAt = max(1024, 2*len(g.used))
-	}
-}
-
 // Revoke implements Guard: within this process only.
 func (g *LocalGuard) Revoke(_ context.Context, k Key) error {
 	g.mu.Lock()
@@ -285,7 +271,7 @@ func (g *LocalGuard) Revoke(_ context.Context, k Key) error {
 func (g *LocalGuard) Len() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.holder) + len(g.used) + len(g.revoked.m)
+	return len(g.holder) + len(g.used.m) + len(g.revoked.m)
 }
 
 // Live is the number of live claims (for tests).
@@ -294,8 +280,14 @@ func (g *LocalGuard) Live() int { return g.claims.Len() }
 // expiring is a set of keys each until a time, pruned as it grows.
 type expiring struct {
 	m       map[Key]time.Time
-	sweepAt int
+	sweepAt int // prune m when it grows past this
 }
+
+// minSweep is the least size at which an expiring set is pruned: below it
+// a sweep would cost more than the entries it could drop.
+const minSweep = 1024
+
+func newExpiring() expiring { return expiring{m: map[Key]time.Time{}, sweepAt: minSweep} }
 
 func (e *expiring) has(k Key, now time.Time) bool {
 	until, ok := e.m[k]
@@ -310,6 +302,6 @@ func (e *expiring) add(k Key, until, now time.Time) {
 				delete(e.m, key)
 			}
 		}
-		e.sweepAt = max(1024, 2*len(e.m))
+		e.sweepAt = max(minSweep, 2*len(e.m))
 	}
 }

@@ -72,7 +72,7 @@ const (
 
 // HostGreetingLen is the compute host's first message, its
 // ProtocolVersion: what to wait for, without a goroutine, before Secure
-// (relay.Await), so a host that accepts and never speaks holds none.
+// (relay.Open's StepGreeting), so a host that accepts and never speaks holds none.
 const HostGreetingLen = len(rfbVersion)
 
 // Errors of the security handshake. None carries bytes from either peer;

@@ -30,7 +30,7 @@ const (
 	// so this allows some 20,000 session starts a second. As on the wss://
 	// side (loop.TLSHandshakers), no goroutine is spent before the peer has
 	// spoken: the caller awaits the host's RFB version on a relay poller
-	// first (HostGreetingLen, relay.Await), so a host that accepts and never
+	// first (HostGreetingLen, relay.Open's StepGreeting), so a host that accepts and never
 	// speaks (a stopped QEMU) holds none; one that greets and then stalls
 	// holds its goroutine until the session's connect deadline.
 	Handshakers = 64

@@ -62,6 +62,16 @@ func subscribed(t testing.TB, g *RedisGuard, before int64) {
 	})
 }
 
+// subscribedPair is two proxies' guards on the Redis at spec, each
+// subscribed.
+func subscribedPair(t testing.TB, spec string, cfg RedisGuardConfig) (a, b *RedisGuard) {
+	t.Helper()
+	a, b = guardOn(t, spec, cfg), guardOn(t, spec, cfg)
+	subscribed(t, a, 0)
+	subscribed(t, b, 0)
+	return a, b
+}
+
 // TestRedisGuardRevokeFleet: two proxies' guards on one Redis, every
 // policy: a revocation on A ends the token's sessions on B and on A (and
 // not another token's), and the token is refused on both from then on.
@@ -71,9 +81,7 @@ func TestRedisGuardRevokeFleet(t *testing.T) {
 			srv, db := redisDB(t)
 			log, logs := newLog()
 			cfg := RedisGuardConfig{Policy: p, Logger: log}
-			a, b := guardOn(t, srv.URL(db), cfg), guardOn(t, srv.URL(db), cfg)
-			subscribed(t, a, 0)
-			subscribed(t, b, 0)
+			a, b := subscribedPair(t, srv.URL(db), cfg)
 			var e endLog
 			exp := time.Now().Add(time.Hour)
 			relB, err := b.Acquire(keyOf("tok-rv-"+p.String()), exp, e.fn("b"))
@@ -141,9 +149,7 @@ func TestRedisGuardRevokeMissedWhileCut(t *testing.T) {
 func TestRedisGuardTakeoverFleet(t *testing.T) {
 	srv, db := redisDB(t)
 	cfg := RedisGuardConfig{Policy: reuse.Takeover}
-	a, b := guardOn(t, srv.URL(db), cfg), guardOn(t, srv.URL(db), cfg)
-	subscribed(t, a, 0)
-	subscribed(t, b, 0)
+	a, b := subscribedPair(t, srv.URL(db), cfg)
 	var e endLog
 	exp := time.Now().Add(time.Hour)
 	k := keyOf("tok-take")
@@ -246,9 +252,7 @@ func TestRedisGuardRevokeRetried(t *testing.T) {
 func TestRedisGuardTakeoverInFlight(t *testing.T) {
 	srv, db := redisDB(t)
 	cfg := RedisGuardConfig{Policy: reuse.Takeover}
-	a, b := guardOn(t, srv.URL(db), cfg), guardOn(t, srv.URL(db), cfg)
-	subscribed(t, a, 0)
-	subscribed(t, b, 0)
+	a, b := subscribedPair(t, srv.URL(db), cfg)
 	var e endLog
 	k, exp := keyOf("tok-inflight"), time.Now().Add(time.Hour)
 	if _, err := a.Acquire(k, exp, e.fn("a1")); err != nil { // generation 1

@@ -68,7 +68,7 @@ func fakeConnect(t *testing.T, answer func(host net.Conn), timeout time.Duration
 		answer(hostConn{host, fd})
 	}()
 	res := make(chan shakeResult, 1)
-	r.Handshake(fd, [][]byte{req}, timeout, func(fd int, first []byte, err error) { res <- shakeResult{fd, first, err} })
+	r.tunnel(fd, [][]byte{req}, timeout, func(fd int, first []byte, err error) { res <- shakeResult{fd, first, err} })
 	select {
 	case out := <-res:
 		if out.fd >= 0 {
@@ -226,14 +226,14 @@ func TestHandshakeChain(t *testing.T) {
 			close(seen)
 		}()
 		res := make(chan shakeResult, 1)
-		r.Handshake(fd, [][]byte{[]byte(proxyReq), []byte(testRequest)}, 5*time.Second,
+		r.tunnel(fd, [][]byte{[]byte(proxyReq), []byte(testRequest)}, 5*time.Second,
 			func(fd int, first []byte, err error) { res <- shakeResult{fd, first, err} })
 		out := <-res
-		var he *HandshakeError
+		var he *tunnelError
 		switch {
 		case tc.err == nil && (out.err != nil || string(out.first) != tc.console || out.fd < 0):
 			t.Errorf("%s: %+v", tc.name, out)
-		case tc.err != nil && (!errors.Is(out.err, tc.err) || !errors.As(out.err, &he) || he.Step != tc.step || out.fd != -1):
+		case tc.err != nil && (!errors.Is(out.err, tc.err) || !errors.As(out.err, &he) || he.step != tc.step || out.fd != -1):
 			t.Errorf("%s: %+v, want %v at step %d", tc.name, out, tc.err, tc.step)
 		}
 		if out.fd >= 0 {
@@ -259,7 +259,7 @@ func TestHandshakeRelayClose(t *testing.T) {
 	}
 	fd, host := tcpPair(t)
 	res := make(chan shakeResult, 1)
-	r.Handshake(fd, [][]byte{[]byte(testRequest)}, time.Minute, func(fd int, first []byte, err error) { res <- shakeResult{fd, first, err} })
+	r.tunnel(fd, [][]byte{[]byte(testRequest)}, time.Minute, func(fd int, first []byte, err error) { res <- shakeResult{fd, first, err} })
 	b := make([]byte, len(testRequest))
 	if _, err := io.ReadFull(host, b); err != nil {
 		t.Fatal(err)
@@ -274,7 +274,7 @@ func TestHandshakeRelayClose(t *testing.T) {
 }
 
 // BenchmarkHandshake is the proxy side of one CONNECT exchange over
-// loopback TCP. "poller": Relay.Handshake (command, write, epoll, read,
+// loopback TCP. "poller": Relay.tunnel (command, write, epoll, read,
 // parse, done on the poller); "blocking": the same bytes written and read
 // with blocking calls on the caller's goroutine, as a goroutine-per-session
 // design would. The answer is queued before each exchange, so no fake host's
@@ -301,7 +301,7 @@ func BenchmarkHandshake(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			queueAnswer(b, host, answer)
-			r.Handshake(fd, reqs, time.Minute, done)
+			r.tunnel(fd, reqs, time.Minute, done)
 			fd = <-res
 			drainRequest(b, host, sent)
 		}

@@ -11,19 +11,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// handshakeTick is how often a poller with CONNECT exchanges in progress
-// checks their deadlines: far below any --connect-timeout, and a poller
-// waiting only for answers wakes 20 times a second, not 1,000.
-const handshakeTick = 50 * time.Millisecond
+// openingTick is how often a poller with openings in progress checks
+// their deadlines: far below any --connect-timeout, and a poller waiting
+// only for CONNECT answers wakes 20 times a second, not 1,000.
+const openingTick = 50 * time.Millisecond
 
-// handshake is a CONNECT exchange in progress on a poller: the request is
-// written and the answer parsed as its bytes arrive, so no goroutine waits
-// for a compute host per session. Poller goroutine only.
-type handshake struct {
+// Words, as this package uses them: "connect" is the TCP connect (a SYN and
+// its answer); "CONNECT" is an HTTP CONNECT request and its answer, the
+// tunnel a forward proxy or a compute host's internal_access_path opens;
+// an "opening" is both, run on a poller. The host's greeting and the RFB
+// security handshake come after (open.go).
+
+// opening is a socket a poller is opening: its connect, then its CONNECT
+// exchanges, the request written and the answer parsed as its bytes
+// arrive, so no goroutine waits for a compute host per session. Poller
+// goroutine only.
+type opening struct {
 	fd         int
 	gen        int32
-	connecting bool             // the socket's connect is still in progress (Connect)
-	addrs      []netip.AddrPort // addresses not yet tried (Connect)
+	connecting bool             // the socket's connect is still in progress (openRoute)
+	addrs      []netip.AddrPort // addresses not yet tried (openRoute)
 	keep       time.Duration    // their sockets' keepalive
 	tryUntil   time.Time        // when the connect in progress gives way to the next address
 	lastErr    error            // why the last address failed
@@ -36,21 +43,22 @@ type handshake struct {
 	done       func(fd int, first []byte, err error)
 }
 
-// HandshakeError is how a CONNECT exchange failed and at which request of
-// the chain (Step, from 0). Unwrap gives ErrConnectRefused (wrapped with the
+// tunnelError is how an opening failed and at which request of its chain
+// (step, from 0; a forward proxy's CONNECT is step 0). Unwrap gives
+// ErrUnreachable (no address connected), ErrConnectRefused (wrapped with the
 // status code), ErrConnectMalformed, ErrConnectTooLarge, ErrConnectClosed,
 // ErrConnectTimeout, or another error if the relay is closing.
-type HandshakeError struct {
-	Step int
-	Err  error
+type tunnelError struct {
+	step int
+	err  error
 }
 
-func (e *HandshakeError) Error() string { return e.Err.Error() }
+func (e *tunnelError) Error() string { return e.err.Error() }
 
 // Unwrap returns the cause.
-func (e *HandshakeError) Unwrap() error { return e.Err }
+func (e *tunnelError) Unwrap() error { return e.err }
 
-// Handshake exchanges requests (CONNECT requests, see AppendConnect and
+// tunnel exchanges requests (CONNECT requests, see AppendConnect and
 // ForwardProxy.AppendProxyConnect; a forward proxy's first) one after the
 // other on fd, a connected non-blocking socket the caller hands over: a
 // poller writes each and reads its answer with ConnectParser, all within
@@ -59,54 +67,54 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 // ErrConnectMalformed. done runs once, on the poller goroutine, and must not
 // block: with the fd handed back (deregistered, owned by the caller again)
 // and the console bytes that came after the last answer's head (a new slice
-// done owns, nil if none), or with a *HandshakeError and fd -1 (the socket is
+// done owns, nil if none), or with a *tunnelError and fd -1 (the socket is
 // closed). requests are retained until done runs: do not modify them.
-func (r *Relay) Handshake(fd int, requests [][]byte, timeout time.Duration, done func(fd int, first []byte, err error)) {
-	r.startHandshake(&handshake{fd: fd, requests: requests, deadline: time.Now().Add(timeout), done: done})
+func (r *Relay) tunnel(fd int, requests [][]byte, timeout time.Duration, done func(fd int, first []byte, err error)) {
+	r.startOpening(&opening{fd: fd, requests: requests, deadline: time.Now().Add(timeout), done: done})
 }
 
-// Connect is Handshake on a connection a poller opens itself along rt
-// (Resolve): the poller connects to rt's addresses one after the other, then
-// exchanges the forward proxy's CONNECT request if rt has one and then
-// requests (none is fine), all within timeout; no goroutine waits meanwhile.
-// An address whose connect fails goes on to the next at once; one that does
-// not answer gives way to the next after its share of the time left
-// (attemptDeadline). When none connects, the error is a *HandshakeError
+// openRoute is tunnel on a socket a poller opens itself along rt
+// (resolveRoute): the poller connects to rt's addresses one after the
+// other, then exchanges the forward proxy's CONNECT request if rt has one
+// and then requests (none is fine), all within timeout; no goroutine waits
+// meanwhile. An address whose connect fails goes on to the next at once; one
+// that does not answer gives way to the next after its share of the time
+// left (attemptDeadline). When none connects, the error is a *tunnelError
 // wrapping ErrUnreachable.
-func (r *Relay) Connect(rt Route, requests [][]byte, timeout time.Duration, done func(fd int, first []byte, err error)) {
+func (r *Relay) openRoute(rt route, requests [][]byte, timeout time.Duration, done func(fd int, first []byte, err error)) {
 	if rt.proxy != nil {
 		requests = append([][]byte{rt.proxy}, requests...)
 	}
-	r.startHandshake(&handshake{fd: -1, requests: requests, deadline: time.Now().Add(timeout), done: done,
+	r.startOpening(&opening{fd: -1, requests: requests, deadline: time.Now().Add(timeout), done: done,
 		connecting: true, addrs: rt.addrs, keep: rt.keep, lastErr: errors.New("no address")})
 }
 
-func (r *Relay) startHandshake(h *handshake) {
+func (r *Relay) startOpening(h *opening) {
 	p := r.pollers[int(r.next.Add(1))%len(r.pollers)]
 	if len(h.requests) > 0 {
 		h.out = h.requests[0]
 	}
-	r.shaking.Add(1)
+	r.opening.Add(1)
 	done := h.done
 	h.done = func(fd int, first []byte, err error) {
-		r.shaking.Add(-1)
+		r.opening.Add(-1)
 		done(fd, first, err)
 	}
-	p.command(cmd{h: h, op: opHandshake})
+	p.command(cmd{h: h, op: opOpen})
 }
 
-// startHandshake writes what the socket takes of h's request at once (a
+// startOpening writes what the socket takes of h's request at once (a
 // fresh connection takes it all) and registers h for the rest and the answer.
-func (p *Poller) startHandshake(h *handshake) {
+func (p *Poller) startOpening(h *opening) {
 	if h.connecting {
 		p.dialNext(h)
 		return
 	}
 	p.gen++
 	h.gen = p.gen
-	p.shakes[h.fd] = h
+	p.openings[h.fd] = h
 	if len(h.requests) == 0 {
-		p.endHandshake(h, nil, nil) // nothing to exchange
+		p.endOpening(h, nil, nil) // nothing to exchange
 		return
 	}
 	if !p.writeRequest(h) {
@@ -114,13 +122,13 @@ func (p *Poller) startHandshake(h *handshake) {
 	}
 	ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, h.fd, &ev); err != nil {
-		p.endHandshake(h, nil, err)
+		p.endOpening(h, nil, err)
 	}
 }
 
 // interest is the epoll interest of h: reading, and writing while request
 // bytes are left.
-func (h *handshake) interest() uint32 {
+func (h *opening) interest() uint32 {
 	if len(h.out) > 0 {
 		return unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLOUT
 	}
@@ -128,13 +136,13 @@ func (h *handshake) interest() uint32 {
 }
 
 // writeRequest writes what it can of h's request; false means h ended.
-func (p *Poller) writeRequest(h *handshake) bool {
+func (p *Poller) writeRequest(h *opening) bool {
 	if len(h.out) == 0 {
 		return true
 	}
 	n, err := write(h.fd, h.out)
 	if err != nil {
-		p.endHandshake(h, nil, ErrConnectClosed)
+		p.endOpening(h, nil, ErrConnectClosed)
 		return false
 	}
 	h.out = h.out[n:]
@@ -144,7 +152,7 @@ func (p *Poller) writeRequest(h *handshake) bool {
 // dialNext opens a socket to h's next address and starts its connect
 // (EPOLLOUT tells its outcome); an address whose connect fails at once
 // (no route, no socket) gives way to the next. With none left, h ends.
-func (p *Poller) dialNext(h *handshake) {
+func (p *Poller) dialNext(h *opening) {
 	for len(h.addrs) > 0 {
 		ap := h.addrs[0]
 		h.addrs = h.addrs[1:]
@@ -156,26 +164,26 @@ func (p *Poller) dialNext(h *handshake) {
 		p.gen++
 		h.fd, h.gen = fd, p.gen
 		h.tryUntil = attemptDeadline(time.Now(), h.deadline, 1+len(h.addrs))
-		p.shakes[fd] = h
+		p.openings[fd] = h
 		ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd), Pad: h.gen}
 		if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			p.endHandshake(h, nil, err)
+			p.endOpening(h, nil, err)
 		}
 		return
 	}
-	p.endHandshake(h, nil, unreachable(h.lastErr))
+	p.endOpening(h, nil, unreachable(h.lastErr))
 }
 
 // nextAddress gives up h's connect in progress (it failed with err, or its
 // share of the time ran out) and tries the next address, if there is one
 // and time is left.
-func (p *Poller) nextAddress(h *handshake, err error) {
+func (p *Poller) nextAddress(h *opening, err error) {
 	h.lastErr = err
 	if len(h.addrs) == 0 || !time.Now().Before(h.deadline) {
-		p.endHandshake(h, nil, unreachable(err))
+		p.endOpening(h, nil, unreachable(err))
 		return
 	}
-	delete(p.shakes, h.fd)
+	delete(p.openings, h.fd)
 	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, h.fd, nil)
 	_ = unix.Close(h.fd)
 	h.fd = -1
@@ -196,7 +204,7 @@ var errAttemptTimedOut = errors.New("connect timed out")
 
 // connected finishes h's connect once epoll reports the socket writable
 // (or failed): then the exchange starts, or h ends if it has none.
-func (p *Poller) connected(h *handshake) {
+func (p *Poller) connected(h *opening) {
 	soerr, err := unix.GetsockoptInt(h.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 	if err == nil && soerr != 0 {
 		err = unix.Errno(soerr)
@@ -207,7 +215,7 @@ func (p *Poller) connected(h *handshake) {
 	}
 	h.connecting = false
 	if len(h.requests) == 0 {
-		p.endHandshake(h, nil, nil)
+		p.endOpening(h, nil, nil)
 		return
 	}
 	if !p.writeRequest(h) {
@@ -215,12 +223,12 @@ func (p *Poller) connected(h *handshake) {
 	}
 	ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev); err != nil {
-		p.endHandshake(h, nil, err)
+		p.endOpening(h, nil, err)
 	}
 }
 
-// handleHandshake reacts to epoll events on h.
-func (p *Poller) handleHandshake(h *handshake, events uint32) {
+// handleOpening reacts to epoll events on h.
+func (p *Poller) handleOpening(h *opening, events uint32) {
 	if h.connecting {
 		p.connected(h) // EPOLLOUT, or ERR/HUP: SO_ERROR says which
 		return
@@ -242,36 +250,36 @@ func (p *Poller) handleHandshake(h *handshake, events uint32) {
 // readAnswer feeds one read of the answer to h's parser. The buffer is on
 // the poller's stack: nothing is allocated unless console bytes follow the
 // head in the same read (they are copied for done).
-func (p *Poller) readAnswer(h *handshake) {
+func (p *Poller) readAnswer(h *opening) {
 	var buf [connectAnswerRead]byte
 	n, err := unix.Read(h.fd, buf[:])
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return
 	case err != nil || n == 0:
-		p.endHandshake(h, nil, ErrConnectClosed)
+		p.endOpening(h, nil, ErrConnectClosed)
 		return
 	}
 	done, rest, err := h.parser.Feed(buf[:n])
 	switch {
 	case err != nil:
-		p.endHandshake(h, nil, err)
+		p.endOpening(h, nil, err)
 	case !done:
 	case h.step+1 < len(h.requests):
 		p.nextRequest(h, len(rest))
 	case len(rest) > 0:
-		p.endHandshake(h, append([]byte(nil), rest...), nil)
+		p.endOpening(h, append([]byte(nil), rest...), nil)
 	default:
-		p.endHandshake(h, nil, nil)
+		p.endOpening(h, nil, nil)
 	}
 }
 
 // nextRequest goes on to the next request of h's chain once an answer is
 // complete; extra bytes after that answer mean the peer is not waiting for
 // it.
-func (p *Poller) nextRequest(h *handshake, extra int) {
+func (p *Poller) nextRequest(h *opening, extra int) {
 	if extra > 0 {
-		p.endHandshake(h, nil, ErrConnectMalformed)
+		p.endOpening(h, nil, ErrConnectMalformed)
 		return
 	}
 	h.step++
@@ -285,15 +293,15 @@ func (p *Poller) nextRequest(h *handshake, extra int) {
 	}
 }
 
-// endHandshake deregisters h and reports; on error the socket is closed.
-func (p *Poller) endHandshake(h *handshake, first []byte, err error) {
+// endOpening deregisters h and reports; on error the socket is closed.
+func (p *Poller) endOpening(h *opening, first []byte, err error) {
 	if h.ended {
 		return
 	}
 	h.ended = true
 	fd := h.fd
 	if fd >= 0 { // -1: no address could be connected to
-		delete(p.shakes, fd)
+		delete(p.openings, fd)
 		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil) // ENOENT if never added
 	}
 	if err != nil {
@@ -301,31 +309,31 @@ func (p *Poller) endHandshake(h *handshake, first []byte, err error) {
 			_ = unix.Close(fd)
 		}
 		fd = -1
-		err = &HandshakeError{Step: h.step, Err: err}
+		err = &tunnelError{step: h.step, err: err}
 	}
 	h.done(fd, first, err)
 }
 
-// expireHandshakes fails the exchanges past their deadline.
-func (p *Poller) expireHandshakes() {
+// expireOpenings fails the exchanges past their deadline.
+func (p *Poller) expireOpenings() {
 	now := time.Now()
-	for _, h := range p.shakes {
+	for _, h := range p.openings {
 		switch {
 		case h.connecting && now.After(h.tryUntil):
 			p.nextAddress(h, errAttemptTimedOut) // ends h past its deadline
 		case !now.After(h.deadline):
 		case h.connecting:
-			p.endHandshake(h, nil, unreachable(errAttemptTimedOut))
+			p.endOpening(h, nil, unreachable(errAttemptTimedOut))
 		default:
-			p.endHandshake(h, nil, ErrConnectTimeout)
+			p.endOpening(h, nil, ErrConnectTimeout)
 		}
 	}
 }
 
-// untilShakeTick lowers the poller's epoll timeout (ms, -1 for none) to
+// untilTick lowers the poller's epoll timeout (ms, -1 for none) to
 // reach the next deadline check, rounded up so the poller never spins
 // before it.
-func untilShakeTick(timeout int, next time.Time) int {
+func untilTick(timeout int, next time.Time) int {
 	ms := msUntil(next)
 	if timeout < 0 || ms < timeout {
 		return ms
