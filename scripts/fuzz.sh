@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 FUZZTIME="${FUZZTIME:-10s}"
 status=0
 while IFS= read -r file; do
-	dir="./$(dirname "$file")"
+	dir="$(dirname "$file")" # grep names it ./path
 	mod=. # the module the package is in: bench is its own
 	case "$dir" in ./bench | ./bench/*) mod=bench dir=".${dir#./bench}" ;; esac
 	for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/'); do
