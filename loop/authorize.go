@@ -157,8 +157,15 @@ func (ss *session) deliver(res *authResult) {
 // end is how the reuse guard ends the session (revoke.go).
 func (s *Server) lookupAndDial(h tokens.Hash, originScheme string, end func(reuse.Reason)) *authResult {
 	res := &authResult{result: ResultOK, fd: -1}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
-	defer cancel()
+	// The deadline's context and timer are made only for a store or a
+	// resolve that may block (about 1 KiB of garbage a handshake otherwise).
+	ctx, bounded := context.Background(), false
+	if _, ok := s.cfg.Store.(tokens.NonBlocking); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+		defer cancel()
+		bounded = true
+	}
 	rec, err := s.cfg.Store.Lookup(ctx, h)
 	res.rec = rec // for the log's instance field
 	switch {
@@ -198,6 +205,11 @@ func (s *Server) lookupAndDial(h tokens.Hash, originScheme string, end func(reus
 	res.release = release
 	res.deadline = time.Now().Add(s.connectTimeout())
 	// Only DNS here; the connects run on a relay poller (exchange).
+	if !bounded && relay.ResolveBlocks(rec.Host, s.cfg.Dial) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+		defer cancel()
+	}
 	route, err := relay.Resolve(ctx, rec.Host, rec.Port, s.cfg.Dial)
 	switch {
 	case errors.Is(err, relay.ErrTargetRefused):

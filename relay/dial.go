@@ -206,8 +206,11 @@ func (rt Route) ViaProxy() bool { return rt.proxy != nil }
 // name did not resolve. The connects themselves run on a relay poller
 // (Relay.Connect), so no goroutine waits for a SYN's answer.
 func Resolve(ctx context.Context, host string, port int, cfg DialConfig) (Route, error) {
-	ctx, cancel := cfg.bound(ctx)
-	defer cancel()
+	if ResolveBlocks(host, cfg) { // an IP address needs no deadline: no timer per handshake
+		var cancel context.CancelFunc
+		ctx, cancel = cfg.bound(ctx)
+		defer cancel()
+	}
 	addrs, err := resolveAllowed(ctx, host, port, cfg)
 	if err != nil {
 		return Route{}, err
@@ -232,6 +235,18 @@ func Resolve(ctx context.Context, host string, port int, cfg DialConfig) (Route,
 		return Route{}, err
 	}
 	return rt, nil
+}
+
+// ResolveBlocks reports whether Resolve may wait on a DNS lookup: host is
+// not an IP address, or a forward proxy's address is to be resolved. When
+// it does not, Resolve never uses its ctx, and a caller need not make one
+// with a deadline.
+func ResolveBlocks(host string, cfg DialConfig) bool {
+	if cfg.Proxy != nil {
+		return true
+	}
+	_, err := netip.ParseAddr(host)
+	return err != nil
 }
 
 // resolveProxy resolves the forward proxy's host:port; its addresses are

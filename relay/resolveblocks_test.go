@@ -1,0 +1,59 @@
+//go:build linux
+
+package relay
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// deadlineResolver answers every name with 10.0.0.1 and notes whether its
+// context carried a deadline.
+type deadlineResolver struct{ had *bool }
+
+func (r deadlineResolver) LookupNetIP(ctx context.Context, _, _ string) ([]netip.Addr, error) {
+	_, *r.had = ctx.Deadline()
+	return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil
+}
+
+// ResolveBlocks says when Resolve may wait on DNS: a name, or any route
+// through a forward proxy; an address alone never. A lookup still runs
+// under --connect-timeout's deadline; an address costs no timeout context
+// (its timer and context were a handshake's garbage).
+func TestResolveBlocks(t *testing.T) {
+	fp := &ForwardProxy{Addr: "127.0.0.1:3128"}
+	for _, c := range []struct {
+		host string
+		cfg  DialConfig
+		want bool
+	}{
+		{"127.0.0.1", DialConfig{}, false},
+		{"::1", DialConfig{}, false},
+		{"fe80::1%lo", DialConfig{}, false},
+		{"compute-1.test", DialConfig{}, true},
+		{"127.0.0.1", DialConfig{Proxy: fp}, true},
+	} {
+		if got := ResolveBlocks(c.host, c.cfg); got != c.want {
+			t.Errorf("ResolveBlocks(%q, proxy %v) = %v, want %v", c.host, c.cfg.Proxy != nil, got, c.want)
+		}
+	}
+	var had bool
+	cfg := DialConfig{Timeout: 5 * time.Second, Resolver: deadlineResolver{&had}}
+	if _, err := Resolve(context.Background(), "compute-1.test", 5900, cfg); err != nil || !had {
+		t.Fatalf("a name's lookup: deadline %v, err %v", had, err)
+	}
+	n := testing.AllocsPerRun(100, func() {
+		if _, err := Resolve(context.Background(), "127.0.0.1", 5900, cfg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n > resolveAddrAllocs {
+		t.Fatalf("Resolve of an address: %.0f allocations, want at most %d", n, resolveAddrAllocs)
+	}
+}
+
+// resolveAddrAllocs bounds Resolve's allocations for an IP address: the
+// resolved address and the route's; a timeout context would add 4.
+const resolveAddrAllocs = 2
