@@ -306,11 +306,17 @@ func attemptDeadline(now, deadline time.Time, left int) time.Time {
 // connectNonblocking opens a non-blocking socket with no-delay and
 // keepalive and issues connect; EINPROGRESS is the normal outcome.
 func connectNonblocking(ap netip.AddrPort, keep time.Duration) (int, error) {
-	family := unix.AF_INET6
-	zone, _ := strconv.ParseUint(ap.Addr().Zone(), 10, 32) // numeric: Resolve made it so
-	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16(), ZoneId: uint32(zone)}
+	// One sockaddr, of the address's family; a zone is parsed only where
+	// there is one (ParseUint's error on "" was a handshake's garbage).
+	family, sa := unix.AF_INET, unix.Sockaddr(nil)
 	if ap.Addr().Is4() {
-		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	} else {
+		var zone uint64
+		if z := ap.Addr().Zone(); z != "" {
+			zone, _ = strconv.ParseUint(z, 10, 32) // numeric: Resolve made it so
+		}
+		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16(), ZoneId: uint32(zone)}
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {

@@ -4,9 +4,13 @@ package relay
 
 import (
 	"context"
+	"net"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // deadlineResolver answers every name with 10.0.0.1 and notes whether its
@@ -57,3 +61,49 @@ func TestResolveBlocks(t *testing.T) {
 // resolveAddrAllocs bounds Resolve's allocations for an IP address: the
 // resolved address and the route's; a timeout context would add 4.
 const resolveAddrAllocs = 2
+
+// connectAllocs bounds connectNonblocking's allocations: the one sockaddr
+// of the address's family. Both families' sockaddrs and a zone parse that
+// failed on "" (an error value) made 3 before.
+const connectAllocs = 1
+
+// TestConnectNonblockingAllocs: a connect makes one sockaddr, and an IPv6
+// address's zone still reaches the socket (a link-local host connects).
+func TestConnectNonblockingAllocs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ap := ln.Addr().(*net.TCPAddr).AddrPort()
+	n := testing.AllocsPerRun(50, func() {
+		fd, err := connectNonblocking(ap, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = unix.Close(fd)
+	})
+	if n > connectAllocs {
+		t.Fatalf("connectNonblocking: %.0f allocations, want at most %d", n, connectAllocs)
+	}
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip("no lo interface")
+	}
+	ln6, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback")
+	}
+	defer ln6.Close()
+	ap6 := netip.AddrPortFrom(netip.MustParseAddr("::1").WithZone(strconv.Itoa(lo.Index)), ln6.Addr().(*net.TCPAddr).AddrPort().Port())
+	fd, err := connectNonblocking(ap6, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	c, err := ln6.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
