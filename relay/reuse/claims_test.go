@@ -2,9 +2,11 @@ package reuse
 
 import (
 	"encoding/binary"
+	"errors"
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 )
 
 // claimBytes bounds the heap one live claim on its own token costs: an
@@ -79,5 +81,47 @@ func TestClaimsOfOneToken(t *testing.T) {
 	}
 	if id := c.Add(k, endOf(3)); id == 0 || c.Len() != 1 {
 		t.Fatalf("a new claim after all left: id %d, len %d", id, c.Len())
+	}
+}
+
+// guardBytes bounds the heap a live session's claim costs in a LocalGuard
+// under Exclusive (the default): its entry in Claims and its release
+// function. A second map of holders, keyed by token too, cost about 100
+// more.
+const guardBytes = 224
+
+// TestGuardBytes: a LocalGuard's live claim costs at most guardBytes.
+func TestGuardBytes(t *testing.T) {
+	g := NewLocalGuard(Exclusive, nil)
+	end := func(Reason) {}
+	exp := time.Now().Add(time.Hour)
+	rels := make([]func(), 0, claimsHeld)
+	before := heapInUse()
+	for i := 0; i < claimsHeld; i++ {
+		var k Key
+		binary.LittleEndian.PutUint64(k[:], uint64(i))
+		rel, err := g.Acquire(k, exp, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rels = append(rels, rel)
+	}
+	per := float64(heapInUse()-before) / claimsHeld
+	t.Logf("%.0f B per live claim", per)
+	if per > guardBytes {
+		t.Fatalf("%.0f B of heap per live claim, want at most %d", per, guardBytes)
+	}
+	var k0 Key
+	if _, err := g.Acquire(k0, exp, end); !errors.Is(err, ErrTokenInUse) {
+		t.Fatalf("a held token acquired again: %v", err)
+	}
+	for _, rel := range rels {
+		rel()
+	}
+	if g.Live() != 0 || g.Len() != 0 {
+		t.Fatalf("after every release: %d live, %d entries", g.Live(), g.Len())
+	}
+	if _, err := g.Acquire(k0, exp, end); err != nil {
+		t.Fatalf("a released token: %v", err)
 	}
 }

@@ -221,6 +221,21 @@ func (c *Claims) Keys() []Key {
 	return keys
 }
 
+// has reports whether k has a live claim.
+func (c *Claims) has(k Key) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.by[k]
+	return ok
+}
+
+// keys is the number of tokens with a live claim.
+func (c *Claims) keys() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.by)
+}
+
 // Len is the number of live claims.
 func (c *Claims) Len() int {
 	c.mu.Lock()
@@ -238,8 +253,9 @@ type LocalGuard struct {
 	now    func() time.Time
 	claims Claims
 
+	// Exclusive's holder is the token's live claim in claims (added and
+	// removed under mu): no map of its own (about 100 bytes a session).
 	mu      sync.Mutex
-	holder  map[Key]uint64    // exclusive: the live claim; takeover: the newest
 	used    map[Key]time.Time // single-use: expiry of each used token
 	sweepAt int               // prune used when it grows past this
 	revoked expiring          // revoked tokens, until when
@@ -250,7 +266,7 @@ func NewLocalGuard(p Policy, now func() time.Time) *LocalGuard {
 	if now == nil {
 		now = time.Now
 	}
-	return &LocalGuard{policy: p, now: now, holder: map[Key]uint64{}, used: map[Key]time.Time{}, sweepAt: 1024,
+	return &LocalGuard{policy: p, now: now, used: map[Key]time.Time{}, sweepAt: 1024,
 		revoked: expiring{m: map[Key]time.Time{}, sweepAt: 1024}}
 }
 
@@ -270,16 +286,13 @@ func (g *LocalGuard) Acquire(k Key, expires time.Time, end func(Reason)) (func()
 		}
 		g.markUsed(k, expires, now)
 	case Exclusive:
-		if _, busy := g.holder[k]; busy {
+		if g.claims.has(k) {
 			g.mu.Unlock()
 			return nil, ErrTokenInUse
 		}
 	}
 	// Registered under g.mu: a Revoke after the check above finds it.
 	id := g.claims.Add(k, end)
-	if g.policy == Exclusive || g.policy == Takeover {
-		g.holder[k] = id
-	}
 	g.mu.Unlock()
 	if g.policy == Takeover {
 		// Ids grow with time: a newer claim, registered meanwhile, stays
@@ -289,12 +302,9 @@ func (g *LocalGuard) Acquire(k Key, expires time.Time, end func(Reason)) (func()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			g.mu.Lock()
-			if g.holder[k] == id {
-				delete(g.holder, k)
-			}
-			g.mu.Unlock()
+			g.mu.Lock() // Exclusive's check and this removal are one order
 			g.claims.Remove(k, id)
+			g.mu.Unlock()
 		})
 	}, nil
 }
@@ -326,7 +336,11 @@ func (g *LocalGuard) Revoke(_ context.Context, k Key) error {
 func (g *LocalGuard) Len() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.holder) + len(g.used) + len(g.revoked.m)
+	n := len(g.used) + len(g.revoked.m)
+	if g.policy == Exclusive || g.policy == Takeover { // the tokens held, as a map of holders counted them
+		n += g.claims.keys()
+	}
+	return n
 }
 
 // Live is the number of live claims (for tests).
