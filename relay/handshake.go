@@ -78,8 +78,12 @@ func (r *Relay) Connect(rt Route, requests [][]byte, timeout time.Duration, done
 		requests = append([][]byte{rt.proxy}, requests...)
 	}
 	r.startHandshake(&handshake{fd: -1, requests: requests, deadline: time.Now().Add(timeout), done: done,
-		connecting: true, addrs: rt.addrs, keep: rt.keep, lastErr: errors.New("no address")})
+		connecting: true, addrs: rt.addrs, keep: rt.keep, lastErr: errNoAddress})
 }
+
+// errNoAddress is a route's failure before any address was tried (one
+// value: no allocation per handshake).
+var errNoAddress = errors.New("no address")
 
 func (r *Relay) startHandshake(h *handshake) {
 	p := r.pollers[int(r.next.Add(1))%len(r.pollers)]
