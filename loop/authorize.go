@@ -174,8 +174,14 @@ func (ss *session) deliver(res *authResult) {
 // end is how the reuse guard ends the session (revoke.go).
 func (s *Server) lookupAndGuard(h tokens.Hash, originScheme string, end func(reuse.Reason)) *authResult {
 	res := &authResult{result: ResultOK, fd: -1}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
-	defer cancel()
+	// The deadline's context and timer are made only for a store or a
+	// resolve that may block (about 1 KiB of garbage a handshake otherwise).
+	ctx := context.Background()
+	if _, ok := s.cfg.Store.(tokens.NonBlocking); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+		defer cancel()
+	}
 	rec, err := s.cfg.Store.Lookup(ctx, h)
 	res.rec = rec // for the log's instance field
 	switch {

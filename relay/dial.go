@@ -206,8 +206,11 @@ func (rt route) viaProxy() bool { return rt.proxy != nil }
 // name did not resolve. The connects themselves run on a relay poller
 // (openRoute), so no goroutine waits for a SYN's answer.
 func resolveRoute(ctx context.Context, host string, port int, cfg DialConfig) (route, error) {
-	ctx, cancel := cfg.bound(ctx)
-	defer cancel()
+	if ResolveBlocks(host, cfg) { // an IP address needs no deadline: no timer per handshake
+		var cancel context.CancelFunc
+		ctx, cancel = cfg.bound(ctx)
+		defer cancel()
+	}
 	addrs, err := resolveAllowed(ctx, host, port, cfg)
 	if err != nil {
 		return route{}, err
@@ -232,6 +235,18 @@ func resolveRoute(ctx context.Context, host string, port int, cfg DialConfig) (r
 		return route{}, err
 	}
 	return rt, nil
+}
+
+// ResolveBlocks reports whether resolveRoute may wait on a DNS lookup: host is
+// not an IP address, or a forward proxy's address is to be resolved. When
+// it does not, resolveRoute never uses its ctx, and a caller need not make one
+// with a deadline.
+func ResolveBlocks(host string, cfg DialConfig) bool {
+	if cfg.Proxy != nil {
+		return true
+	}
+	_, err := netip.ParseAddr(host)
+	return err != nil
 }
 
 // resolveProxy resolves the forward proxy's host:port; its addresses are
@@ -291,11 +306,17 @@ func attemptDeadline(now, deadline time.Time, left int) time.Time {
 // connectNonblocking opens a non-blocking socket with no-delay and
 // keepalive and issues connect; EINPROGRESS is the normal outcome.
 func connectNonblocking(ap netip.AddrPort, keep time.Duration) (int, error) {
-	family := unix.AF_INET6
-	zone, _ := strconv.ParseUint(ap.Addr().Zone(), 10, 32) // numeric: resolveRoute made it so
-	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16(), ZoneId: uint32(zone)}
+	// One sockaddr, of the address's family; a zone is parsed only where
+	// there is one (ParseUint's error on "" was a handshake's garbage).
+	family, sa := unix.AF_INET, unix.Sockaddr(nil)
 	if ap.Addr().Is4() {
-		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	} else {
+		var zone uint64
+		if z := ap.Addr().Zone(); z != "" {
+			zone, _ = strconv.ParseUint(z, 10, 32) // numeric: resolveRoute made it so
+		}
+		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16(), ZoneId: uint32(zone)}
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {

@@ -129,8 +129,11 @@ func (r *Relay) Open(ctx context.Context, t Target, done func(Opened, error)) er
 	if err != nil {
 		return &OpenError{Step: StepResolve, Err: err}
 	}
-	ctx, cancel := context.WithDeadline(ctx, t.Deadline)
-	defer cancel()
+	if ResolveBlocks(t.Host, t.Dial) { // an IP address needs no deadline: no timer per handshake
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, t.Deadline)
+		defer cancel()
+	}
 	rt, err := resolveRoute(ctx, t.Host, t.Port, t.Dial)
 	if err != nil {
 		return &OpenError{Step: StepResolve, Err: err}

@@ -86,8 +86,12 @@ func (r *Relay) openRoute(rt route, requests [][]byte, timeout time.Duration, do
 		requests = append([][]byte{rt.proxy}, requests...)
 	}
 	r.startOpening(&opening{fd: -1, requests: requests, deadline: time.Now().Add(timeout), done: done,
-		connecting: true, addrs: rt.addrs, keep: rt.keep, lastErr: errors.New("no address")})
+		connecting: true, addrs: rt.addrs, keep: rt.keep, lastErr: errNoAddress})
 }
+
+// errNoAddress is a route's failure before any address was tried (one
+// value: no allocation per handshake).
+var errNoAddress = errors.New("no address")
 
 func (r *Relay) startOpening(h *opening) {
 	p := r.pollers[int(r.next.Add(1))%len(r.pollers)]

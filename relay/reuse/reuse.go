@@ -97,13 +97,42 @@ type Guard interface {
 }
 
 // Claims is the live claims of one process by token: whom a revocation or
-// a takeover ends. Memory: one entry per live session. Safe for concurrent
-// use; the end functions are called outside its lock.
+// a takeover ends. Memory: one entry per live session (a token's first
+// claim sits in the entry itself: a map of its own per token cost about
+// 190 bytes a session; only a token claimed twice at once, under takeover
+// or no policy, gets one). Safe for concurrent use; the end functions are
+// called outside its lock.
 type Claims struct {
 	mu  sync.Mutex
 	seq uint64
-	by  map[Key]map[uint64]func(Reason)
+	by  map[Key]claimSet
 	n   int
+}
+
+// claimSet is the claims of one token: the first inline, any others in
+// more. id 0 is no inline claim (ids are never 0).
+type claimSet struct {
+	id   uint64
+	end  func(Reason)
+	more map[uint64]func(Reason)
+}
+
+func (cs *claimSet) len() int {
+	n := len(cs.more)
+	if cs.id != 0 {
+		n++
+	}
+	return n
+}
+
+// each calls f for every claim of the set.
+func (cs *claimSet) each(f func(id uint64, end func(Reason))) {
+	if cs.id != 0 {
+		f(cs.id, cs.end)
+	}
+	for id, end := range cs.more {
+		f(id, end)
+	}
 }
 
 // Add registers a claim on k and returns its id (never 0, unique within
@@ -112,15 +141,19 @@ func (c *Claims) Add(k Key, end func(Reason)) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.by == nil {
-		c.by = map[Key]map[uint64]func(Reason){}
+		c.by = map[Key]claimSet{}
 	}
 	c.seq++
-	m := c.by[k]
-	if m == nil {
-		m = map[uint64]func(Reason){}
-		c.by[k] = m
+	cs := c.by[k]
+	switch {
+	case cs.id == 0:
+		cs.id, cs.end = c.seq, end
+	case cs.more == nil:
+		cs.more = map[uint64]func(Reason){c.seq: end}
+	default:
+		cs.more[c.seq] = end
 	}
-	m[c.seq] = end
+	c.by[k] = cs
 	c.n++
 	return c.seq
 }
@@ -129,15 +162,23 @@ func (c *Claims) Add(k Key, end func(Reason)) uint64 {
 func (c *Claims) Remove(k Key, id uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := c.by[k]
-	if _, ok := m[id]; !ok {
+	cs, ok := c.by[k]
+	if !ok || id == 0 {
 		return
 	}
-	delete(m, id)
-	c.n--
-	if len(m) == 0 {
-		delete(c.by, k)
+	if cs.id == id {
+		cs.id, cs.end = 0, nil
+	} else if _, ok := cs.more[id]; ok {
+		delete(cs.more, id)
+	} else {
+		return
 	}
+	c.n--
+	if cs.len() == 0 {
+		delete(c.by, k)
+		return
+	}
+	c.by[k] = cs
 }
 
 // End calls, for every claim of k that keep does not keep (nil keep: every
@@ -146,11 +187,12 @@ func (c *Claims) Remove(k Key, id uint64) {
 func (c *Claims) End(k Key, r Reason, keep func(id uint64) bool) int {
 	c.mu.Lock()
 	var ends []func(Reason)
-	for id, end := range c.by[k] {
+	cs := c.by[k]
+	cs.each(func(id uint64, end func(Reason)) {
 		if end != nil && (keep == nil || !keep(id)) {
 			ends = append(ends, end)
 		}
-	}
+	})
 	c.mu.Unlock()
 	for _, end := range ends {
 		end(r)
@@ -162,10 +204,9 @@ func (c *Claims) End(k Key, r Reason, keep func(id uint64) bool) int {
 func (c *Claims) IDs(k Key) []uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ids := make([]uint64, 0, len(c.by[k]))
-	for id := range c.by[k] {
-		ids = append(ids, id)
-	}
+	cs := c.by[k]
+	ids := make([]uint64, 0, cs.len())
+	cs.each(func(id uint64, _ func(Reason)) { ids = append(ids, id) })
 	return ids
 }
 
@@ -178,6 +219,21 @@ func (c *Claims) Keys() []Key {
 		keys = append(keys, k)
 	}
 	return keys
+}
+
+// has reports whether k has a live claim.
+func (c *Claims) has(k Key) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.by[k]
+	return ok
+}
+
+// keys is the number of tokens with a live claim.
+func (c *Claims) keys() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.by)
 }
 
 // Len is the number of live claims.
@@ -197,10 +253,11 @@ type LocalGuard struct {
 	now    func() time.Time
 	claims Claims
 
+	// Exclusive's holder is the token's live claim in claims (added and
+	// removed under mu): no map of its own (about 100 bytes a session).
 	mu      sync.Mutex
-	holder  map[Key]uint64 // exclusive: the live claim; takeover: the newest
-	used    expiring       // single-use: used tokens, until their expiry
-	revoked expiring       // revoked tokens, until when
+	used    expiring // single-use: used tokens, until their expiry
+	revoked expiring // revoked tokens, until when
 }
 
 // NewLocalGuard returns a guard for p; now is the clock (nil: time.Now).
@@ -208,8 +265,7 @@ func NewLocalGuard(p Policy, now func() time.Time) *LocalGuard {
 	if now == nil {
 		now = time.Now
 	}
-	return &LocalGuard{policy: p, now: now, holder: map[Key]uint64{}, used: newExpiring(),
-		revoked: newExpiring()}
+	return &LocalGuard{policy: p, now: now, used: newExpiring(), revoked: newExpiring()}
 }
 
 // Acquire implements Guard.
@@ -228,16 +284,13 @@ func (g *LocalGuard) Acquire(k Key, expires time.Time, end func(Reason)) (func()
 		}
 		g.used.add(k, expires, now) // pruning expired ones
 	case Exclusive:
-		if _, busy := g.holder[k]; busy {
+		if g.claims.has(k) {
 			g.mu.Unlock()
 			return nil, ErrTokenInUse
 		}
 	}
 	// Registered under g.mu: a Revoke after the check above finds it.
 	id := g.claims.Add(k, end)
-	if g.policy == Exclusive || g.policy == Takeover {
-		g.holder[k] = id
-	}
 	g.mu.Unlock()
 	if g.policy == Takeover {
 		// Ids grow with time: a newer claim, registered meanwhile, stays
@@ -247,12 +300,9 @@ func (g *LocalGuard) Acquire(k Key, expires time.Time, end func(Reason)) (func()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			g.mu.Lock()
-			if g.holder[k] == id {
-				delete(g.holder, k)
-			}
-			g.mu.Unlock()
+			g.mu.Lock() // Exclusive's check and this removal are one order
 			g.claims.Remove(k, id)
+			g.mu.Unlock()
 		})
 	}, nil
 }
@@ -271,7 +321,11 @@ func (g *LocalGuard) Revoke(_ context.Context, k Key) error {
 func (g *LocalGuard) Len() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.holder) + len(g.used.m) + len(g.revoked.m)
+	n := len(g.used.m) + len(g.revoked.m)
+	if g.policy == Exclusive || g.policy == Takeover { // the tokens held, as a map of holders counted them
+		n += g.claims.keys()
+	}
+	return n
 }
 
 // Live is the number of live claims (for tests).

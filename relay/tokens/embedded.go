@@ -100,6 +100,11 @@ func openDB(cfg EmbeddedConfig) (*bolt.DB, error) {
 	return db, nil
 }
 
+// LookupNeverBlocks marks the embedded store NonBlocking: Lookup is a
+// read transaction on a memory-mapped file (bbolt readers never wait for
+// a writer's I/O).
+func (e *Embedded) LookupNeverBlocks() {}
+
 // Lookup returns the record of h.
 func (e *Embedded) Lookup(ctx context.Context, h Hash) (Record, error) {
 	if err := ctx.Err(); err != nil {

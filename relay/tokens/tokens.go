@@ -64,10 +64,23 @@ type Store interface {
 	Close() error
 }
 
-// Both stores are Stores.
+// NonBlocking marks a Store whose Lookup never waits on I/O or a peer (an
+// in-memory map, a memory-mapped file): the caller may pass a context
+// without a deadline and skip the timeout context's and its timer's
+// allocations on every handshake (about a third of a handshake's garbage
+// with the file store).
+type NonBlocking interface {
+	Store
+	// LookupNeverBlocks is a marker; it does nothing.
+	LookupNeverBlocks()
+}
+
+// Both stores are Stores, and neither blocks.
 var (
-	_ Store = (*FileStore)(nil)
-	_ Store = (*Embedded)(nil)
+	_ Store       = (*FileStore)(nil)
+	_ Store       = (*Embedded)(nil)
+	_ NonBlocking = (*FileStore)(nil)
+	_ NonBlocking = (*Embedded)(nil)
 )
 
 // Validation errors. Their text never holds a field's value: a line may
