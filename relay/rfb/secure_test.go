@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/internal/testutil/pki"
 	"github.com/consoleproxy/consoleproxy/relay"
 )
@@ -75,17 +76,6 @@ func secure(t *testing.T, p *Proxy, fd int, first []byte) secured {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // Secure runs the whole host side on a handshake goroutine and hands back
 // a socket and its TLS client; attached to a relay poller, the host's
 // ServerInit (read ahead behind the SecurityResult) reaches the client
@@ -110,7 +100,7 @@ func TestSecureVeNCrypt(t *testing.T) {
 	s := newSink()
 	s.conn = rl.AttachTLS(r.s.Fd, r.s.TLS, s)
 	s.conn.Start()
-	waitFor(t, "ServerInit", func() bool { return bytes.Equal(s.received(), []byte("ServerInit")) })
+	testutil.WaitFor(t, "ServerInit", func() bool { return bytes.Equal(s.received(), []byte("ServerInit")) })
 	if _, err := s.conn.Write([][]byte{[]byte("ClientInit")}); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +108,7 @@ func TestSecureVeNCrypt(t *testing.T) {
 	if res := h.wait(t); res.err != nil {
 		t.Fatalf("host: %v (want the proxy's close_notify)", res.err)
 	}
-	waitFor(t, "no goroutine left", func() bool { return runtime.NumGoroutine() <= before+1 }) // +1: the relay's poller
+	testutil.WaitFor(t, "no goroutine left", func() bool { return runtime.NumGoroutine() <= before+1 }) // +1: the relay's poller
 }
 
 // With None the socket comes back as it is; bytes the host sent after its
@@ -167,7 +157,7 @@ func TestSecureBounded(t *testing.T) {
 	}
 	close(release)
 	ran.Wait()
-	waitFor(t, "the pool's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	testutil.WaitFor(t, "the pool's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 
 	ca := pki.NewCA(t, "compute CA")
 	sp := newTestProxy(t, Config{Schemes: []Scheme{SchemeVeNCrypt}, CAFile: ca.File})
