@@ -114,11 +114,7 @@ func (p *upgradeProc) readPID() int {
 // is still there after exitBound.
 func stopPID(t *testing.T, pid int) {
 	_ = syscall.Kill(pid, syscall.SIGTERM)
-	deadline := time.Now().Add(exitBound)
-	for processAlive(pid) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if processAlive(pid) {
+	if !testutil.Eventually(exitBound, func() bool { return !processAlive(pid) }) {
 		t.Errorf("pid %d still there %s after SIGTERM; killed", pid, exitBound)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
