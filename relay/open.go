@@ -129,12 +129,11 @@ func (r *Relay) Open(ctx context.Context, t Target, done func(Opened, error)) er
 	if err != nil {
 		return &OpenError{Step: StepResolve, Err: err}
 	}
-	if ResolveBlocks(t.Host, t.Dial) { // an IP address needs no deadline: no timer per handshake
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, t.Deadline)
-		defer cancel()
-	}
-	rt, err := resolveRoute(ctx, t.Host, t.Port, t.Dial)
+	// The resolve is bounded by what is left of t.Deadline: resolveRoute
+	// makes the one deadline context, and only when DNS may block.
+	dial := t.Dial
+	dial.Timeout = max(time.Until(t.Deadline), time.Nanosecond)
+	rt, err := resolveRoute(ctx, t.Host, t.Port, dial)
 	if err != nil {
 		return &OpenError{Step: StepResolve, Err: err}
 	}
