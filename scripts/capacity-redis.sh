@@ -10,6 +10,7 @@
 #   release  one EVALSHA of the release script per session end (releaseScript)
 # Usage: scripts/capacity-redis.sh [CLAIMS [BATCH [ROUNDS]]]   (defaults 20000 500 5)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 claims=${1:-20000}
 batch=${2:-500}
 rounds=${3:-5}
@@ -29,25 +30,16 @@ for _ in $(seq 100); do
 done
 echo "# $(redis-server --version)"
 
-renew='local lease = ARGV[#KEYS + 1]
-local out = {}
-for i, k in ipairs(KEYS) do
-  local v = redis.call("GET", k)
-  if v == ARGV[i] then
-    redis.call("PEXPIRE", k, lease)
-    out[i] = 1
-  elseif not v then
-    redis.call("SET", k, ARGV[i], "PX", lease)
-    out[i] = 2
-  else
-    out[i] = 0
-  end
-end
-return out'
-release='if redis.call("GET", KEYS[1]) == ARGV[1] then
-  return redis.call("DEL", KEYS[1])
-end
-return 0'
+# The guard's own scripts, read from the Go source so the figures are of
+# what the product runs: the text between the backquotes of each NewScript.
+luaScript() {
+	awk -v name="$1" '$0 ~ "^var " name " = redis.NewScript\\(`" { on = 1; next }
+		on && /`\)$/ { sub(/`\)$/, ""); print; exit }
+		on { print }' relay/tokens/redisguard_run.go
+}
+renew=$(luaScript renewScript)
+release=$(luaScript releaseScript)
+[ -n "$renew" ] && [ -n "$release" ] || { echo "capacity-redis: scripts not found in relay/tokens/redisguard_run.go" >&2; exit 1; }
 renew_sha=$("${cli[@]}" script load "$renew")
 release_sha=$("${cli[@]}" script load "$release")
 
