@@ -5,6 +5,11 @@ package testutil
 import (
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -35,13 +40,66 @@ func FreePort(t testing.TB) int {
 
 // PickPort is FreePort for code that has no testing.TB (a server fixture
 // started from TestMain): a loopback port nothing listens on right now.
+//
+// The port comes from below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), which the kernel never hands out itself:
+// a port picked here cannot be taken meanwhile by an outgoing connection's
+// source port or by another process's bind to port 0, the ways a port the
+// kernel chose (listen on :0, close) is lost between the pick and the
+// server's bind. Each test process walks its own stretch of that range
+// (by its PID), so the test binaries `go test ./...` runs side by side do
+// not pick the same port either; a port something listens on is skipped.
 func PickPort() (int, error) {
+	portsOnce.Do(initPorts)
+	if portsHigh > portsLow {
+		span := portsHigh - portsLow
+		for range span {
+			p := portsLow + int(portsNext.Add(1)-1)%span
+			if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
+				ln.Close()
+				return p, nil
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// pickFloor is the lowest port PickPort hands out: above the well-known
+// ports of the servers the tests run (PostgreSQL 5432, Redis 6379, VNC
+// 5900+, Chromium's 9222, …).
+const pickFloor = 16384
+
+// pickStretches is how many stretches the range below the ephemeral ports
+// is cut into, one per test process by its PID.
+const pickStretches = 16
+
+var (
+	portsOnce           sync.Once
+	portsLow, portsHigh int // this process's stretch, [low, high); empty: the kernel picks
+	portsNext           atomic.Int64
+)
+
+func initPorts() {
+	ephemeral := 32768 // Linux's default lower bound
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				ephemeral = n
+			}
+		}
+	}
+	stretch := (ephemeral - pickFloor) / pickStretches
+	if stretch < 256 {
+		return // too few ports below the ephemeral range: let the kernel pick
+	}
+	portsLow = pickFloor + os.Getpid()%pickStretches*stretch
+	portsHigh = portsLow + stretch
+	portsNext.Store(int64(time.Now().UnixNano() % int64(stretch)))
 }
 
 // Unsent is how many bytes c has queued to send that its peer has not taken

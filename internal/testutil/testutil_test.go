@@ -5,6 +5,7 @@ package testutil
 import (
 	"errors"
 	"net"
+	"strconv"
 	"testing"
 )
 
@@ -74,5 +75,31 @@ func TestEventually(t *testing.T) {
 	n := 0
 	if !Eventually(WaitBound, func() bool { n++; return n == 3 }) {
 		t.Fatal("a condition that comes true did not hold")
+	}
+}
+
+// PickPort hands out ports below the kernel's ephemeral range (which
+// neither outgoing connections nor another process's bind to port 0 can
+// take meanwhile), a different one each time, each free to listen on.
+func TestPickPort(t *testing.T) {
+	portsOnce.Do(initPorts)
+	if portsHigh <= portsLow {
+		t.Skip("too few ports below the ephemeral range here: the kernel picks")
+	}
+	seen := map[int]bool{}
+	for range 50 {
+		p, err := PickPort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p < portsLow || p >= portsHigh || seen[p] {
+			t.Fatalf("port %d: want a new one in [%d, %d)", p, portsLow, portsHigh)
+		}
+		seen[p] = true
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			t.Fatalf("port %d: %v", p, err)
+		}
+		ln.Close()
 	}
 }

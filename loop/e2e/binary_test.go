@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -90,16 +89,17 @@ func startBinaryWith(t testing.TB, prefix, lines []string, extra ...string) *pro
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	})
-	for _, addr := range []string{p.addr, p.metrics} {
-		testutil.WaitFor(t, "listener", func() bool {
-			c, err := net.Dial("tcp", addr)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		})
-	}
+	waitStarted(t, p)
 	return p
+}
+
+// waitStarted waits until p listens (waitListening) and has logged the
+// end of its start-up, "consoleproxy listening": a dial alone could reach
+// whatever else holds the port when p could not bind it.
+func waitStarted(t testing.TB, p *proc) {
+	t.Helper()
+	waitListening(t, p)
+	testutil.WaitFor(t, "start-up done", func() bool { return strings.Contains(p.stderr.String(), "consoleproxy listening") })
 }
 
 func tokenLine(token string, port int) string {

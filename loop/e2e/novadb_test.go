@@ -79,15 +79,7 @@ func startNovaProxy(t *testing.T, cell *novadbtest.Cell) *proc {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	})
-	for _, addr := range []string{p.addr, p.metrics} {
-		testutil.WaitFor(t, "listener "+addr, func() bool {
-			c, err := net.Dial("tcp", addr)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		})
-	}
+	waitStarted(t, p)
 	return p
 }
 

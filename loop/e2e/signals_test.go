@@ -66,9 +66,8 @@ func TestSIGHUPDuringStartup(t *testing.T) {
 	p := execBinary(t, "--token-store", "redis://"+silentListener(t))
 	testutil.WaitFor(t, "the store opening", func() bool { return strings.Contains(p.stderr.String(), "token store: redis") })
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	waitListening(t, p)
 	// The listeners are bound early in start-up: wait for its end.
-	testutil.WaitFor(t, "start-up done", func() bool { return strings.Contains(p.stderr.String(), `"msg":"consoleproxy listening"`) })
+	waitStarted(t, p)
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
 	defer func() {
 		if t.Failed() {
@@ -114,7 +113,7 @@ func execBinary(t *testing.T, args ...string) *proc {
 
 // waitListening waits until p's metrics listener (started last) answers,
 // failing if p exits first.
-func waitListening(t *testing.T, p *proc) {
+func waitListening(t testing.TB, p *proc) {
 	t.Helper()
 	exited := errors.New("exited")
 	err := testutil.CheckWithin(exitBound, func() error {
