@@ -101,7 +101,7 @@ func TestFailWindow(t *testing.T) {
 		t.Fatalf("a refund to zero left the address: %d addresses, want 1", n)
 	}
 	t1 := t0.Add(2 * time.Minute)
-	before := untracked.Get() // the addresses above that fell in addr(1)'s shard
+	before := untracked.Get()         // the addresses above that fell in addr(1)'s shard
 	for i := range 40 * limitShards { // every shard reached: a miss has odds of 64·e⁻⁴⁰
 		if _, ok := f.reserve(addr(i), t1, 1); !ok {
 			t.Fatalf("address %d refused on its first attempt", i)
