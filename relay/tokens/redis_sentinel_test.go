@@ -67,12 +67,16 @@ func TestRedisGuardWaitsForReplica(t *testing.T) {
 		})
 	}
 	waitReplicas(1)
-	g := guardOn(t, primary.URL(0), RedisGuardConfig{Policy: reuse.Exclusive, WaitReplicas: 1, Timeout: time.Second})
-	rel, err := g.Acquire(keyOf("tok-wait-1"), time.Now().Add(time.Hour), nil)
-	if err != nil {
-		t.Fatalf("replica up: %v", err)
-	}
-	rel()
+	// WAIT may take Timeout/2: 2 s leaves a loaded machine's replica time
+	// to acknowledge (1 s failed once, under the whole suite's load).
+	g := guardOn(t, primary.URL(0), RedisGuardConfig{Policy: reuse.Exclusive, WaitReplicas: 1, Timeout: 4 * time.Second})
+	testutil.CheckFor(t, "a claim with the replica up", func() error {
+		rel, err := g.Acquire(keyOf("tok-wait-1"), time.Now().Add(time.Hour), nil)
+		if err == nil {
+			rel()
+		}
+		return err
+	})
 	replica.Stop()
 	waitReplicas(0)
 	_, err = g.Acquire(keyOf("tok-wait-2"), time.Now().Add(time.Hour), nil)
