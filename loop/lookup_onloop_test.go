@@ -6,17 +6,12 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
-	"github.com/consoleproxy/consoleproxy/relay/tokens"
 )
 
 // With a store and a reuse guard that never block, a handshake's lookup
@@ -25,7 +20,6 @@ import (
 // while one to a host given as a DNS name still takes a worker for the
 // resolve (503 while none is free, 101 once one is).
 func TestLookupOnLoop(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -41,24 +35,9 @@ func TestLookupOnLoop(t *testing.T) {
 		}
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	var lines []string
-	record := func(token, host string) {
-		lines = append(lines, fmt.Sprintf(`{"token_hash":%q,"console_type":"novnc","host":%q,"port":%d,"internal_access_path":null,"instance_uuid":"i-1","expires":%d}`,
-			tokens.HashToken([]byte(token)).Hex(), host, port, time.Now().Add(time.Hour).Unix()))
-	}
-	record("by-address", "127.0.0.1")
-	record("by-name", "localhost")
-	record("by-name-later", "localhost")
-	path := filepath.Join(t.TempDir(), "tokens.jsonl")
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	st, err := tokens.OpenFile(tokens.FileConfig{Path: path, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s, err := New(Config{Listen: "127.0.0.1:0", Store: st, Logger: log, EventLoops: 1, Workers: 1, Queue: 1,
+	st := fileStore(t, tokenRecord("by-address", "127.0.0.1", port),
+		tokenRecord("by-name", "localhost", port), tokenRecord("by-name-later", "localhost", port))
+	s, err := New(Config{Listen: "127.0.0.1:0", Store: st, Logger: discardLog, EventLoops: 1, Workers: 1, Queue: 1,
 		Reuse: reuse.NewLocalGuard(reuse.Exclusive, time.Now)})
 	if err != nil {
 		t.Fatal(err)
