@@ -14,6 +14,14 @@ type Session struct {
 	Mode  Mode // the console behind the token
 	Paced bool // sends echo messages at the paced rate while pacing is on
 	Churn bool // closes after its echoes and is replaced by a fresh session
+	// Probe sends one echo message as soon as the session is open, and its
+	// time to establish is taken when the answer is back: the first byte
+	// through the proxy and the console, not the upgrade alone. A TCP
+	// target is "open" once the kernel has completed the connect, before
+	// the proxy has even accepted it; only a round trip through the console
+	// compares a WebSocket upgrade with it (DECISIONS.md, "consolebench:
+	// how the harness measures").
+	Probe bool
 }
 
 type connState uint8
@@ -201,6 +209,9 @@ func (l *loop) onPayload(c *conn, p []byte) {
 func (l *loop) onReply(c *conn) {
 	sent := int64(binary.LittleEndian.Uint64(c.stamp[:]))
 	l.rtt.Record(l.now - time.Duration(sent))
+	if c.s.Probe && c.replies == 0 {
+		l.hs.Record(l.now - c.start) // the first byte back: established
+	}
 	c.replies++
 	l.stats.msgs.Add(1)
 	if c.verifyAt > 0 && c.replies >= c.verifyAt {

@@ -88,9 +88,11 @@ func (l *loop) established(c *conn) {
 	l.inflight--
 	l.stats.opened.Add(1)
 	l.stats.live.Add(1)
-	l.hs.Record(l.now - c.start)
+	if !c.s.Probe {
+		l.hs.Record(l.now - c.start)
+	}
 	switch {
-	case c.s.Churn:
+	case c.s.Churn || c.s.Probe:
 		l.sendMessage(c)
 	case l.stream == streamOn:
 		l.pump(c)

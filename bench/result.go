@@ -35,8 +35,9 @@ type Result struct {
 	MBps           float64 `json:"mbps,omitempty"`             // MB/s (10^6 bytes) in total
 	MBpsPerSession float64 `json:"mbps_per_session,omitempty"` // MBps / Sessions
 
-	// Latency (echo round trips, churn handshakes, hold's time to establish),
-	// in milliseconds.
+	// Latency (echo round trips; for hold and churn each session's time to
+	// establish: from its connect until its first echo is back through the
+	// console, Session.Probe), in milliseconds.
 	Latency *Percentiles `json:"latency_ms,omitempty"`
 
 	// The proxy under test (its processes, children included), and the

@@ -29,7 +29,7 @@ type scenario struct {
 
 // scenarios, in report order.
 var scenarios = []*scenario{
-	{name: "hold", tokens: allModes(ModeEcho), sessions: idle(ModeEcho), measure: measureHold, params: noParams, handshakes: true},
+	{name: "hold", tokens: allModes(ModeEcho), sessions: probed(ModeEcho), measure: measureHold, params: noParams, handshakes: true},
 	{name: "echo", tokens: allModes(ModeEcho), sessions: pacedEcho, measure: measureEcho, params: echoParams},
 	{name: "stream-down", tokens: allModes(ModeFirehose), sessions: idle(ModeFirehose), measure: measureStreamDown, params: streamParams},
 	{name: "stream-up", tokens: allModes(ModeSink), sessions: idle(ModeSink), measure: measureStreamUp, params: streamParams},
@@ -100,6 +100,19 @@ func idle(m Mode) func(Params, int) []Session {
 	}
 }
 
+// probed is idle sessions of console m that each send one echo message
+// as soon as they are open (Session.Probe): their time to establish is
+// its round trip.
+func probed(m Mode) func(Params, int) []Session {
+	return func(p Params, n int) []Session {
+		ss := idle(m)(p, n)
+		for i := range ss {
+			ss[i].Probe = true
+		}
+		return ss
+	}
+}
+
 func pacedEcho(p Params, n int) []Session {
 	return sessionsOf(allModes(ModeEcho)(p, n), func(int) bool { return true })
 }
@@ -113,7 +126,7 @@ func churnTokens(p Params, n int) []Mode { return allModes(ModeEcho)(p, churnPoo
 func churnSessions(_ Params, n int) []Session {
 	ss := make([]Session, n)
 	for i := range ss {
-		ss[i] = Session{Token: i, Mode: ModeEcho, Churn: true}
+		ss[i] = Session{Token: i, Mode: ModeEcho, Churn: true, Probe: true}
 	}
 	return ss
 }

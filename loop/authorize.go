@@ -47,6 +47,12 @@ func (r *authResult) cleanup() {
 // relay.Open resolves the host here and runs the rest on a relay poller
 // (open), and the result goes back to the session's loop; the worker never
 // waits for a SYN's answer.
+//
+// With a store and a guard that never block (Server.lookupOnLoop) it runs
+// on the session's loop instead, no worker woken: a worker then takes only
+// a DNS lookup (openOnWorker). Either way the result reaches the session
+// through its loop's task queue (deliver), never inside the handshake's
+// own call.
 func (ss *session) authorize(h tokens.Hash, originScheme string, attempt authTicket) {
 	k := reuse.Key(h)
 	ss.tokenKey.Store(&k) // before the lookup: a revocation from here on finds the session
@@ -59,7 +65,19 @@ func (ss *session) authorize(h tokens.Hash, originScheme string, attempt authTic
 		ss.deliver(res)
 		return
 	}
+	if ss.srv.lookupOnLoop && relay.ResolveBlocks(res.target.Host, res.target.Dial) {
+		ss.openOnWorker(res)
+		return
+	}
 	ss.open(res)
+}
+
+// openOnWorker runs open on a worker: the session's loop looked the token
+// up, and the host's name (or the forward proxy's) needs DNS. Loop.
+func (ss *session) openOnWorker(res *authResult) {
+	if !ss.srv.pool.submit(func() { ss.open(res) }) {
+		ss.deliver(res.fail(ResultOverloaded, "worker queue full"))
+	}
 }
 
 // open opens the compute host's socket with relay.Open (the DNS lookup on
@@ -286,6 +304,7 @@ func (ss *session) authorized(res *authResult) {
 	ss.count(ResultOK)
 	s.metrics.active.Add(1)
 	s.metrics.handshake.Update(time.Duration(now.UnixNano() - ss.accepted).Seconds())
+	ss.inline = ss.PollerIndex() >= 0 // the host's poller is this loop's: its data is written at once
 	if res.hostTLS != nil {
 		ss.host = s.relay.AttachTLS(res.fd, res.hostTLS, ss)
 	} else {

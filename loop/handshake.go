@@ -81,7 +81,11 @@ func (ss *session) handshake() gnet.Action {
 		return ss.refuse(ResultOverCapacity, "max sessions reached")
 	}
 	ss.phase.Store(int32(phaseAuthorizing))
-	scheme, attempt := hs.originScheme, ss.handAuth() // the worker settles the attempt
+	scheme, attempt := hs.originScheme, ss.handAuth() // authorize settles the attempt
+	if s.lookupOnLoop {
+		ss.authorize(h, scheme, attempt)
+		return gnet.None
+	}
 	if !s.pool.submit(func() { ss.authorize(h, scheme, attempt) }) {
 		ss.phase.Store(int32(phaseHandshake))
 		ss.unadmit()

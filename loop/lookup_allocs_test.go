@@ -3,11 +3,6 @@
 package loop
 
 import (
-	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -27,23 +22,12 @@ const lookupAllocs = 7
 // a host given as an address, the worker's step makes no timeout context:
 // its allocations stay within lookupAllocs. It failed at 16 before (both contexts made).
 func TestLookupNoTimeoutContext(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	path := filepath.Join(t.TempDir(), "tokens.jsonl")
 	h := tokens.HashToken([]byte("lookup-allocs"))
-	line := fmt.Sprintf(`{"token_hash":%q,"console_type":"novnc","host":"127.0.0.1","port":5900,"internal_access_path":null,"instance_uuid":"i-1","expires":%d}`+"\n",
-		h.Hex(), time.Now().Add(time.Hour).Unix())
-	if err := os.WriteFile(path, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	st, err := tokens.OpenFile(tokens.FileConfig{Path: path, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := fileStore(t, tokenRecord("lookup-allocs", "127.0.0.1", 5900))
 	if _, ok := any(st).(tokens.NonBlocking); !ok {
 		t.Fatal("the file store is not NonBlocking")
 	}
-	s, err := New(Config{Listen: "127.0.0.1:0", Store: st, Logger: log, EventLoops: 1, HandshakeTimeout: 5 * time.Second})
+	s, err := New(Config{Listen: "127.0.0.1:0", Store: st, Logger: discardLog, EventLoops: 1, HandshakeTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

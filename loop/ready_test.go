@@ -4,16 +4,11 @@ package loop
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
-	"github.com/consoleproxy/consoleproxy/relay/tokens"
 )
 
 // Readiness follows the listener (issue 12, finding 11): once gnet's
@@ -22,17 +17,8 @@ import (
 // listens. The engine is stopped underneath the server here, the way gnet
 // stops itself.
 func TestReadyFollowsEngine(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	path := filepath.Join(t.TempDir(), "tokens.jsonl")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	st, err := tokens.OpenFile(tokens.FileConfig{Path: path, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s, err := New(Config{Listen: "127.0.0.1:0", Store: st, Logger: log, EventLoops: 2})
+	st := fileStore(t)
+	s, err := New(Config{Listen: "127.0.0.1:0", Store: st, Logger: discardLog, EventLoops: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

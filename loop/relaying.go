@@ -5,6 +5,7 @@ package loop
 import (
 	"context"
 	"errors"
+	"net"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -288,10 +289,15 @@ func (ss *session) hostDataBase64(b *bytebufferpool.ByteBuffer, n int) {
 // queue hands frame (a slice of f.buf) to the client's loop; f.buf goes
 // back to its pool once gnet has written or copied it (onSent). The whole
 // frame counts against the session's bound, header and base64 growth
-// included, not only the host's bytes. Poller goroutine.
+// included, not only the host's bytes. Poller goroutine, which for an
+// inline session is the client's loop: the frame is written at once.
 func (ss *session) queue(f pendingFrame, frame []byte) {
 	f.wire = len(frame)
 	ss.host.Charge(f.wire - f.n)
+	if ss.inline {
+		ss.writeInline(f, frame)
+		return
+	}
 	ss.sentQ.push(f)
 	if err := ss.c.AsyncWrite(frame, ss.onSentFn); err != nil {
 		if f, ok := ss.sentQ.popNewest(); ok {
@@ -299,6 +305,36 @@ func (ss *session) queue(f pendingFrame, frame []byte) {
 		}
 		ss.host.Ack(f.wire, 0)
 	}
+}
+
+// writeInline writes a host frame on the client's loop, where its driven
+// poller read it: no hand-over, no wake-up. gnet writes it to the socket
+// or copies what the socket does not take, so f.buf goes back at once.
+// Frames stay in order: every host frame of an inline session takes this
+// path, and what is queued with AsyncWrite (control frames, the close
+// frame) is whole frames too. A failed write closed the client inside the
+// call (OnClose ran). Loop.
+func (ss *session) writeInline(f pendingFrame, frame []byte) {
+	err := net.ErrClosed
+	if phase(ss.phase.Load()) == phaseRelaying {
+		_, err = ss.c.Write(frame)
+	}
+	f.release()
+	ss.sent(ss.raw, f, err)
+}
+
+// PollerIndex is the relay poller this session's host socket belongs on
+// (relay.Affine): the one its client's loop drives, when the relay is
+// driven; -1 (any) otherwise. Loop, when the host is attached.
+func (ss *session) PollerIndex() int {
+	if ss.srv == nil {
+		return -1
+	}
+	i, ok := ss.srv.loopPoller[ss.raw.EventLoop()]
+	if !ok {
+		return -1
+	}
+	return i
 }
 
 // onSent is the AsyncWrite callback of every host frame: it runs on the

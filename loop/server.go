@@ -19,6 +19,8 @@ import (
 
 	"github.com/consoleproxy/consoleproxy/loop/web"
 	"github.com/consoleproxy/consoleproxy/relay"
+	"github.com/consoleproxy/consoleproxy/relay/reuse"
+	"github.com/consoleproxy/consoleproxy/relay/tokens"
 )
 
 // Server is one consoleproxy listener.
@@ -52,6 +54,12 @@ type Server struct {
 	mu       sync.Mutex // guards sessions
 	sessions map[*session]struct{}
 	sweeper  chan struct{}
+
+	// loopPoller is the relay poller each event loop drives (drivePoller).
+	loopPoller map[gnet.EventLoop]int
+	// lookupOnLoop: the token store and the reuse guard never block, so a
+	// handshake's lookup runs on its loop, not on a worker (authorize).
+	lookupOnLoop bool
 }
 
 // New checks cfg and prepares a Server; Start runs it.
@@ -63,15 +71,23 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Security != nil && cfg.ConsoleType != "novnc" {
 		return nil, fmt.Errorf("loop: the RFB security proxy (VeNCrypt) is for novnc consoles, not %s", cfg.ConsoleType)
 	}
-	r, err := relay.New(cfg.Relay)
+	// Each event loop drives the relay poller that holds its sessions'
+	// host sockets (DECISIONS.md "A session's two sockets on one thread").
+	rcfg := cfg.Relay
+	rcfg.Driven, rcfg.Pollers = true, cfg.EventLoops
+	r, err := relay.New(rcfg)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
 		cfg: cfg, relay: r, metrics: newServerMetrics(), pool: newPool(cfg.Workers, cfg.Queue),
-		booted: make(chan struct{}), stopped: make(chan error, 1),
+		loopPoller: map[gnet.EventLoop]int{},
+		booted:     make(chan struct{}), stopped: make(chan error, 1),
 		sessions: map[*session]struct{}{}, sweeper: make(chan struct{}),
 	}
+	_, storeQuick := cfg.Store.(tokens.NonBlocking)
+	_, guardQuick := cfg.Reuse.(reuse.NonBlocking)
+	s.lookupOnLoop = storeQuick && guardQuick
 	s.limits = newLimits(cfg, s.metrics.set)
 	s.handshakes = newHandshakers(TLSHandshakers, TLSHandshakeQueue, &s.tlsWG)
 	s.plainHead = max(maxPeek, cfg.Request.MaxHeaderBytes+1)
@@ -142,7 +158,7 @@ func (s *Server) start(inherited []int) error {
 	}
 	opts := []gnet.Option{gnet.WithMulticore(true), gnet.WithNumEventLoop(s.cfg.EventLoops),
 		gnet.WithReusePort(true), gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithLogger(gnetLogger{s.cfg.Logger})}
+		gnet.WithLogger(gnetLogger{s.cfg.Logger}), gnet.WithLoopFD(s.drivePoller)}
 	if len(inherited) > 0 {
 		opts = append(opts, gnet.WithListenerFDs(inherited))
 	}
@@ -163,6 +179,18 @@ func (s *Server) start(inherited []int) error {
 		ktlsLog.Do(func() { logKernelTLS(s.cfg.Logger) })
 	}
 	return nil
+}
+
+// drivePoller gives event loop el the relay poller it drives: its epoll
+// descriptor joins the loop's, and the loop polls it when readable (gnet's
+// LoopFD, before the loops start: loopPoller is read-only once they run).
+func (s *Server) drivePoller(el gnet.EventLoop, idx int) (int, func(), error) {
+	p, err := s.relay.Poller(idx)
+	if err != nil {
+		return -1, nil, err
+	}
+	s.loopPoller[el] = idx
+	return p.Fd(), p.Poll, nil
 }
 
 // Addr is the listener's address (useful with port 0).

@@ -91,6 +91,7 @@ type session struct {
 	// must not have that batch parsed again by forwardRest.
 	inBatch     bool
 	base64      bool   // the "base64" subprotocol; set before relaying, then read-only
+	inline      bool   // host data arrives on this loop (a driven poller): written at once, not handed over
 	flushedSeen uint64 // the client's Flushed() at the last sample (sampleOut)
 
 	// rfbNeed is how many bytes of the client's answers to the security

@@ -82,9 +82,21 @@ type Poller struct {
 	// and those whose read buffers are let go once idle.
 	ready, readySpare []*Conn
 	trims             map[*Conn]struct{}
+
+	// The loop's clocks: the next resample, deadline tick and idle trim.
+	next, nextTick, nextTrim time.Time
+	events                   []unix.EpollEvent
+
+	// A driven poller (Config.Driven) runs on its caller's goroutine
+	// (Poll); its deadlines wake that caller through a timerfd in the epoll
+	// set, armed for the earliest one.
+	driven  bool
+	tfd     int       // the timerfd; -1 unless driven
+	armedAt time.Time // when tfd fires; zero: not armed
+	closed  bool      // closeAll ran
 }
 
-func newPoller(cfg Config) (*Poller, error) {
+func newPoller(cfg Config, driven bool) (*Poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -100,12 +112,68 @@ func newPoller(cfg Config) (*Poller, error) {
 		unix.Close(evfd)
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
-	p := &Poller{cfg: cfg, epfd: epfd, evfd: evfd, done: make(chan struct{}),
+	p := &Poller{cfg: cfg, epfd: epfd, evfd: evfd, tfd: -1, done: make(chan struct{}),
 		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}, flushing: map[*Conn]time.Time{}, openings: map[int]*opening{},
 		awaits:  map[int]*awaiter{},
-		writers: map[*Conn]struct{}{}, trims: map[*Conn]struct{}{}}
-	go p.run()
+		writers: map[*Conn]struct{}{}, trims: map[*Conn]struct{}{},
+		events: make([]unix.EpollEvent, 256), driven: driven}
+	now := time.Now()
+	p.next, p.nextTick, p.nextTrim = now.Add(resampleEvery), now.Add(openingTick), now.Add(tlsIdleTrim)
+	if !driven {
+		go p.run()
+		return p, nil
+	}
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err == nil {
+		ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(tfd)}
+		if err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, tfd, &ev); err != nil {
+			unix.Close(tfd)
+		}
+	}
+	if err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, fmt.Errorf("timerfd: %w", err)
+	}
+	p.tfd = tfd
 	return p, nil
+}
+
+// Fd is a driven poller's epoll descriptor: readable whenever Poll has
+// work (socket events, commands, a deadline passed). The caller polls it,
+// level-triggered, beside its own descriptors (gnet's Options.LoopFD).
+func (p *Poller) Fd() int { return p.epfd }
+
+// Poll runs what is ready on a driven poller, without blocking, on the
+// goroutine that drives it: the only one that may call Poll, and the one
+// its sinks' methods run on. After Relay.Close it does nothing.
+func (p *Poller) Poll() {
+	if p.closed {
+		return
+	}
+	if p.iterate(0) {
+		return
+	}
+	p.arm(p.timeout())
+}
+
+// arm sets the timerfd to fire in timeout ms (0: at once), unless it is
+// already set to fire no later; -1 leaves it (a needless firing costs one
+// Poll that finds nothing due). Driven pollers only.
+func (p *Poller) arm(timeout int) {
+	if timeout < 0 {
+		return
+	}
+	d := time.Duration(timeout) * time.Millisecond
+	at := time.Now().Add(d)
+	if !p.armedAt.IsZero() && !p.armedAt.After(at) {
+		return
+	}
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(max(int64(d), 1))}
+	if err := unix.TimerfdSettime(p.tfd, 0, &spec, nil); err != nil {
+		panic(fmt.Sprintf("relay: timerfd_settime: %v", err)) // only EBADF/EFAULT/EINVAL: a bug
+	}
+	p.armedAt = at
 }
 
 // command queues c for the poller goroutine and wakes it. Only the command
@@ -135,75 +203,99 @@ func ceilMillis(d time.Duration) int {
 	return max(0, int((d+time.Millisecond-1)/time.Millisecond))
 }
 
-// shutdown stops the poller goroutine after closing every socket it owns.
+// shutdown stops the poller after closing every socket it owns: through
+// its goroutine, or for a driven poller on the caller's (whose driver must
+// have stopped calling Poll).
 func (p *Poller) shutdown() {
 	p.mu.Lock()
 	p.stop = true
 	p.mu.Unlock()
+	if p.driven {
+		if !p.closed {
+			p.runCommands()
+			p.closeAll()
+		}
+		return
+	}
 	p.command(cmd{op: opNop})
 	<-p.done
 }
 
 func (p *Poller) run() {
 	defer close(p.done)
-	events := make([]unix.EpollEvent, 256)
-	next := time.Now().Add(resampleEvery)
-	nextTick := time.Now().Add(openingTick)
-	nextTrim := time.Now().Add(tlsIdleTrim)
-	for {
-		timeout := -1
-		if len(p.slow) > 0 || len(p.flushing) > 0 {
-			timeout = msUntil(next)
-		}
-		if p.ticking() {
-			timeout = untilTick(timeout, nextTick)
-		}
-		if len(p.trims) > 0 {
-			timeout = untilTick(timeout, nextTrim)
-		}
-		if len(p.ready) > 0 {
-			timeout = 0
-		}
-		n, err := unix.EpollWait(p.epfd, events, timeout)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			panic(fmt.Sprintf("relay: epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug
-		}
-		for i := 0; i < n; i++ {
-			ev := events[i]
-			if int(ev.Fd) == p.evfd {
-				if p.runCommands() {
-					p.closeAll()
-					return
-				}
-				continue
+	for !p.iterate(p.timeout()) {
+	}
+}
+
+// timeout is how long the next epoll_wait may sleep (ms; -1: until an
+// event): until the earliest of the clocks that have work.
+func (p *Poller) timeout() int {
+	timeout := -1
+	if len(p.slow) > 0 || len(p.flushing) > 0 {
+		timeout = msUntil(p.next)
+	}
+	if p.ticking() {
+		timeout = untilTick(timeout, p.nextTick)
+	}
+	if len(p.trims) > 0 {
+		timeout = untilTick(timeout, p.nextTrim)
+	}
+	if len(p.ready) > 0 {
+		timeout = 0
+	}
+	return timeout
+}
+
+// iterate waits up to timeout ms for events, handles them and then the
+// clocks that are due. It reports whether the poller stopped (every
+// socket closed).
+func (p *Poller) iterate(timeout int) (stopped bool) {
+	events := p.events
+	n, err := unix.EpollWait(p.epfd, events, timeout)
+	if err != nil && !errors.Is(err, unix.EINTR) {
+		panic(fmt.Sprintf("relay: epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug
+	}
+	for i := 0; i < n; i++ {
+		ev := events[i]
+		switch fd := int(ev.Fd); {
+		case fd == p.evfd:
+			if p.runCommands() {
+				p.closeAll()
+				return true
 			}
-			if c := p.conns[int(ev.Fd)]; c != nil && c.gen == ev.Pad {
+		case fd == p.tfd:
+			var buf [8]byte
+			_, _ = unix.Read(p.tfd, buf[:])
+			p.armedAt = time.Time{}
+		default:
+			if c := p.conns[fd]; c != nil && c.gen == ev.Pad {
 				p.handle(c, ev.Events)
-			} else if h := p.openings[int(ev.Fd)]; h != nil && h.gen == ev.Pad {
+			} else if h := p.openings[fd]; h != nil && h.gen == ev.Pad {
 				p.handleOpening(h, ev.Events)
-			} else if a := p.awaits[int(ev.Fd)]; a != nil && a.gen == ev.Pad {
+			} else if a := p.awaits[fd]; a != nil && a.gen == ev.Pad {
 				p.readAwait(a)
 			}
 		}
-		if len(p.ready) > 0 {
-			p.readQueued()
-		}
-		if len(p.trims) > 0 && !time.Now().Before(nextTrim) {
-			p.trimIdle()
-			nextTrim = time.Now().Add(tlsIdleTrim)
-		}
-		if (len(p.slow) > 0 || len(p.flushing) > 0) && !time.Now().Before(next) {
-			p.resample()
-			p.expireFlushing()
-			next = time.Now().Add(resampleEvery)
-		}
-		if p.ticking() && !time.Now().Before(nextTick) {
-			p.expireOpenings()
-			p.expireWriters()
-			p.expireAwaits(time.Now())
-			nextTick = time.Now().Add(openingTick)
-		}
 	}
+	if len(p.ready) > 0 {
+		p.readQueued()
+	}
+	if len(p.trims) > 0 && !time.Now().Before(p.nextTrim) {
+		p.trimIdle()
+		p.nextTrim = time.Now().Add(tlsIdleTrim)
+	}
+	if (len(p.slow) > 0 || len(p.flushing) > 0) && !time.Now().Before(p.next) {
+		p.resample()
+		p.expireFlushing()
+		p.next = time.Now().Add(resampleEvery)
+	}
+	if p.ticking() && !time.Now().Before(p.nextTick) {
+		p.expireOpenings()
+		p.expireWriters()
+		p.expireAwaits(time.Now())
+		p.nextTick = time.Now().Add(openingTick)
+	}
+	return false
 }
 
 // runCommands drains the eventfd and applies queued commands. It reports
@@ -439,8 +531,12 @@ func (p *Poller) closeAll() {
 		p.endOpening(h, nil, errShutdown)
 	}
 	p.closeAwaits()
+	p.closed = true
 	unix.Close(p.epfd)
 	unix.Close(p.evfd)
+	if p.tfd >= 0 {
+		unix.Close(p.tfd)
+	}
 }
 
 var errShutdown = errors.New("relay shutting down")

@@ -15,6 +15,11 @@ import (
 type Config struct {
 	// Pollers is the number of poller goroutines; 0 means runtime.NumCPU().
 	Pollers int
+	// Driven pollers run no goroutine: the caller drives each one from a
+	// goroutine of its own (Relay.Poller: Fd, Poll), such as the event loop
+	// whose sessions' host sockets it holds (Affine). Relay.Close must come
+	// after the drivers have stopped.
+	Driven bool
 	// ReadSize is the most one read from a host takes; 0 means DefaultReadSize.
 	ReadSize int
 	// HighWater is the most host data a session may have read but its client
@@ -73,7 +78,7 @@ func (r *Relay) Opening() int64 { return r.opening.Load() }
 func New(cfg Config) (*Relay, error) {
 	r := &Relay{cfg: cfg.withDefaults()}
 	for i := 0; i < r.cfg.Pollers; i++ {
-		p, err := newPoller(r.cfg)
+		p, err := newPoller(r.cfg, r.cfg.Driven)
 		if err != nil {
 			r.Close()
 			return nil, err
@@ -89,12 +94,43 @@ func (r *Relay) Config() Config { return r.cfg }
 // ErrClosed is returned by Attach after Close.
 var ErrClosed = errors.New("relay closed")
 
+// Poller is driven poller i, made if the relay has fewer (an event loop
+// more than Config.Pollers): for the caller that drives it, before any
+// session uses the relay.
+func (r *Relay) Poller(i int) (*Poller, error) {
+	if !r.cfg.Driven {
+		return nil, errors.New("relay: pollers run their own goroutines (Config.Driven is off)")
+	}
+	for len(r.pollers) <= i {
+		p, err := newPoller(r.cfg, true)
+		if err != nil {
+			return nil, err
+		}
+		r.pollers = append(r.pollers, p)
+	}
+	return r.pollers[i], nil
+}
+
+// Affine is a Sink whose host socket belongs on one poller: the one driven
+// by the goroutine the sink runs on (Relay.Poller), so that the sink's
+// methods run there, between its own events, and may write to its client
+// directly instead of handing the bytes over.
+type Affine interface {
+	// PollerIndex is the poller's index; out of range means any.
+	PollerIndex() int
+}
+
 // Attach hands a connected, non-blocking socket fd to a poller, which owns it
 // from now on (it closes it, also when Start is never called but Close is).
 // Nothing is read until Start, so the caller can store the Conn where the
-// sink will look for it first.
+// sink will look for it first. An Affine sink gets the poller it names.
 func (r *Relay) Attach(fd int, sink Sink) *Conn {
 	p := r.pollers[int(r.next.Add(1))%len(r.pollers)]
+	if a, ok := sink.(Affine); ok {
+		if i := a.PollerIndex(); i >= 0 && i < len(r.pollers) {
+			p = r.pollers[i]
+		}
+	}
 	SetUserTimeout(fd, r.cfg.WriteTimeout)
 	return &Conn{fd: fd, p: p, sink: sink}
 }

@@ -91,14 +91,52 @@ func pair(t *testing.T) (int, net.Conn) {
 	return fds[0], host
 }
 
+// testDriven makes newRelay's relays driven (TestDriven): each poller is
+// polled by a goroutine of the test's, as an event loop would.
+var testDriven bool
+
 func newRelay(t *testing.T, cfg Config) *Relay {
 	t.Helper()
+	cfg.Driven = cfg.Driven || testDriven
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(r.Close)
+	if !cfg.Driven {
+		t.Cleanup(r.Close)
+		return r
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, p := range r.pollers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			drive(p, stop)
+		}()
+	}
+	t.Cleanup(func() {
+		close(stop)
+		wg.Wait()
+		r.Close() // after the drivers, as Config.Driven asks
+	})
 	return r
+}
+
+// drive polls p whenever its descriptor is readable until stop closes:
+// what an event loop does with gnet's LoopFD.
+func drive(p *Poller, stop <-chan struct{}) {
+	fds := []unix.PollFd{{Fd: int32(p.Fd()), Events: unix.POLLIN}}
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if n, _ := unix.Poll(fds, 20); n > 0 {
+			p.Poll()
+		}
+	}
 }
 
 func pattern(n int) []byte {

@@ -113,6 +113,9 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 			}
 		}
 		eng.eventLoops.register(el)
+		if err = el.attachLoopFD(); err != nil { // consoleproxy patch
+			return err
+		}
 
 		// Start the ticker.
 		if eng.opts.Ticker && el.idx == 0 {
@@ -151,6 +154,9 @@ func (eng *engine) activateReactors(ctx context.Context, numEventLoop int) error
 		el.connections.init()
 		el.eventHandler = eng.eventHandler
 		eng.eventLoops.register(el)
+		if err = el.attachLoopFD(); err != nil { // consoleproxy patch
+			return err
+		}
 	}
 
 	// Start sub reactors in the background.

@@ -54,6 +54,9 @@ type eventloop struct {
 	acceptPaused  map[int]bool  // listeners unwatched for a backoff
 	// consoleproxy patch: StopAccepting (listener_inherit_unix.go).
 	acceptStopped bool // listeners unwatched for good: nothing more is accepted
+	// consoleproxy patch: Options.LoopFD (loopfd_unix.go).
+	extraFD    int    // -1: none
+	extraReady func() // runs when extraFD is readable
 }
 
 func (el *eventloop) Register(ctx context.Context, addr net.Addr) (<-chan RegisteredResult, error) {

@@ -162,6 +162,10 @@ type Options struct {
 	// (consoleproxy patch, listener_inherit_unix.go): used instead of
 	// binding new ones. The engine owns and closes them.
 	ListenerFDs []int
+
+	// LoopFD adds a descriptor to each event loop (consoleproxy patch,
+	// loopfd_unix.go).
+	LoopFD LoopFD
 }
 
 // WithOptions sets up all options.

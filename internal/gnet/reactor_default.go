@@ -50,6 +50,10 @@ func (el *eventloop) orbit() error {
 	}
 
 	err := el.poller.Polling(func(fd int, ev netpoll.IOEvent, flags netpoll.IOFlags) error {
+		if fd == el.extraFD && el.extraReady != nil { // consoleproxy patch: Options.LoopFD
+			el.extraReady()
+			return nil
+		}
 		c := el.connections.getConn(fd)
 		if c == nil {
 			// For kqueue, this might happen when the connection has already been closed,
@@ -83,6 +87,10 @@ func (el *eventloop) run() error {
 	}
 
 	err := el.poller.Polling(func(fd int, ev netpoll.IOEvent, flags netpoll.IOFlags) error {
+		if fd == el.extraFD && el.extraReady != nil { // consoleproxy patch: Options.LoopFD
+			el.extraReady()
+			return nil
+		}
 		c := el.connections.getConn(fd)
 		if c == nil {
 			if _, ok := el.listeners[fd]; ok {

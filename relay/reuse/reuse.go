@@ -96,6 +96,18 @@ type Guard interface {
 	Revoke(ctx context.Context, k Key) error
 }
 
+// NonBlocking marks a Guard whose Acquire never waits on I/O or a peer
+// (LocalGuard: a map under a lock): with a token store that never blocks
+// either, a handshake's lookup can run on the event loop instead of a
+// worker.
+type NonBlocking interface {
+	Guard
+	// AcquireNeverBlocks is a marker; it does nothing.
+	AcquireNeverBlocks()
+}
+
+var _ NonBlocking = (*LocalGuard)(nil)
+
 // Claims is the live claims of one process by token: whom a revocation or
 // a takeover ends. Memory: one entry per live session (a token's first
 // claim sits in the entry itself: a map of its own per token cost about
@@ -269,6 +281,9 @@ func NewLocalGuard(p Policy, now func() time.Time) *LocalGuard {
 }
 
 // Acquire implements Guard.
+// AcquireNeverBlocks marks LocalGuard NonBlocking.
+func (g *LocalGuard) AcquireNeverBlocks() {}
+
 func (g *LocalGuard) Acquire(k Key, expires time.Time, end func(Reason)) (func(), error) {
 	g.mu.Lock()
 	now := g.now()
