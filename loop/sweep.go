@@ -20,6 +20,7 @@ const sweepEvery = 100 * time.Millisecond
 func (s *Server) sweep() {
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
+	var mem memRelease
 	for {
 		select {
 		case <-s.sweeper:
@@ -32,6 +33,9 @@ func (s *Server) sweep() {
 			ss.check(now)
 		}
 		s.mu.Unlock()
+		if mem.due(s.nextID.Load(), time.Now()) {
+			releaseMemory()
+		}
 	}
 }
 
