@@ -65,6 +65,7 @@ func (ss *session) authorize(h tokens.Hash, originScheme string, attempt authTic
 		ss.deliver(res)
 		return
 	}
+	res.target.Poller = ss.PollerIndex() // the connect completes on this session's loop
 	if ss.srv.lookupOnLoop && relay.ResolveBlocks(res.target.Host, res.target.Dial) {
 		ss.openOnWorker(res)
 		return

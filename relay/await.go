@@ -33,7 +33,7 @@ type awaiter struct {
 // caller's protocol to judge (a read of fd then sees the end, or the
 // caller's own deadline runs out). Only if the relay is closing is the
 // socket closed and done called with fd -1 and an error.
-func (r *Relay) await(fd int, got []byte, n int, deadline time.Time, done func(fd int, got []byte, err error)) {
+func (r *Relay) await(fd int, got []byte, n int, deadline time.Time, poller int, done func(fd int, got []byte, err error)) {
 	if n > MaxAwait {
 		n = MaxAwait
 	}
@@ -41,7 +41,7 @@ func (r *Relay) await(fd int, got []byte, n int, deadline time.Time, done func(f
 		done(fd, got, nil)
 		return
 	}
-	p := r.pollers[int(r.next.Add(1))%len(r.pollers)]
+	p := r.pick(poller)
 	r.opening.Add(1) // a session waiting for its host, as in a connect (Opening)
 	counted := func(fd int, got []byte, err error) {
 		r.opening.Add(-1)

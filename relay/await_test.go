@@ -19,7 +19,7 @@ type awaited struct {
 
 func await(r *Relay, fd int, got []byte, n int, deadline time.Time) chan awaited {
 	out := make(chan awaited, 1)
-	r.await(fd, got, n, deadline, func(fd int, got []byte, err error) { out <- awaited{fd, got, err} })
+	r.await(fd, got, n, deadline, -1, func(fd int, got []byte, err error) { out <- awaited{fd, got, err} })
 	return out
 }
 

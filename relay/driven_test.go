@@ -3,10 +3,14 @@
 package relay
 
 import (
+	"io"
+	"net"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // Driven pollers (Config.Driven) run no goroutine: the caller polls each
@@ -78,3 +82,60 @@ func TestDrivenTimer(t *testing.T) {
 func pollOnce(fd, ms int) (int, error) {
 	return unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
 }
+
+// Open runs its steps on the poller Target.Poller names, and Attach puts
+// an Affine sink's socket on the poller it names: with two driven pollers
+// of which only the second is polled, a connect and a host's data reach
+// their callbacks only if they went there (on the first they would wait
+// forever).
+func TestDrivenAffinity(t *testing.T) {
+	r, err := New(Config{Pollers: 2, Driven: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	driven := make(chan struct{})
+	go func() {
+		defer close(driven)
+		drive(r.pollers[1], stop)
+	}()
+	defer func() {
+		close(stop)
+		<-driven
+		r.Close()
+	}()
+	ln := listen(t)
+	serveOnce(t, ln, func(c net.Conn) { _, _ = c.Write([]byte("hello")); _, _ = io.Copy(io.Discard, c) })
+	tg := hostAt(t, ln)
+	tg.Poller, tg.Deadline = 1, time.Now().Add(5*time.Second)
+	opened := make(chan Opened, 1)
+	if err := r.Open(t.Context(), tg, func(o Opened, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		opened <- o
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var o Opened
+	select {
+	case o = <-opened:
+	case <-time.After(testutil.WaitBound):
+		t.Fatal("the connect never completed: not on the driven poller")
+	}
+	if o.Fd < 0 {
+		t.Fatal("no socket")
+	}
+	s := &affineSink{testSink: newTestSink(true), poller: 1}
+	s.conn = r.Attach(o.Fd, s) // the relay's from here: r.Close closes it
+	s.conn.Start()
+	testutil.WaitFor(t, "the host's bytes through poller 1", func() bool { return string(s.received()) == "hello" })
+}
+
+// affineSink is a testSink that names its poller (Affine).
+type affineSink struct {
+	*testSink
+	poller int
+}
+
+func (s *affineSink) PollerIndex() int { return s.poller }

@@ -26,6 +26,11 @@ type Target struct {
 	// Security, when set, runs the RFB security handshake once the host has
 	// sent its greeting (relay/rfb); nil relays the host's bytes as they are.
 	Security Securer
+	// Poller is the index of the poller that runs the steps (as
+	// Relay.Poller): with driven pollers, the one the caller's goroutine
+	// drives, so that done runs there. Negative or out of range: the next
+	// poller in turn. (The zero value is poller 0.)
+	Poller int
 }
 
 // Securer runs the compute host's side of the RFB security handshake (and
@@ -145,7 +150,7 @@ func (r *Relay) Open(ctx context.Context, t Target, done func(Opened, error)) er
 	if req != nil {
 		requests = [][]byte{req}
 	}
-	r.openRoute(rt, requests, timeout, func(fd int, first []byte, err error) {
+	r.openRoute(rt, requests, timeout, t.Poller, func(fd int, first []byte, err error) {
 		if err != nil {
 			done(Opened{Fd: -1}, openingError(err, rt.viaProxy()))
 			return
@@ -181,7 +186,7 @@ func openingError(err error, viaProxy bool) *OpenError {
 // holds no goroutine), then hands the socket to t.Security. Poller
 // goroutine: does not block.
 func (r *Relay) secure(fd int, first []byte, t Target, done func(Opened, error)) {
-	r.await(fd, first, t.Security.GreetingLen(), t.Deadline, func(fd int, first []byte, err error) {
+	r.await(fd, first, t.Security.GreetingLen(), t.Deadline, t.Poller, func(fd int, first []byte, err error) {
 		if err != nil { // the relay is closing; fd is closed
 			done(Opened{Fd: -1}, &OpenError{Step: StepGreeting, Err: err})
 			return

@@ -125,14 +125,21 @@ type Affine interface {
 // Nothing is read until Start, so the caller can store the Conn where the
 // sink will look for it first. An Affine sink gets the poller it names.
 func (r *Relay) Attach(fd int, sink Sink) *Conn {
-	p := r.pollers[int(r.next.Add(1))%len(r.pollers)]
+	i := -1
 	if a, ok := sink.(Affine); ok {
-		if i := a.PollerIndex(); i >= 0 && i < len(r.pollers) {
-			p = r.pollers[i]
-		}
+		i = a.PollerIndex()
 	}
+	p := r.pick(i)
 	SetUserTimeout(fd, r.cfg.WriteTimeout)
 	return &Conn{fd: fd, p: p, sink: sink}
+}
+
+// pick is poller i, or the next in turn when i is out of range.
+func (r *Relay) pick(i int) *Poller {
+	if i >= 0 && i < len(r.pollers) {
+		return r.pollers[i]
+	}
+	return r.pollers[int(r.next.Add(1))%len(r.pollers)]
 }
 
 // SetUserTimeout sets a TCP socket's TCP_USER_TIMEOUT: unacknowledged data
