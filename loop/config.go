@@ -25,7 +25,7 @@ type Config struct {
 	Trusted     policy.TrustedProxies
 	Reuse       reuse.Guard // nil means an exclusive in-process guard
 	Dial        relay.DialConfig
-	Relay       relay.Config
+	Relay       relay.Config // its Pollers and Driven are set by New: one poller per event loop, driven by it
 	Request     wsframe.RequestLimits
 	TLS         *TLSConfig // nil: plain ws:// only
 	// Security is the RFB security proxy (VeNCrypt toward compute hosts);
