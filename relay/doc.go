@@ -10,6 +10,13 @@
 // pushes back on a fast compute host through TCP flow control instead of the
 // proxy buffering without bound (DECISIONS.md, "backpressure").
 //
+// A poller runs on a goroutine of its own, or, with Config.Driven, on its
+// caller's: consoleproxy nests each poller's epoll descriptor in one gnet
+// loop's (Relay.Poller, Poller.Fd, Poller.Poll), and a session's sockets
+// both go to its loop's poller (Target.Poller, Affine), so the "poller
+// goroutine" of the comments below is then that loop's (DECISIONS.md, "A
+// session's two sockets on one thread").
+//
 // Words: "connect" is the TCP connect; "CONNECT" the HTTP CONNECT
 // exchange, a tunnel through a forward proxy or the host's
 // internal_access_path; "TLS handshake" crypto/tls's (VeNCrypt's leg, in
