@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -88,7 +89,7 @@ func (a *app) serveAdmin(ctx context.Context, api *adminAPI, o *options) error {
 	}
 	_, writable := a.store.(tokens.Writable)
 	a.log.Info("admin API listening", "listen", api.listen, "admin_token_file", api.secretFile,
-		"public_url", public, "mint", writable)
+		"public_url", logURL(public), "mint", writable)
 	go func() {
 		if err := admin.Serve(ctx, api.ln, h, a.log); err != nil {
 			a.log.Error("admin API stopped", "err", err.Error())
@@ -136,4 +137,18 @@ func (api *adminAPI) close() {
 	if api != nil {
 		_ = api.ln.Close()
 	}
+}
+
+// logURL is u for a log line: its query, if any, shown as "…" (a query is
+// never logged, whoever wrote it).
+func logURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(not a URL)"
+	}
+	if p.RawQuery == "" {
+		return u
+	}
+	p.RawQuery = "…"
+	return p.String()
 }

@@ -473,3 +473,16 @@ func TestPublicURLFlag(t *testing.T) {
 		}
 	}
 }
+
+// The admin API's start-up line never prints a query from --public-url.
+func TestLogURLHidesQuery(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://console.example.com/vnc_lite.html":            "https://console.example.com/vnc_lite.html",
+		"https://console.example.com/vnc_lite.html?secret=abc": "https://console.example.com/vnc_lite.html?…",
+		"http://[::1]:6080/?token=abc&x=1":                     "http://[::1]:6080/?…",
+	} {
+		if got := logURL(in); got != want {
+			t.Errorf("logURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -184,7 +184,7 @@ func (g *RedisGuard) Acquire(k reuse.Key, expires time.Time, end func(reuse.Reas
 	}
 	switch {
 	case err != nil:
-		return nil, g.unavailable(err, c.key)
+		return nil, g.unavailable(err, k)
 	case res == -1:
 		return nil, reuse.ErrRevoked
 	case res < 1:
@@ -261,8 +261,8 @@ func (g *RedisGuard) acquire(k reuse.Key, c claim, expires time.Time) (int64, er
 }
 
 // unavailable records an outage and returns Acquire's refusal.
-func (g *RedisGuard) unavailable(err error, key string) error {
-	reason := describe(err, key)
+func (g *RedisGuard) unavailable(err error, k reuse.Key) error {
+	reason := describe(err, Hash(k).Hex()) // in a key or anywhere else in the message
 	g.health.fail(reason)
 	return fmt.Errorf("%w: reuse store: %s", ErrUnavailable, reason)
 }

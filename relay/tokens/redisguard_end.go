@@ -171,7 +171,7 @@ func (g *RedisGuard) publishRevoke(ctx context.Context, k reuse.Key) error {
 	_, err := g.eval(ctx, revokeScript, []string{redisRevokedPrefix + hex},
 		g.cfg.RevokedFor.Milliseconds(), g.channel, endRevoke+" "+hex)
 	if err != nil {
-		return g.unavailable(err, redisRevokedPrefix+hex)
+		return g.unavailable(err, k)
 	}
 	g.health.ok()
 	return nil

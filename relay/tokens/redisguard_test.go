@@ -282,3 +282,18 @@ func TestRedisGuardReclaims(t *testing.T) {
 		t.Fatalf("owner %q: another session's claim was overwritten", owner)
 	}
 }
+
+// An outage's reason never carries the token's hash, whether Redis's error
+// quotes a key holding it or the bare hash (a script's argument): the log
+// and the 503's error see "<token_hash>".
+func TestRedisGuardOutageHidesHash(t *testing.T) {
+	g := guardOn(t, "redis://127.0.0.1:1/0", RedisGuardConfig{Policy: reuse.Exclusive}) // never dialled here
+	k := keyOf("tok-hidden")
+	hex := Hash(k).Hex()
+	for _, msg := range []string{"ERR on key " + redisRevokedPrefix + hex, "ERR script: revoke " + hex} {
+		err := g.unavailable(errors.New(msg), k)
+		if strings.Contains(err.Error(), hex) || !strings.Contains(err.Error(), "<token_hash>") {
+			t.Fatalf("%q became %q", msg, err)
+		}
+	}
+}
