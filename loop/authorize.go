@@ -65,7 +65,7 @@ func (ss *session) authorize(h tokens.Hash, originScheme string, attempt authTic
 		ss.deliver(res)
 		return
 	}
-	res.target.Poller = ss.PollerIndex() // the connect completes on this session's loop
+	res.target.Poller = ss.pollerIndex() // the connect completes on this session's loop, and its socket stays there
 	if ss.srv.lookupOnLoop && relay.ResolveBlocks(res.target.Host, res.target.Dial) {
 		ss.openOnWorker(res)
 		return
@@ -196,7 +196,7 @@ func (s *Server) lookupAndGuard(h tokens.Hash, originScheme string, end func(reu
 	// The deadline's context and timer are made only for a store or a
 	// resolve that may block (about 1 KiB of garbage a handshake otherwise).
 	ctx := context.Background()
-	if _, ok := s.cfg.Store.(tokens.NonBlocking); !ok {
+	if !s.storeQuick {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
 		defer cancel()
@@ -305,11 +305,12 @@ func (ss *session) authorized(res *authResult) {
 	ss.count(ResultOK)
 	s.metrics.active.Add(1)
 	s.metrics.handshake.Update(time.Duration(now.UnixNano() - ss.accepted).Seconds())
-	ss.inline = ss.PollerIndex() >= 0 // the host's poller is this loop's: its data is written at once
+	poller := res.target.Poller // this loop's, if the relay is driven (authorize)
+	ss.inline = poller >= 0     // then its data arrives on this loop: written at once
 	if res.hostTLS != nil {
-		ss.host = s.relay.AttachTLS(res.fd, res.hostTLS, ss)
+		ss.host = s.relay.AttachTLS(res.fd, res.hostTLS, ss, poller)
 	} else {
-		ss.host = s.relay.Attach(res.fd, ss)
+		ss.host = s.relay.Attach(res.fd, ss, poller)
 	}
 	ss.phase.Store(int32(phaseRelaying))
 	// From here the session is relaying: if a write below fails, OnClose

@@ -323,10 +323,10 @@ func (ss *session) writeInline(f pendingFrame, frame []byte) {
 	ss.sent(ss.raw, f, err)
 }
 
-// PollerIndex is the relay poller this session's host socket belongs on
-// (relay.Affine): the one its client's loop drives, when the relay is
-// driven; -1 (any) otherwise. Loop, when the host is attached.
-func (ss *session) PollerIndex() int {
+// pollerIndex is the relay poller this session's host steps and socket
+// belong on: the one its client's loop drives; -1 (any) when the relay is
+// not driven. Any goroutine (loopPoller is read-only once the loops run).
+func (ss *session) pollerIndex() int {
 	if ss.srv == nil {
 		return -1
 	}

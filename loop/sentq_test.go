@@ -47,7 +47,7 @@ func TestHostFramesChargeWireBytes(t *testing.T) {
 			fc := &fakeConn{}
 			ss := &session{c: fc, base64: tc.base64}
 			ss.onSentFn = ss.onSent
-			ss.host = r.Attach(fds[0], ss)
+			ss.host = r.Attach(fds[0], ss, -1)
 			defer ss.host.Close()
 			b := relay.TestBuffer(tc.n)
 			ss.host.Charge(tc.n) // what the poller counts when it reads

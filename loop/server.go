@@ -57,9 +57,10 @@ type Server struct {
 
 	// loopPoller is the relay poller each event loop drives (drivePoller).
 	loopPoller map[gnet.EventLoop]int
-	// lookupOnLoop: the token store and the reuse guard never block, so a
-	// handshake's lookup runs on its loop, not on a worker (authorize).
-	lookupOnLoop bool
+	// storeQuick: the token store never blocks (tokens.NonBlocking), so a
+	// lookup needs no deadline. lookupOnLoop: nor does the reuse guard, so
+	// a handshake's lookup runs on its loop, not on a worker (authorize).
+	storeQuick, lookupOnLoop bool
 }
 
 // New checks cfg and prepares a Server; Start runs it.
@@ -85,9 +86,9 @@ func New(cfg Config) (*Server, error) {
 		booted:     make(chan struct{}), stopped: make(chan error, 1),
 		sessions: map[*session]struct{}{}, sweeper: make(chan struct{}),
 	}
-	_, storeQuick := cfg.Store.(tokens.NonBlocking)
+	_, s.storeQuick = cfg.Store.(tokens.NonBlocking)
 	_, guardQuick := cfg.Reuse.(reuse.NonBlocking)
-	s.lookupOnLoop = storeQuick && guardQuick
+	s.lookupOnLoop = s.storeQuick && guardQuick
 	s.limits = newLimits(cfg, s.metrics.set)
 	s.handshakes = newHandshakers(TLSHandshakers, TLSHandshakeQueue, &s.tlsWG)
 	s.plainHead = max(maxPeek, cfg.Request.MaxHeaderBytes+1)

@@ -13,7 +13,7 @@
 // A poller runs on a goroutine of its own, or, with Config.Driven, on its
 // caller's: consoleproxy nests each poller's epoll descriptor in one gnet
 // loop's (Relay.Poller, Poller.Fd, Poller.Poll), and a session's sockets
-// both go to its loop's poller (Target.Poller, Affine), so the "poller
+// both go to its loop's poller (Target.Poller, Attach's poller), so the "poller
 // goroutine" of the comments below is then that loop's (DECISIONS.md, "A
 // session's two sockets on one thread").
 //

@@ -84,7 +84,7 @@ func pollOnce(fd, ms int) (int, error) {
 }
 
 // Open runs its steps on the poller Target.Poller names, and Attach puts
-// an Affine sink's socket on the poller it names: with two driven pollers
+// the socket on the poller it is given: with two driven pollers
 // of which only the second is polled, a connect and a host's data reach
 // their callbacks only if they went there (on the first they would wait
 // forever).
@@ -93,17 +93,7 @@ func TestDrivenAffinity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	driven := make(chan struct{})
-	go func() {
-		defer close(driven)
-		drive(r.pollers[1], stop)
-	}()
-	defer func() {
-		close(stop)
-		<-driven
-		r.Close()
-	}()
+	driveFor(t, r, r.pollers[1])
 	ln := listen(t)
 	serveOnce(t, ln, func(c net.Conn) { _, _ = c.Write([]byte("hello")); _, _ = io.Copy(io.Discard, c) })
 	tg := hostAt(t, ln)
@@ -126,16 +116,8 @@ func TestDrivenAffinity(t *testing.T) {
 	if o.Fd < 0 {
 		t.Fatal("no socket")
 	}
-	s := &affineSink{testSink: newTestSink(true), poller: 1}
-	s.conn = r.Attach(o.Fd, s) // the relay's from here: r.Close closes it
+	s := newTestSink(true)
+	s.conn = r.Attach(o.Fd, s, 1) // the relay's from here: r.Close closes it
 	s.conn.Start()
 	testutil.WaitFor(t, "the host's bytes through poller 1", func() bool { return string(s.received()) == "hello" })
 }
-
-// affineSink is a testSink that names its poller (Affine).
-type affineSink struct {
-	*testSink
-	poller int
-}
-
-func (s *affineSink) PollerIndex() int { return s.poller }

@@ -80,10 +80,10 @@ func (t *TLSClient) Conn() *tls.Conn { return t.tc }
 // closed, see Detach), and from now on t's records go through fd on a
 // poller. Nothing is read until Start; bytes crypto/tls read ahead during
 // the handshake are decrypted then. The caller must not use t again.
-func (r *Relay) AttachTLS(fd int, t *TLSClient, sink Sink) *Conn {
+func (r *Relay) AttachTLS(fd int, t *TLSClient, sink Sink, poller int) *Conn {
 	t.w.hs, t.w.fd = nil, fd
 	tlsrec.Trim(t.tc, 0) // the handshake's buffers, if nothing is left in them
-	c := r.Attach(fd, sink)
+	c := r.Attach(fd, sink, poller)
 	c.tls = t
 	return c
 }

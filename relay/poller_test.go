@@ -28,7 +28,7 @@ func TestPollerCommandsNotLost(t *testing.T) {
 	for i := range conns {
 		fd, host := pair(t)
 		hosts[i] = host
-		conns[i] = r.Attach(fd, newTestSink(true))
+		conns[i] = r.Attach(fd, newTestSink(true), -1)
 	}
 	var wg sync.WaitGroup
 	for _, c := range conns {
@@ -75,7 +75,7 @@ func TestSmallReadsHoldSmallBuffers(t *testing.T) {
 	fd, host := pair(t)
 	defer host.Close()
 	s := &capSink{testSink: *newTestSink(true), caps: make(chan int, 64)}
-	s.conn = r.Attach(fd, s)
+	s.conn = r.Attach(fd, s, -1)
 	s.conn.Start()
 	defer s.conn.Close()
 	for _, tc := range []struct {

@@ -17,7 +17,7 @@ type Config struct {
 	Pollers int
 	// Driven pollers run no goroutine: the caller drives each one from a
 	// goroutine of its own (Relay.Poller: Fd, Poll), such as the event loop
-	// whose sessions' host sockets it holds (Affine). Relay.Close must come
+	// whose sessions' host sockets it holds (Attach's poller). Relay.Close must come
 	// after the drivers have stopped.
 	Driven bool
 	// ReadSize is the most one read from a host takes; 0 means DefaultReadSize.
@@ -111,25 +111,15 @@ func (r *Relay) Poller(i int) (*Poller, error) {
 	return r.pollers[i], nil
 }
 
-// Affine is a Sink whose host socket belongs on one poller: the one driven
-// by the goroutine the sink runs on (Relay.Poller), so that the sink's
-// methods run there, between its own events, and may write to its client
-// directly instead of handing the bytes over.
-type Affine interface {
-	// PollerIndex is the poller's index; out of range means any.
-	PollerIndex() int
-}
-
 // Attach hands a connected, non-blocking socket fd to a poller, which owns it
 // from now on (it closes it, also when Start is never called but Close is).
 // Nothing is read until Start, so the caller can store the Conn where the
-// sink will look for it first. An Affine sink gets the poller it names.
-func (r *Relay) Attach(fd int, sink Sink) *Conn {
-	i := -1
-	if a, ok := sink.(Affine); ok {
-		i = a.PollerIndex()
-	}
-	p := r.pick(i)
+// sink will look for it first. poller is the poller's index (as
+// Relay.Poller); negative or out of range, the next in turn. With driven
+// pollers, the one the sink's goroutine drives: the sink's methods then run
+// there, between its own events, and may write to its client directly.
+func (r *Relay) Attach(fd int, sink Sink, poller int) *Conn {
+	p := r.pick(poller)
 	SetUserTimeout(fd, r.cfg.WriteTimeout)
 	return &Conn{fd: fd, p: p, sink: sink}
 }

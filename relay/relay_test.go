@@ -106,9 +106,16 @@ func newRelay(t *testing.T, cfg Config) *Relay {
 		t.Cleanup(r.Close)
 		return r
 	}
+	driveFor(t, r, r.pollers...)
+	return r
+}
+
+// driveFor drives pollers of r, each on a goroutine of its own, until the
+// test ends, and then closes r (after the drivers, as Config.Driven asks).
+func driveFor(t *testing.T, r *Relay, pollers ...*Poller) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for _, p := range r.pollers {
+	for _, p := range pollers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -118,9 +125,8 @@ func newRelay(t *testing.T, cfg Config) *Relay {
 	t.Cleanup(func() {
 		close(stop)
 		wg.Wait()
-		r.Close() // after the drivers, as Config.Driven asks
+		r.Close()
 	})
-	return r
 }
 
 // drive polls p whenever its descriptor is readable until stop closes:
@@ -152,7 +158,7 @@ func TestDataThenEOF(t *testing.T) {
 	r := newRelay(t, Config{Pollers: 1})
 	fd, host := pair(t)
 	s := newTestSink(true)
-	s.conn = r.Attach(fd, s)
+	s.conn = r.Attach(fd, s, -1)
 	s.conn.Start()
 	want := pattern(1 << 20)
 	go func() {
@@ -180,7 +186,7 @@ func TestBackpressurePausesHost(t *testing.T) {
 	r := newRelay(t, cfg)
 	fd, host := pair(t)
 	s := newTestSink(false)
-	s.conn = r.Attach(fd, s)
+	s.conn = r.Attach(fd, s, -1)
 	s.conn.Start()
 	want := pattern(8 << 20)
 	wrote := make(chan int, 1)
@@ -216,7 +222,7 @@ func TestWriteHeldBackUntilHostReads(t *testing.T) {
 	r := newRelay(t, Config{Pollers: 1})
 	fd, host := pair(t)
 	s := newTestSink(true)
-	s.conn = r.Attach(fd, s)
+	s.conn = r.Attach(fd, s, -1)
 	s.conn.Start()
 	want := pattern(4 << 20)
 	pending, err := s.conn.Write([][]byte{want[:1000], want[1000:]})
@@ -240,7 +246,7 @@ func TestCloseReleasesSocket(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		fd, host := pair(t)
 		s := newTestSink(true)
-		s.conn = r.Attach(fd, s)
+		s.conn = r.Attach(fd, s, -1)
 		if i%2 == 0 {
 			s.conn.Start()
 		}

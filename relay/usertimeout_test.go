@@ -32,7 +32,7 @@ func TestAttachSetsUserTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newTestSink(true)
-	c := r.Attach(fd, s)
+	c := r.Attach(fd, s, -1)
 	s.conn = c
 	defer c.Close()
 	ms, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT)

@@ -98,7 +98,7 @@ func TestSecureVeNCrypt(t *testing.T) {
 	}
 	defer rl.Close()
 	s := newSink()
-	s.conn = rl.AttachTLS(r.s.Fd, r.s.TLS, s)
+	s.conn = rl.AttachTLS(r.s.Fd, r.s.TLS, s, -1)
 	s.conn.Start()
 	testutil.WaitFor(t, "ServerInit", func() bool { return bytes.Equal(s.received(), []byte("ServerInit")) })
 	if _, err := s.conn.Write([][]byte{[]byte("ClientInit")}); err != nil {
