@@ -3,14 +3,12 @@
 package loop
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 )
@@ -36,11 +34,4 @@ func fileStore(t *testing.T, lines ...string) *tokens.FileStore {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
-}
-
-// tokenRecord is a file-store line for token: a novnc console at
-// host:port, valid for an hour.
-func tokenRecord(token, host string, port int) string {
-	return fmt.Sprintf(`{"token_hash":%q,"console_type":"novnc","host":%q,"port":%d,"internal_access_path":null,"instance_uuid":"i-1","expires":%d}`,
-		tokens.HashToken([]byte(token)).Hex(), host, port, time.Now().Add(time.Hour).Unix())
 }

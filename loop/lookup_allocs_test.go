@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
 	"github.com/consoleproxy/consoleproxy/relay/tokens"
 )
@@ -23,7 +24,7 @@ const lookupAllocs = 7
 // its allocations stay within lookupAllocs. It failed at 16 before (both contexts made).
 func TestLookupNoTimeoutContext(t *testing.T) {
 	h := tokens.HashToken([]byte("lookup-allocs"))
-	st := fileStore(t, tokenRecord("lookup-allocs", "127.0.0.1", 5900))
+	st := fileStore(t, testutil.TokenLine("lookup-allocs", "127.0.0.1", 5900))
 	if _, ok := any(st).(tokens.NonBlocking); !ok {
 		t.Fatal("the file store is not NonBlocking")
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 	"github.com/consoleproxy/consoleproxy/relay/reuse"
 )
 
@@ -35,8 +36,8 @@ func TestLookupOnLoop(t *testing.T) {
 		}
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	st := fileStore(t, tokenRecord("by-address", "127.0.0.1", port),
-		tokenRecord("by-name", "localhost", port), tokenRecord("by-name-later", "localhost", port))
+	st := fileStore(t, testutil.TokenLine("by-address", "127.0.0.1", port),
+		testutil.TokenLine("by-name", "localhost", port), testutil.TokenLine("by-name-later", "localhost", port))
 	s, err := New(Config{Listen: "127.0.0.1:0", Store: st, Logger: discardLog, EventLoops: 1, Workers: 1, Queue: 1,
 		Reuse: reuse.NewLocalGuard(reuse.Exclusive, time.Now)})
 	if err != nil {

@@ -2,10 +2,7 @@
 
 package loop
 
-import (
-	"runtime/debug"
-	"time"
-)
+import "time"
 
 // An idle proxy gives back the memory its handshakes churned through. Each
 // handshake leaves about 1.3 KiB of garbage (results, closures, the
@@ -47,6 +44,3 @@ func (m *memRelease) due(accepted uint64, now time.Time) bool {
 	m.released = accepted
 	return true
 }
-
-// releaseMemory collects garbage and returns free pages to the OS.
-func releaseMemory() { debug.FreeOSMemory() }

@@ -4,6 +4,7 @@ package loop
 
 import (
 	"context"
+	"runtime/debug"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -34,7 +35,7 @@ func (s *Server) sweep() {
 		}
 		s.mu.Unlock()
 		if mem.due(s.nextID.Load(), time.Now()) {
-			releaseMemory()
+			debug.FreeOSMemory() // a collection, and the free pages back to the OS
 		}
 	}
 }

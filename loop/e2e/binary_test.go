@@ -102,11 +102,9 @@ func waitStarted(t testing.TB, p *proc) {
 	testutil.WaitFor(t, "start-up done", func() bool { return strings.Contains(p.stderr.String(), "consoleproxy listening") })
 }
 
-func tokenLine(token string, port int) string {
-	h := sha256.Sum256([]byte(token))
-	return fmt.Sprintf(`{"token_hash":%q,"console_type":"novnc","host":"127.0.0.1","port":%d,"internal_access_path":null,"instance_uuid":"0d6c1c3a-8a4b-4f5e-9d7c-3e2f1a0b9c8d","expires":%d}`,
-		hex.EncodeToString(h[:]), port, time.Now().Add(time.Hour).Unix())
-}
+// tokenLine is a file-store line for token: a console on this machine's
+// port.
+func tokenLine(token string, port int) string { return testutil.TokenLine(token, "127.0.0.1", port) }
 
 func httpGet(t testing.TB, url string) (int, string) {
 	t.Helper()
