@@ -50,9 +50,11 @@ func (r *authResult) cleanup() {
 //
 // With a store and a guard that never block (Server.lookupOnLoop) it runs
 // on the session's loop instead, no worker woken: a worker then takes only
-// a DNS lookup (openOnWorker). Either way the result reaches the session
-// through its loop's task queue (deliver), never inside the handshake's
-// own call.
+// a DNS lookup (openOnWorker), and the connect starts on the loop's own
+// poller at once (relay.Target.OnDriver). Either way the result reaches the
+// session on its loop, never inside the handshake's own call: in that
+// poller's Poll when the connect completes there (open), else through the
+// loop's task queue (deliver).
 func (ss *session) authorize(h tokens.Hash, originScheme string, attempt authTicket) {
 	k := reuse.Key(h)
 	ss.tokenKey.Store(&k) // before the lookup: a revocation from here on finds the session
@@ -70,6 +72,7 @@ func (ss *session) authorize(h tokens.Hash, originScheme string, attempt authTic
 		ss.openOnWorker(res)
 		return
 	}
+	res.target.OnDriver = ss.srv.lookupOnLoop // here on the loop that drives the poller: the connect starts at once
 	ss.open(res)
 }
 
@@ -86,12 +89,17 @@ func (ss *session) openOnWorker(res *authResult) {
 // host's greeting and the RFB security handshake without a goroutine
 // waiting), then delivers the result to the session's loop. The done
 // callback runs on a poller or a security handshake goroutine and must not
-// block.
+// block. When it runs in the poll of the session's own loop (o.Polled), the
+// result is taken there at once, no task queued.
 func (ss *session) open(res *authResult) {
 	err := ss.srv.relay.Open(context.Background(), res.target, func(o relay.Opened, err error) {
 		res.fd, res.first, res.hostTLS, res.secured = o.Fd, o.First, o.TLS, o.Secured
 		if err != nil {
 			res.fail(openResult(err))
+		}
+		if o.Polled {
+			ss.authorized(res)
+			return
 		}
 		ss.deliver(res)
 	})
@@ -323,6 +331,8 @@ func (ss *session) authorized(res *authResult) {
 		if !ss.greet() { // the client's RFB handshake; takeRFB starts the host
 			return
 		}
+	} else if ss.inline {
+		ss.host.StartOnDriver()
 	} else {
 		ss.host.Start()
 	}

@@ -224,7 +224,7 @@ func (ss *session) closing() {
 func (ss *session) answer(ans *answer) gnet.Action {
 	c := ss.c
 	if ans.closing {
-		ss.host.CloseWrite() // what the client sent reaches the host first
+		ss.closeHostWrite() // what the client sent reaches the host first
 		_, _ = c.Write(wsframe.CloseFrame(ans.closeCode))
 		return gnet.Close
 	}
@@ -321,6 +321,26 @@ func (ss *session) writeInline(f pendingFrame, frame []byte) {
 	}
 	f.release()
 	ss.sent(ss.raw, f, err)
+}
+
+// closeHost closes the host socket from the session's loop: at once when
+// the loop drives its poller (inline), else through the poller's queue.
+func (ss *session) closeHost() {
+	if ss.inline {
+		ss.host.CloseOnDriver()
+		return
+	}
+	ss.host.Close()
+}
+
+// closeHostWrite is closeHost after the bytes held for the host
+// (relay.Conn.CloseWrite). Loop.
+func (ss *session) closeHostWrite() {
+	if ss.inline {
+		ss.host.CloseWriteOnDriver()
+		return
+	}
+	ss.host.CloseWrite()
 }
 
 // pollerIndex is the relay poller this session's host steps and socket

@@ -230,7 +230,7 @@ func (ss *session) closeAfterFrame(c gnet.Conn, err error) error {
 // it (OnClose ran); nothing here touches the connection afterwards.
 func (ss *session) fail(reason End) gnet.Action {
 	if ss.host != nil {
-		ss.host.Close()
+		ss.closeHost()
 	}
 	if ss.ended.CompareAndSwap(false, true) {
 		ss.endReason.Store(&reason)
@@ -248,7 +248,7 @@ func (ss *session) stall() {
 		ss.endReason.Store(&reason)
 	}
 	if ss.host != nil {
-		ss.host.Close()
+		ss.closeHost()
 	}
 	_ = ss.c.Close()
 }
@@ -298,7 +298,7 @@ func (ss *session) onClose() {
 		if !ss.ended.Load() && ss.rfbNeed == 0 && !ss.inBatch {
 			ss.forwardRest() // the client left: what it sent still reaches the host
 		} else if !ss.ended.Load() {
-			ss.host.Close() // mid-batch or in the security handshake: nothing more is the host's
+			ss.closeHost() // mid-batch or in the security handshake: nothing more is the host's
 		}
 		ss.finishRelaying()
 	}
@@ -334,7 +334,7 @@ func (ss *session) forwardRest() {
 			break
 		}
 	}
-	ss.host.CloseWrite()
+	ss.closeHostWrite()
 }
 
 // parseRest collects the data payloads of b.buf; true means the stream
@@ -366,7 +366,7 @@ func (ss *session) parseRest(b *upBatch) bool {
 func (ss *session) finishRelaying() {
 	s := ss.srv
 	if ss.host != nil {
-		ss.host.Close()
+		ss.closeHost()
 	}
 	if ss.release != nil {
 		ss.release()

@@ -172,6 +172,10 @@ func (c *Conn) Paused() bool { return c.pausedFlag.Load() }
 // Start registers the socket with its poller: reading begins.
 func (c *Conn) Start() { c.p.command(cmd{c: c, op: opAdd}) }
 
+// StartOnDriver is Start on the goroutine that drives c's poller (driven
+// pollers: the loop Attach named): the socket is registered at once.
+func (c *Conn) StartOnDriver() { c.p.onDriver(cmd{c: c, op: opAdd}) }
+
 // CloseWrite is Close for a client that is done: the bytes held back for the
 // host are written first (within a bounded time), then the socket closes.
 // The sink hears nothing more. Any goroutine; idempotent with Close.
@@ -182,6 +186,15 @@ func (c *Conn) CloseWrite() {
 	c.p.command(cmd{c: c, op: opCloseWrite})
 }
 
+// CloseWriteOnDriver is CloseWrite on the goroutine that drives c's poller
+// (see StartOnDriver): applied at once outside the poller's Poll.
+func (c *Conn) CloseWriteOnDriver() {
+	if c.gone.Swap(true) {
+		return
+	}
+	c.p.onDriver(cmd{c: c, op: opCloseWrite})
+}
+
 // Close asks the poller to close the host socket. The sink hears nothing
 // more. Any goroutine; idempotent.
 func (c *Conn) Close() {
@@ -189,6 +202,15 @@ func (c *Conn) Close() {
 		return
 	}
 	c.p.command(cmd{c: c, op: opClose})
+}
+
+// CloseOnDriver is Close on the goroutine that drives c's poller (see
+// StartOnDriver): applied at once outside the poller's Poll.
+func (c *Conn) CloseOnDriver() {
+	if c.gone.Swap(true) {
+		return
+	}
+	c.p.onDriver(cmd{c: c, op: opClose})
 }
 
 // closeFD closes the socket; poller goroutine only.

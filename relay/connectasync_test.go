@@ -41,7 +41,7 @@ func startConnect(t *testing.T, addr string) route { return routeTo(t, addr, Dia
 func connectResult(t *testing.T, r *Relay, rt route, requests [][]byte, timeout time.Duration) shakeResult {
 	t.Helper()
 	res := make(chan shakeResult, 1)
-	r.openRoute(rt, requests, timeout, -1, func(fd int, first []byte, err error) { res <- shakeResult{fd, first, err} })
+	r.openRoute(rt, requests, timeout, r.pick(-1), false, func(fd int, first []byte, err error) { res <- shakeResult{fd, first, err} })
 	select {
 	case out := <-res:
 		if out.fd >= 0 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
@@ -120,4 +121,102 @@ func TestDrivenAffinity(t *testing.T) {
 	s.conn = r.Attach(o.Fd, s, 1) // the relay's from here: r.Close closes it
 	s.conn.Start()
 	testutil.WaitFor(t, "the host's bytes through poller 1", func() bool { return string(s.received()) == "hello" })
+}
+
+// onDriverSink closes its Conn from inside HostData, on the driver's
+// goroutine inside Poll, and notes how many commands were queued then.
+type onDriverSink struct {
+	*testSink
+	p      *Poller
+	queued int
+}
+
+func (s *onDriverSink) HostData(b *bytebufferpool.ByteBuffer, n int) {
+	s.testSink.HostData(b, n)
+	s.conn.CloseOnDriver()
+	s.queued = len(s.p.cmds)
+}
+
+// A caller on the goroutine that drives a poller (the test, which polls it
+// itself) has its commands applied at once: Open's connect and Start's
+// registration are in place when the call returns, no command is queued and
+// no eventfd written, and the connect's completion comes inside Poll
+// (Opened.Polled). A close of the socket Poll is handling, from inside its
+// callback, is queued instead and runs in the driver's next Poll; outside
+// Poll a close is at once. Through the command queue (Open without
+// OnDriver, Start), the same steps each leave a command for Poll.
+func TestOnDriver(t *testing.T) {
+	r, err := New(Config{Pollers: 1, Driven: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := r.pollers[0]
+	pollUntil := func(what string, done func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(testutil.WaitBound)
+		for !done() {
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s", what)
+			}
+			if n, _ := pollOnce(p.Fd(), 10); n > 0 {
+				p.Poll()
+			}
+		}
+	}
+	open := func(onDriver bool, answer func(net.Conn)) (Opened, int) {
+		t.Helper()
+		ln := listen(t)
+		serveOnce(t, ln, answer)
+		tg := hostAt(t, ln)
+		tg.Poller, tg.OnDriver, tg.Deadline = 0, onDriver, time.Now().Add(5*time.Second)
+		var o *Opened
+		if err := r.Open(t.Context(), tg, func(got Opened, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			o = &got
+		}); err != nil {
+			t.Fatal(err)
+		}
+		queued := len(p.cmds)
+		pollUntil("the connect's completion", func() bool { return o != nil })
+		return *o, queued
+	}
+	hold := make(chan struct{})
+	defer close(hold)
+
+	// Through the queue: one command for the open, one for the start.
+	o, queued := open(false, func(c net.Conn) { _, _ = c.Write([]byte("a")); <-hold })
+	if queued != 1 || !o.Polled {
+		t.Fatalf("open through the queue: %d commands queued, Polled %v; want 1, true", queued, o.Polled)
+	}
+	s := newTestSink(true)
+	s.conn = r.Attach(o.Fd, s, 0)
+	s.conn.Start()
+	if len(p.cmds) != 1 {
+		t.Fatalf("Start queued %d commands, want 1", len(p.cmds))
+	}
+	pollUntil("the host's byte", func() bool { return string(s.received()) == "a" })
+	s.conn.CloseOnDriver() // outside Poll: at once
+	if len(p.cmds) != 0 || p.conns[o.Fd] != nil {
+		t.Fatalf("CloseOnDriver outside Poll: %d commands queued, socket registered %v", len(p.cmds), p.conns[o.Fd] != nil)
+	}
+
+	// On the driver: nothing queued, the connect in place at once.
+	o, queued = open(true, func(c net.Conn) { _, _ = c.Write([]byte("b")); <-hold })
+	if queued != 0 || !o.Polled {
+		t.Fatalf("open on the driver: %d commands queued, Polled %v; want 0, true", queued, o.Polled)
+	}
+	ds := &onDriverSink{testSink: newTestSink(true), p: p}
+	ds.conn = r.Attach(o.Fd, ds, 0)
+	ds.conn.StartOnDriver()
+	if len(p.cmds) != 0 || p.conns[o.Fd] != ds.conn {
+		t.Fatalf("StartOnDriver: %d commands queued, socket registered %v", len(p.cmds), p.conns[o.Fd] == ds.conn)
+	}
+	pollUntil("the host's byte", func() bool { return string(ds.received()) == "b" })
+	if ds.queued != 1 {
+		t.Fatalf("CloseOnDriver inside Poll: %d commands queued, want 1", ds.queued)
+	}
+	pollUntil("the queued close", func() bool { return p.conns[o.Fd] == nil })
 }

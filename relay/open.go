@@ -31,6 +31,11 @@ type Target struct {
 	// drives, so that done runs there. Negative or out of range: the next
 	// poller in turn. (The zero value is poller 0.)
 	Poller int
+	// OnDriver says Open is called on the goroutine that drives poller
+	// Poller (driven pollers): the connect starts at once, not through the
+	// poller's command queue (a connect that fails at once then runs done
+	// inside Open's own call, Polled false).
+	OnDriver bool
 }
 
 // Securer runs the compute host's side of the RFB security handshake (and
@@ -61,6 +66,10 @@ type Opened struct {
 	// Secured says a Securer ran: the client's side of the RFB security
 	// handshake is the caller's to play.
 	Secured bool
+	// Polled says done runs inside Poll, on the goroutine that drives the
+	// poller (Target.Poller, driven pollers): the caller may go on with the
+	// socket there at once, StartOnDriver included.
+	Polled bool
 }
 
 // Step names one step of Open, in order.
@@ -150,13 +159,14 @@ func (r *Relay) Open(ctx context.Context, t Target, done func(Opened, error)) er
 	if req != nil {
 		requests = [][]byte{req}
 	}
-	r.openRoute(rt, requests, timeout, t.Poller, func(fd int, first []byte, err error) {
+	p := r.pick(t.Poller)
+	r.openRoute(rt, requests, timeout, p, t.OnDriver, func(fd int, first []byte, err error) {
 		if err != nil {
-			done(Opened{Fd: -1}, openingError(err, rt.viaProxy()))
+			done(Opened{Fd: -1, Polled: p.polling}, openingError(err, rt.viaProxy()))
 			return
 		}
 		if t.Security == nil {
-			done(Opened{Fd: fd, First: first}, nil)
+			done(Opened{Fd: fd, First: first, Polled: p.polling}, nil)
 			return
 		}
 		r.secure(fd, first, t, done)

@@ -94,6 +94,8 @@ type Poller struct {
 	tfd     int       // the timerfd; -1 unless driven
 	armedAt time.Time // when tfd fires; zero: not armed
 	closed  bool      // closeAll ran
+	polling bool      // a driven poller's driver is inside Poll
+	driving bool      // ... inside Poll, or applying a command at once (onDriver)
 }
 
 func newPoller(cfg Config, driven bool) (*Poller, error) {
@@ -151,7 +153,10 @@ func (p *Poller) Poll() {
 	if p.closed {
 		return
 	}
-	if p.iterate(0) {
+	p.polling, p.driving = true, true
+	stopped := p.iterate(0)
+	p.polling, p.driving = false, false
+	if stopped {
 		return
 	}
 	p.arm(p.timeout())
@@ -192,6 +197,28 @@ func (p *Poller) command(c cmd) {
 	var one [8]byte
 	binary.NativeEndian.PutUint64(one[:], 1)
 	_, _ = unix.Write(p.evfd, one[:])
+}
+
+// onDriver is command for a caller on the goroutine that drives p (a
+// driven poller; the loop whose sessions p holds): c is applied at once, no
+// queue, no eventfd write and no second pass of the caller's poll. Inside
+// Poll, or inside another command applied so, only a command that touches
+// nothing in use there (a new socket, a new opening) is; the others are
+// queued as from any goroutine, and run in the same Poll. A poller that
+// is not driven queues every command.
+func (p *Poller) onDriver(c cmd) {
+	if !p.driven || p.closed || (p.driving && c.op != opAdd && c.op != opOpen) {
+		p.command(c)
+		return
+	}
+	was := p.driving
+	p.driving = true
+	p.apply(c)
+	p.driving = was
+	if !was { // as Poll ends: a deadline c set wakes the driver
+		p.runClocks()
+		p.arm(p.timeout())
+	}
 }
 
 // msUntil is epoll_wait's timeout for a deadline: whole milliseconds rounded
@@ -280,6 +307,13 @@ func (p *Poller) iterate(timeout int) (stopped bool) {
 	if len(p.ready) > 0 {
 		p.readQueued()
 	}
+	p.runClocks()
+	return false
+}
+
+// runClocks runs what the poller's clocks have due: the idle trim, the
+// resample and flush expiry, the deadlines of openings, writers and awaits.
+func (p *Poller) runClocks() {
 	if len(p.trims) > 0 && !time.Now().Before(p.nextTrim) {
 		p.trimIdle()
 		p.nextTrim = time.Now().Add(tlsIdleTrim)
@@ -295,7 +329,6 @@ func (p *Poller) iterate(timeout int) (stopped bool) {
 		p.expireAwaits(time.Now())
 		p.nextTick = time.Now().Add(openingTick)
 	}
-	return false
 }
 
 // runCommands drains the eventfd and applies queued commands. It reports

@@ -70,7 +70,7 @@ func (e *tunnelError) Unwrap() error { return e.err }
 // done owns, nil if none), or with a *tunnelError and fd -1 (the socket is
 // closed). requests are retained until done runs: do not modify them.
 func (r *Relay) tunnel(fd int, requests [][]byte, timeout time.Duration, done func(fd int, first []byte, err error)) {
-	r.startOpening(&opening{fd: fd, requests: requests, deadline: time.Now().Add(timeout), done: done}, -1)
+	r.startOpening(&opening{fd: fd, requests: requests, deadline: time.Now().Add(timeout), done: done}, r.pick(-1), false)
 }
 
 // openRoute is tunnel on a socket a poller opens itself along rt
@@ -80,21 +80,21 @@ func (r *Relay) tunnel(fd int, requests [][]byte, timeout time.Duration, done fu
 // meanwhile. An address whose connect fails goes on to the next at once; one
 // that does not answer gives way to the next after its share of the time
 // left (attemptDeadline). When none connects, the error is a *tunnelError
-// wrapping ErrUnreachable. poller picks the poller (Target.Poller).
-func (r *Relay) openRoute(rt route, requests [][]byte, timeout time.Duration, poller int, done func(fd int, first []byte, err error)) {
+// wrapping ErrUnreachable. p is the poller (Target.Poller); onDriver says
+// the caller is the goroutine that drives it (Target.OnDriver).
+func (r *Relay) openRoute(rt route, requests [][]byte, timeout time.Duration, p *Poller, onDriver bool, done func(fd int, first []byte, err error)) {
 	if rt.proxy != nil {
 		requests = append([][]byte{rt.proxy}, requests...)
 	}
 	r.startOpening(&opening{fd: -1, requests: requests, deadline: time.Now().Add(timeout), done: done,
-		connecting: true, addrs: rt.addrs, keep: rt.keep, lastErr: errNoAddress}, poller)
+		connecting: true, addrs: rt.addrs, keep: rt.keep, lastErr: errNoAddress}, p, onDriver)
 }
 
 // errNoAddress is a route's failure before any address was tried (one
 // value: no allocation per handshake).
 var errNoAddress = errors.New("no address")
 
-func (r *Relay) startOpening(h *opening, poller int) {
-	p := r.pick(poller)
+func (r *Relay) startOpening(h *opening, p *Poller, onDriver bool) {
 	if len(h.requests) > 0 {
 		h.out = h.requests[0]
 	}
@@ -103,6 +103,10 @@ func (r *Relay) startOpening(h *opening, poller int) {
 	h.done = func(fd int, first []byte, err error) {
 		r.opening.Add(-1)
 		done(fd, first, err)
+	}
+	if onDriver {
+		p.onDriver(cmd{h: h, op: opOpen})
+		return
 	}
 	p.command(cmd{h: h, op: opOpen})
 }

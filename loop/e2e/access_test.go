@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -141,6 +142,33 @@ func TestIPv6Listener(t *testing.T) {
 	c.send(2, []byte("v6"))
 	if string(c.readData(2)) != "v6" {
 		t.Fatal("no echo over IPv6")
+	}
+}
+
+// The session's peer is the address the client connected from, IPv4 and
+// IPv6 alike (gnet's accept converts the kernel's address itself: no
+// per-accept getsockopt).
+func TestPeerAddress(t *testing.T) {
+	b := startBackend(t, echo)
+	for _, tc := range []struct{ listen, from string }{
+		{"127.0.0.1:0", "127.0.0.7"},
+		{"[::1]:0", "::1"},
+	} {
+		p := startProxy(t, func(cfg *loop.Config) { cfg.Listen = tc.listen })
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tc.from)}}
+		conn, err := d.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := upgrade(t, conn, p.addr, req{token: p.mint(b.port(), nil)})
+		c.send(2, []byte("hi"))
+		if string(c.readData(2)) != "hi" {
+			t.Fatalf("%s: no echo", tc.listen)
+		}
+		ss := p.srv.Sessions()
+		if len(ss) != 1 || ss[0].Peer != netip.MustParseAddr(tc.from) {
+			t.Fatalf("%s: sessions %+v, want one from %s", tc.listen, ss, tc.from)
+		}
 	}
 }
 

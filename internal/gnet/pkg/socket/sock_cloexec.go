@@ -16,12 +16,32 @@
 
 package socket
 
-import "golang.org/x/sys/unix"
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
 
 func sysSocket(family, sotype, proto int) (int, error) {
 	return unix.Socket(family, sotype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
 }
 
+// consoleproxy patch (PATCH.md): accept4 through package syscall, whose
+// address conversion asks nothing of the kernel; x/sys/unix's asks the
+// listening socket's SO_PROTOCOL (getsockopt) on every accept of an IPv4
+// or IPv6 peer, to tell L2TP apart.
 func sysAccept(fd int) (nfd int, sa unix.Sockaddr, err error) {
-	return unix.Accept4(fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	nfd, ssa, err := syscall.Accept4(fd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+	if err != nil {
+		return -1, nil, err
+	}
+	switch a := ssa.(type) {
+	case *syscall.SockaddrInet4:
+		return nfd, &unix.SockaddrInet4{Port: a.Port, Addr: a.Addr}, nil
+	case *syscall.SockaddrInet6:
+		return nfd, &unix.SockaddrInet6{Port: a.Port, ZoneId: a.ZoneId, Addr: a.Addr}, nil
+	case *syscall.SockaddrUnix:
+		return nfd, &unix.SockaddrUnix{Name: a.Name}, nil
+	}
+	return nfd, nil, nil
 }
