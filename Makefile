@@ -45,7 +45,7 @@ bench: ## micro-benchmarks (go test -bench) with allocation counts
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 	cd bench && $(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 
-bench-compare: ## consoleproxy vs websockify vs haproxy, every scenario, side by side (~10 min); writes BENCHMARKS.md
+bench-compare: ## consoleproxy vs websockify vs haproxy, every scenario, side by side (~25 min on 2 cores); writes BENCHMARKS.md
 	@scripts/bench-compare.sh
 
 soak: ## one proxy under mixed load, churn and the hostile clients for SOAK_DURATION (10m), plotted to docs/bench/soak.png; fails on an upward drift
