@@ -15,7 +15,12 @@
 // loop's (Relay.Poller, Poller.Fd, Poller.Poll), and a session's sockets
 // both go to its loop's poller (Target.Poller, Attach's poller), so the "poller
 // goroutine" of the comments below is then that loop's (DECISIONS.md, "A
-// session's two sockets on one thread").
+// session's two sockets on one thread"). Other goroutines reach a poller
+// through its command queue and an eventfd; the loop that drives it says so
+// (Target.OnDriver, Conn.StartOnDriver, CloseOnDriver, CloseWriteOnDriver)
+// and its commands are applied at once, and it learns from Opened.Polled
+// that a connect's result reached it inside its own Poll (DECISIONS.md, "A
+// session's steps on its own loop, without a command").
 //
 // Words: "connect" is the TCP connect; "CONNECT" the HTTP CONNECT
 // exchange, a tunnel through a forward proxy or the host's

@@ -57,7 +57,8 @@ type cmd struct {
 }
 
 // Poller owns compute-host sockets on one goroutine with level-triggered
-// epoll. Other goroutines talk to it through commands and an eventfd.
+// epoll. Other goroutines talk to it through commands and an eventfd; the
+// goroutine that drives a driven poller applies its own at once (onDriver).
 type Poller struct {
 	cfg  Config
 	epfd int
