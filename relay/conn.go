@@ -170,47 +170,36 @@ func (c *Conn) buffered() int64 { return c.inflight.Load() + c.outbound.Load() }
 func (c *Conn) Paused() bool { return c.pausedFlag.Load() }
 
 // Start registers the socket with its poller: reading begins.
-func (c *Conn) Start() { c.p.command(cmd{c: c, op: opAdd}) }
+func (c *Conn) Start() { c.p.submit(cmd{c: c, op: opAdd}, false) }
 
 // StartOnDriver is Start on the goroutine that drives c's poller (driven
 // pollers: the loop Attach named): the socket is registered at once.
-func (c *Conn) StartOnDriver() { c.p.onDriver(cmd{c: c, op: opAdd}) }
+func (c *Conn) StartOnDriver() { c.p.submit(cmd{c: c, op: opAdd}, true) }
 
 // CloseWrite is Close for a client that is done: the bytes held back for the
 // host are written first (within a bounded time), then the socket closes.
 // The sink hears nothing more. Any goroutine; idempotent with Close.
-func (c *Conn) CloseWrite() {
-	if c.gone.Swap(true) {
-		return
-	}
-	c.p.command(cmd{c: c, op: opCloseWrite})
-}
+func (c *Conn) CloseWrite() { c.end(opCloseWrite, false) }
 
 // CloseWriteOnDriver is CloseWrite on the goroutine that drives c's poller
 // (see StartOnDriver): applied at once outside the poller's Poll.
-func (c *Conn) CloseWriteOnDriver() {
-	if c.gone.Swap(true) {
-		return
-	}
-	c.p.onDriver(cmd{c: c, op: opCloseWrite})
-}
+func (c *Conn) CloseWriteOnDriver() { c.end(opCloseWrite, true) }
 
 // Close asks the poller to close the host socket. The sink hears nothing
 // more. Any goroutine; idempotent.
-func (c *Conn) Close() {
-	if c.gone.Swap(true) {
-		return
-	}
-	c.p.command(cmd{c: c, op: opClose})
-}
+func (c *Conn) Close() { c.end(opClose, false) }
 
 // CloseOnDriver is Close on the goroutine that drives c's poller (see
 // StartOnDriver): applied at once outside the poller's Poll.
-func (c *Conn) CloseOnDriver() {
+func (c *Conn) CloseOnDriver() { c.end(opClose, true) }
+
+// end submits op (opClose or opCloseWrite) unless c has ended already:
+// only the first of Close and CloseWrite counts.
+func (c *Conn) end(op op, onDriver bool) {
 	if c.gone.Swap(true) {
 		return
 	}
-	c.p.onDriver(cmd{c: c, op: opClose})
+	c.p.submit(cmd{c: c, op: op}, onDriver)
 }
 
 // closeFD closes the socket; poller goroutine only.

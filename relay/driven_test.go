@@ -40,15 +40,23 @@ func TestDriven(t *testing.T) {
 	}
 }
 
+// newUndriven is a relay of n driven pollers that nothing drives yet: the
+// test polls them itself, or has some driven (driveFor). Closed at the end.
+func newUndriven(t *testing.T, n int) *Relay {
+	t.Helper()
+	r, err := New(Config{Pollers: n, Driven: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
 // A driven poller's deadline wakes its driver: the timerfd is armed for the
 // earliest one and makes the descriptor readable when it passes, and an
 // earlier deadline re-arms it while a later one leaves it.
 func TestDrivenTimer(t *testing.T) {
-	r, err := New(Config{Pollers: 1, Driven: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newUndriven(t, 1)
 	p := r.pollers[0]
 	readable := func() bool {
 		n, _ := pollOnce(p.Fd(), 0)
@@ -67,13 +75,7 @@ func TestDrivenTimer(t *testing.T) {
 	if !p.armedAt.Before(at) {
 		t.Fatal("an earlier deadline did not re-arm the timer")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !readable() {
-		if time.Now().After(deadline) {
-			t.Fatal("the armed timer never made the poller's descriptor readable")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, "the armed timer to make the poller's descriptor readable", readable)
 	p.Poll() // reads the timerfd
 	if !p.armedAt.IsZero() || readable() {
 		t.Fatal("still armed or readable after the timer fired and was read")
@@ -90,10 +92,7 @@ func pollOnce(fd, ms int) (int, error) {
 // their callbacks only if they went there (on the first they would wait
 // forever).
 func TestDrivenAffinity(t *testing.T) {
-	r, err := New(Config{Pollers: 2, Driven: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newUndriven(t, 2)
 	driveFor(t, r, r.pollers[1])
 	ln := listen(t)
 	serveOnce(t, ln, func(c net.Conn) { _, _ = c.Write([]byte("hello")); _, _ = io.Copy(io.Discard, c) })
@@ -146,23 +145,16 @@ func (s *onDriverSink) HostData(b *bytebufferpool.ByteBuffer, n int) {
 // Poll a close is at once. Through the command queue (Open without
 // OnDriver, Start), the same steps each leave a command for Poll.
 func TestOnDriver(t *testing.T) {
-	r, err := New(Config{Pollers: 1, Driven: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := newUndriven(t, 1)
 	p := r.pollers[0]
-	pollUntil := func(what string, done func() bool) {
+	pollUntil := func(what string, done func() bool) { // the test drives p between looks
 		t.Helper()
-		deadline := time.Now().Add(testutil.WaitBound)
-		for !done() {
-			if time.Now().After(deadline) {
-				t.Fatalf("never: %s", what)
-			}
+		testutil.WaitFor(t, what, func() bool {
 			if n, _ := pollOnce(p.Fd(), 10); n > 0 {
 				p.Poll()
 			}
-		}
+			return done()
+		})
 	}
 	open := func(onDriver bool, answer func(net.Conn)) (Opened, int) {
 		t.Helper()

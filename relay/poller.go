@@ -58,7 +58,7 @@ type cmd struct {
 
 // Poller owns compute-host sockets on one goroutine with level-triggered
 // epoll. Other goroutines talk to it through commands and an eventfd; the
-// goroutine that drives a driven poller applies its own at once (onDriver).
+// goroutine that drives a driven poller applies its own at once (submit).
 type Poller struct {
 	cfg  Config
 	epfd int
@@ -200,15 +200,15 @@ func (p *Poller) command(c cmd) {
 	_, _ = unix.Write(p.evfd, one[:])
 }
 
-// onDriver is command for a caller on the goroutine that drives p (a
-// driven poller; the loop whose sessions p holds): c is applied at once, no
-// queue, no eventfd write and no second pass of the caller's poll. Inside
-// Poll, or inside another command applied so, only a command that touches
-// nothing in use there (a new socket, a new opening) is; the others are
-// queued as from any goroutine, and run in the same Poll. A poller that
+// submit is command, or for a caller on the goroutine that drives p
+// (onDriver: a driven poller; the loop whose sessions p holds) c applied at
+// once, no queue, no eventfd write and no second pass of the caller's poll.
+// Inside Poll, or inside another command applied so, only a command that
+// touches nothing in use there (a new socket, a new opening) is; the others
+// are queued as from any goroutine, and run in the same Poll. A poller that
 // is not driven queues every command.
-func (p *Poller) onDriver(c cmd) {
-	if !p.driven || p.closed || (p.driving && c.op != opAdd && c.op != opOpen) {
+func (p *Poller) submit(c cmd, onDriver bool) {
+	if !onDriver || !p.driven || p.closed || (p.driving && c.op != opAdd && c.op != opOpen) {
 		p.command(c)
 		return
 	}

@@ -104,11 +104,7 @@ func (r *Relay) startOpening(h *opening, p *Poller, onDriver bool) {
 		r.opening.Add(-1)
 		done(fd, first, err)
 	}
-	if onDriver {
-		p.onDriver(cmd{h: h, op: opOpen})
-		return
-	}
-	p.command(cmd{h: h, op: opOpen})
+	p.submit(cmd{h: h, op: opOpen}, onDriver)
 }
 
 // startOpening writes what the socket takes of h's request at once (a
