@@ -50,11 +50,14 @@ func TestLookupOnLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = s.Shutdown(t.Context()) }()
-	busy := make(chan struct{})
-	for range 2 { // the one worker, then the one queue slot
-		if !s.pool.submit(func() { <-busy }) {
-			t.Fatal("could not occupy the worker pool")
-		}
+	busy, running := make(chan struct{}), make(chan struct{})
+	// The one worker (once it has taken its job), then the one queue slot.
+	if !s.pool.submit(func() { close(running); <-busy }) {
+		t.Fatal("could not occupy the worker")
+	}
+	<-running
+	if !s.pool.submit(func() { <-busy }) {
+		t.Fatal("could not fill the worker queue")
 	}
 	open := func(token string) int {
 		t.Helper()
