@@ -313,8 +313,7 @@ func (ss *session) authorized(res *authResult) {
 	ss.count(ResultOK)
 	s.metrics.active.Add(1)
 	s.metrics.handshake.Update(time.Duration(now.UnixNano() - ss.accepted).Seconds())
-	poller := res.target.Poller // this loop's, if the relay is driven (authorize)
-	ss.inline = poller >= 0     // then its data arrives on this loop: written at once
+	poller := res.target.Poller // this loop's (authorize): the host's data arrives here
 	if res.hostTLS != nil {
 		ss.host = s.relay.AttachTLS(res.fd, res.hostTLS, ss, poller)
 	} else {
@@ -331,10 +330,8 @@ func (ss *session) authorized(res *authResult) {
 		if !ss.greet() { // the client's RFB handshake; takeRFB starts the host
 			return
 		}
-	} else if ss.inline {
-		ss.host.StartOnDriver()
 	} else {
-		ss.host.Start()
+		ss.host.StartOnDriver()
 	}
 	if ss.c.InboundBuffered() > 0 || ss.c.ReadPaused() {
 		_ = ss.c.Wake(nil) // frames that arrived before the 101; resumes reading

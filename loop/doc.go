@@ -14,7 +14,10 @@
 // side of it). relay.OpenError's Step names each host-side one.
 //
 // Session states: handshaking → authorizing → relaying → closed. Everything
-// a session does on the client's side runs on its gnet event loop; relay's
-// pollers and the worker pool talk to it only through gnet's concurrency-safe
-// calls (AsyncWrite, Execute, Wake, Close) and atomics.
+// a session does on the client's side runs on its gnet event loop, and so
+// do its host socket's callbacks: each loop drives the relay poller that
+// holds its sessions' host sockets (Server.drivePoller). The worker pool,
+// the TLS handshakers, the sweeper and revocations talk to a session only
+// through gnet's concurrency-safe calls (AsyncWrite, Execute, Wake, Close)
+// and atomics.
 package loop

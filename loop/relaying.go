@@ -3,7 +3,6 @@
 package loop
 
 import (
-	"context"
 	"errors"
 	"net"
 
@@ -265,7 +264,8 @@ func (ss *session) dataFrame(p []byte) []byte {
 }
 
 // HostData frames n host bytes in b (header written into the headroom, no
-// copy) and queues them to the client. Runs on the poller goroutine.
+// copy) and writes them to the client. Runs in the poller's Poll, on the
+// client's loop.
 func (ss *session) HostData(b *bytebufferpool.ByteBuffer, n int) {
 	if ss.base64 {
 		ss.hostDataBase64(b, n)
@@ -286,35 +286,27 @@ func (ss *session) hostDataBase64(b *bytebufferpool.ByteBuffer, n int) {
 	ss.queue(pendingFrame{buf: out, n: n, pooled: true}, out.B)
 }
 
-// queue hands frame (a slice of f.buf) to the client's loop; f.buf goes
-// back to its pool once gnet has written or copied it (onSent). The whole
-// frame counts against the session's bound, header and base64 growth
-// included, not only the host's bytes. Poller goroutine, which for an
-// inline session is the client's loop: the frame is written at once.
+// pendingFrame is one host frame on its way to the client: the buffer
+// that holds it and what it counts for.
+type pendingFrame struct {
+	buf    *bytebufferpool.ByteBuffer
+	n      int  // host bytes it carries
+	wire   int  // the frame's bytes (header, base64 growth included)
+	pooled bool // from bytebufferpool (base64), not relay's read pool
+}
+
+// queue writes a host frame (frame, a slice of f.buf) on the client's
+// loop, which drives the poller that read it: no hand-over, no wake-up.
+// The whole frame counts against the session's bound, header and base64
+// growth included, not only the host's bytes. gnet writes it to the socket
+// or copies what the socket does not take, so f.buf goes back at once.
+// Frames stay in order: every host frame takes this path, and what is
+// queued with AsyncWrite (control frames, the close frame) is whole frames
+// too. A failed write closed the client inside the call (OnClose ran).
+// Loop (the poller's HostData).
 func (ss *session) queue(f pendingFrame, frame []byte) {
 	f.wire = len(frame)
 	ss.host.Charge(f.wire - f.n)
-	if ss.inline {
-		ss.writeInline(f, frame)
-		return
-	}
-	ss.sentQ.push(f)
-	if err := ss.c.AsyncWrite(frame, ss.onSentFn); err != nil {
-		if f, ok := ss.sentQ.popNewest(); ok {
-			f.release()
-		}
-		ss.host.Ack(f.wire, 0)
-	}
-}
-
-// writeInline writes a host frame on the client's loop, where its driven
-// poller read it: no hand-over, no wake-up. gnet writes it to the socket
-// or copies what the socket does not take, so f.buf goes back at once.
-// Frames stay in order: every host frame of an inline session takes this
-// path, and what is queued with AsyncWrite (control frames, the close
-// frame) is whole frames too. A failed write closed the client inside the
-// call (OnClose ran). Loop.
-func (ss *session) writeInline(f pendingFrame, frame []byte) {
 	err := net.ErrClosed
 	if phase(ss.phase.Load()) == phaseRelaying {
 		_, err = ss.c.Write(frame)
@@ -323,50 +315,24 @@ func (ss *session) writeInline(f pendingFrame, frame []byte) {
 	ss.sent(ss.raw, f, err)
 }
 
-// closeHost closes the host socket from the session's loop: at once when
-// the loop drives its poller (inline), else through the poller's queue.
-func (ss *session) closeHost() {
-	if ss.inline {
-		ss.host.CloseOnDriver()
-		return
-	}
-	ss.host.Close()
-}
+// closeHost closes the host socket from the session's loop, which drives
+// its poller: at once.
+func (ss *session) closeHost() { ss.host.CloseOnDriver() }
 
 // closeHostWrite is closeHost after the bytes held for the host
 // (relay.Conn.CloseWrite). Loop.
-func (ss *session) closeHostWrite() {
-	if ss.inline {
-		ss.host.CloseWriteOnDriver()
-		return
-	}
-	ss.host.CloseWrite()
-}
+func (ss *session) closeHostWrite() { ss.host.CloseWriteOnDriver() }
 
 // pollerIndex is the relay poller this session's host steps and socket
-// belong on: the one its client's loop drives; -1 (any) when the relay is
-// not driven. Any goroutine (loopPoller is read-only once the loops run).
+// belong on: the one its client's loop drives (every loop drives one,
+// drivePoller), so the host's data arrives on the client's loop. Any
+// goroutine (loopPoller is read-only once the loops run).
 func (ss *session) pollerIndex() int {
-	if ss.srv == nil {
-		return -1
-	}
 	i, ok := ss.srv.loopPoller[ss.raw.EventLoop()]
 	if !ok {
-		return -1
+		panic("loop: a session on an event loop that drives no relay poller")
 	}
 	return i
-}
-
-// onSent is the AsyncWrite callback of every host frame: it runs on the
-// loop, in the order the frames were queued.
-func (ss *session) onSent(c gnet.Conn, err error) error {
-	f, ok := ss.sentQ.pop()
-	if !ok {
-		return nil
-	}
-	f.release()
-	ss.sent(c, f, err)
-	return nil
 }
 
 func (f pendingFrame) release() {
@@ -419,14 +385,11 @@ func (ss *session) HostClosed(err error) {
 	ss.end(EndHostClosed)
 }
 
-// Resample reports the client's outbound buffer to the paused relay.
-// Poller goroutine.
+// Resample reports the client's outbound buffer to the paused relay. Runs
+// in the poller's Poll, on the client's loop.
 func (ss *session) Resample() {
-	_ = ss.c.EventLoop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		if phase(ss.phase.Load()) == phaseRelaying {
-			ss.host.SetOutbound(ss.c.OutboundBuffered())
-			ss.sampleOut()
-		}
-		return nil
-	}))
+	if phase(ss.phase.Load()) == phaseRelaying {
+		ss.host.SetOutbound(ss.c.OutboundBuffered())
+		ss.sampleOut()
+	}
 }

@@ -106,7 +106,7 @@ func (ss *session) takeRFB(p []byte) ([]byte, gnet.Action) {
 			if _, err := ss.c.Write(ss.dataFrame(rfb.GreetResult)); err != nil {
 				return nil, gnet.Close // closed inside the write
 			}
-			ss.host.Start()
+			ss.host.StartOnDriver() // the loop drives the host's poller
 		}
 	}
 	return p, gnet.None

@@ -91,7 +91,6 @@ type session struct {
 	// must not have that batch parsed again by forwardRest.
 	inBatch     bool
 	base64      bool   // the "base64" subprotocol; set before relaying, then read-only
-	inline      bool   // host data arrives on this loop (a driven poller): written at once, not handed over
 	flushedSeen uint64 // the client's Flushed() at the last sample (sampleOut)
 
 	// rfbNeed is how many bytes of the client's answers to the security
@@ -99,9 +98,6 @@ type session struct {
 	// collected in rfbReply and never relayed.
 	rfbNeed  int
 	rfbReply [rfb.ClientReplyLen]byte
-
-	sentQ    sentQueue          // host frames in flight to the client (poller pushes, loop pops)
-	onSentFn gnet.AsyncCallback // ss.onSent, bound once
 }
 
 // sessionRecord is what a session keeps of its token's record for its log
@@ -119,7 +115,6 @@ func newSession(s *Server, c gnet.Conn) *session {
 	now := s.cfg.Now()
 	ss := &session{srv: s, id: s.nextID.Add(1), c: c, raw: c, accepted: now.UnixNano(), peer: peerAddr(c)}
 	ss.client = ss.peer
-	ss.onSentFn = ss.onSent
 	return ss
 }
 
