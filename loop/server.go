@@ -159,7 +159,8 @@ func (s *Server) start(inherited []int) error {
 	}
 	opts := []gnet.Option{gnet.WithMulticore(true), gnet.WithNumEventLoop(s.cfg.EventLoops),
 		gnet.WithReusePort(true), gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithLogger(gnetLogger{s.cfg.Logger}), gnet.WithLoopFD(s.drivePoller)}
+		gnet.WithLogger(gnetLogger{s.cfg.Logger}), gnet.WithLoopFD(s.drivePoller),
+		gnet.WithTCPUserTimeout(max(s.cfg.WriteTimeout, 0))} // the listeners': each client socket inherits it
 	if len(inherited) > 0 {
 		opts = append(opts, gnet.WithListenerFDs(inherited))
 	}
@@ -351,9 +352,6 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		s.metrics.results[ResultPendingLimit].Inc()
 		s.limits.refusedAtAccept(s.cfg.Logger, s.cfg.Now())
 		return nil, gnet.Close
-	}
-	if s.cfg.WriteTimeout > 0 {
-		relay.SetUserTimeout(c.Fd(), s.cfg.WriteTimeout)
 	}
 	ss := newSession(s, c)
 	ss.lim.pending = true

@@ -303,9 +303,18 @@ func attemptDeadline(now, deadline time.Time, left int) time.Time {
 	return now.Add(share)
 }
 
+// keepProbes is how many unanswered keepalive probes end a host socket
+// that has no TCP_USER_TIMEOUT (connectNonblocking).
+const keepProbes = 3
+
 // connectNonblocking opens a non-blocking socket with no-delay and
-// keepalive and issues connect; EINPROGRESS is the normal outcome.
-func connectNonblocking(ap netip.AddrPort, keep time.Duration) (int, error) {
+// keepalive and issues connect; EINPROGRESS is the normal outcome. The
+// keepalive's probe count (TCP_KEEPCNT) is set only with countProbes: a
+// socket that gets TCP_USER_TIMEOUT (Relay.Attach, with a write timeout)
+// has the kernel end it once that time passed with a probe unanswered, and
+// never consult the count (tcp_keepalive_timer), so the system call would
+// change nothing.
+func connectNonblocking(ap netip.AddrPort, keep time.Duration, countProbes bool) (int, error) {
 	// One sockaddr, of the address's family; a zone is parsed only where
 	// there is one (ParseUint's error on "" was a handshake's garbage).
 	family, sa := unix.AF_INET, unix.Sockaddr(nil)
@@ -323,13 +332,18 @@ func connectNonblocking(ap netip.AddrPort, keep time.Duration) (int, error) {
 		return -1, fmt.Errorf("%w: socket: %v", ErrUnreachable, err)
 	}
 	secs := int(max(keep/time.Second, 1))
-	for _, o := range []struct{ level, name, value int }{
+	opts := [...]struct{ level, name, value int }{
 		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
 		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, max(secs/3, 1)},
-		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 3},
-	} {
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepProbes}, // last: dropped without countProbes
+	}
+	set := opts[:]
+	if !countProbes {
+		set = opts[:len(opts)-1]
+	}
+	for _, o := range set {
 		_ = unix.SetsockoptInt(fd, o.level, o.name, o.value)
 	}
 	err = unix.Connect(fd, sa)

@@ -77,7 +77,7 @@ func TestConnectNonblockingAllocs(t *testing.T) {
 	defer ln.Close()
 	ap := ln.Addr().(*net.TCPAddr).AddrPort()
 	n := testing.AllocsPerRun(50, func() {
-		fd, err := connectNonblocking(ap, time.Minute)
+		fd, err := connectNonblocking(ap, time.Minute, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func TestConnectNonblockingAllocs(t *testing.T) {
 	}
 	defer ln6.Close()
 	ap6 := netip.AddrPortFrom(netip.MustParseAddr("::1").WithZone(strconv.Itoa(lo.Index)), ln6.Addr().(*net.TCPAddr).AddrPort().Port())
-	fd, err := connectNonblocking(ap6, time.Minute)
+	fd, err := connectNonblocking(ap6, time.Minute, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,14 +66,14 @@ func firstListener(network, addr string, opts *Options, addrs int) (*listener, e
 	if len(fds) > 1 && !opts.ReusePort {
 		return nil, fmt.Errorf("inherited listeners: %d sockets need SO_REUSEPORT: %w", len(fds), errorx.ErrUnsupportedOp)
 	}
-	return inheritListener(fds[0], addr)
+	return inheritListener(fds[0], addr, opts)
 }
 
 // loopListener is loop i's listener (i > 0) with SO_REUSEPORT: inherited
 // fds[i] if any, else a new socket bound like l.
 func loopListener(l *listener, i int, opts *Options) (*listener, error) {
 	if i < len(opts.ListenerFDs) {
-		return inheritListener(opts.ListenerFDs[i], l.address)
+		return inheritListener(opts.ListenerFDs[i], l.address, opts)
 	}
 	return initListener(l.network, l.address, opts)
 }
@@ -81,8 +81,10 @@ func loopListener(l *listener, i int, opts *Options) (*listener, error) {
 // inheritListener wraps an inherited descriptor, checking that it is a
 // listening TCP socket, and makes it non-blocking (the flag belongs to the
 // open file, shared with the process that handed it over, which wants it
-// non-blocking too: two processes accept from one queue).
-func inheritListener(fd int, address string) (*listener, error) {
+// non-blocking too: two processes accept from one queue). Its
+// TCP_USER_TIMEOUT becomes opts.TCPUserTimeout, which the connections it
+// accepts from now on inherit.
+func inheritListener(fd int, address string, opts *Options) (*listener, error) {
 	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
 		return nil, fmt.Errorf("inherited listener fd %d: not a stream socket (%v)", fd, err)
 	}
@@ -90,6 +92,13 @@ func inheritListener(fd int, address string) (*listener, error) {
 		return nil, fmt.Errorf("inherited listener fd %d: not listening (%v)", fd, err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, fmt.Errorf("inherited listener fd %d: %w", fd, err)
+	}
+	ms := int(opts.TCPUserTimeout.Milliseconds())
+	if ms < 0 {
+		ms = 0
+	}
+	if err := socket.SetUserTimeout(fd, ms); err != nil {
 		return nil, fmt.Errorf("inherited listener fd %d: %w", fd, err)
 	}
 	sa, err := unix.Getsockname(fd)

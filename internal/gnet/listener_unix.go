@@ -99,6 +99,10 @@ func initListener(network, addr string, options *Options) (ln *listener, err err
 		sockOpt := socket.Option[int]{SetSockOpt: socket.SetNoDelay, Opt: 1}
 		sockOptInts = append(sockOptInts, sockOpt)
 	}
+	if options.TCPUserTimeout > 0 && strings.HasPrefix(network, "tcp") { // consoleproxy patch
+		sockOpt := socket.Option[int]{SetSockOpt: socket.SetUserTimeout, Opt: int(options.TCPUserTimeout.Milliseconds())}
+		sockOptInts = append(sockOptInts, sockOpt)
+	}
 	if options.SocketRecvBuffer > 0 {
 		sockOpt := socket.Option[int]{SetSockOpt: socket.SetRecvBuffer, Opt: options.SocketRecvBuffer}
 		sockOptInts = append(sockOptInts, sockOpt)

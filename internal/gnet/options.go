@@ -64,6 +64,13 @@ type Options struct {
 	// This option is server-only.
 	BindToDevice string
 
+	// TCPUserTimeout is the listening TCP sockets' TCP_USER_TIMEOUT, which
+	// every accepted connection inherits from its listener: no system call
+	// per accept. 0 leaves a new listener at the kernel's default; an
+	// inherited listener (ListenerFDs) is set to it either way, 0 clearing
+	// what the process that handed it over had set. consoleproxy patch.
+	TCPUserTimeout time.Duration
+
 	// Multicore indicates whether the engine will be effectively created with multi-cores, if so,
 	// then you must take care with synchronizing memory between all event callbacks; otherwise,
 	// it will run the engine with single thread. The number of threads in the engine will be
@@ -316,6 +323,13 @@ func WithMulticastInterfaceIndex(idx int) Option {
 func WithBindToDevice(iface string) Option {
 	return func(opts *Options) {
 		opts.BindToDevice = iface
+	}
+}
+
+// WithTCPUserTimeout sets Options.TCPUserTimeout. consoleproxy patch.
+func WithTCPUserTimeout(d time.Duration) Option {
+	return func(opts *Options) {
+		opts.TCPUserTimeout = d
 	}
 }
 

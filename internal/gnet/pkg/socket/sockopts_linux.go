@@ -28,3 +28,10 @@ import (
 func SetBindToDevice(fd int, ifname string) error {
 	return os.NewSyscallError("setsockopt", unix.BindToDevice(fd, ifname))
 }
+
+// SetUserTimeout sets TCP_USER_TIMEOUT, in milliseconds, on a TCP socket:
+// on a listening socket, what every connection it accepts inherits.
+// consoleproxy patch.
+func SetUserTimeout(fd, ms int) error {
+	return os.NewSyscallError("setsockopt", unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, ms))
+}
