@@ -248,7 +248,7 @@ func (c *Conn) flush() (done bool, err error) {
 // an error (n tells how much was taken).
 func writev(fd int, iov [][]byte) (int, error) {
 	for {
-		n, err := unix.Writev(fd, iov)
+		n, err := rawWritev(fd, iov)
 		switch err {
 		case nil:
 			return n, nil

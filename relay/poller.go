@@ -279,7 +279,13 @@ func (p *Poller) timeout() int {
 // socket closed).
 func (p *Poller) iterate(timeout int) (stopped bool) {
 	events := p.events
-	n, err := unix.EpollWait(p.epfd, events, timeout)
+	var n int
+	var err error
+	if timeout == 0 {
+		n, err = epollWaitNow(p.epfd, events) // a driven poller's Poll
+	} else {
+		n, err = unix.EpollWait(p.epfd, events, timeout)
+	}
 	if err != nil && !errors.Is(err, unix.EINTR) {
 		panic(fmt.Sprintf("relay: epoll_wait: %v", err)) // only EBADF/EFAULT/EINVAL: a bug
 	}
@@ -419,9 +425,9 @@ func (p *Poller) read(c *Conn) {
 		p.buf = getBuffer(p.cfg.ReadSize)
 	}
 	b := p.buf
-	n, err := unix.Read(c.fd, b.B[Headroom:])
+	n, err := rawRead(c.fd, b.B[Headroom:])
 	for errors.Is(err, unix.EINTR) {
-		n, err = unix.Read(c.fd, b.B[Headroom:])
+		n, err = rawRead(c.fd, b.B[Headroom:])
 	}
 	switch {
 	case errors.Is(err, unix.EAGAIN):

@@ -19,12 +19,13 @@ package io
 
 import "golang.org/x/sys/unix"
 
-// Writev calls writev() on Linux.
+// Writev calls writev() on Linux: on the loops' non-blocking sockets, as a
+// raw system call (consoleproxy patch, raw_linux.go).
 func Writev(fd int, iov [][]byte) (int, error) {
 	if len(iov) == 0 {
 		return 0, nil
 	}
-	return unix.Writev(fd, iov)
+	return rawWritev(fd, iov)
 }
 
 // Readv calls readv() on Linux.
