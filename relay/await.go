@@ -56,7 +56,7 @@ func (p *Poller) startAwait(a *awaiter) {
 	p.gen++
 	a.gen = p.gen
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(a.fd), Pad: a.gen}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, a.fd, &ev); err != nil {
+	if err := rawEpollCtl(p.epfd, unix.EPOLL_CTL_ADD, a.fd, &ev); err != nil {
 		a.done(a.fd, a.got, nil)
 		return
 	}
@@ -67,7 +67,7 @@ func (p *Poller) startAwait(a *awaiter) {
 // caller reads the rest itself.
 func (p *Poller) readAwait(a *awaiter) {
 	var buf [MaxAwait]byte
-	n, err := unix.Read(a.fd, buf[:a.need-len(a.got)])
+	n, err := rawRead(a.fd, buf[:a.need-len(a.got)])
 	switch {
 	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
 		return
@@ -84,7 +84,7 @@ func (p *Poller) readAwait(a *awaiter) {
 // endAwait deregisters a and hands its socket back.
 func (p *Poller) endAwait(a *awaiter) {
 	delete(p.awaits, a.fd)
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, a.fd, nil)
+	_ = rawEpollCtl(p.epfd, unix.EPOLL_CTL_DEL, a.fd, nil)
 	a.done(a.fd, a.got, nil)
 }
 
@@ -101,7 +101,7 @@ func (p *Poller) expireAwaits(now time.Time) {
 func (p *Poller) closeAwaits() {
 	for _, a := range p.awaits {
 		delete(p.awaits, a.fd)
-		_ = unix.Close(a.fd)
+		_ = rawClose(a.fd)
 		a.done(-1, nil, errShutdown)
 	}
 }

@@ -213,7 +213,7 @@ func (c *Conn) closeFD() {
 	if c.tls != nil {
 		c.closeTLS()
 	}
-	_ = unix.Close(c.fd)
+	_ = rawClose(c.fd)
 	if c.wbuf != nil {
 		bytebufferpool.Put(c.wbuf)
 		c.wbuf = nil

@@ -171,7 +171,7 @@ func Detach(c *net.TCPConn) (int, error) {
 		return -1, fmt.Errorf("dup: %w", derr)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
+		rawClose(fd)
 		return -1, err
 	}
 	return fd, nil
@@ -315,19 +315,16 @@ const keepProbes = 3
 // never consult the count (tcp_keepalive_timer), so the system call would
 // change nothing.
 func connectNonblocking(ap netip.AddrPort, keep time.Duration, countProbes bool) (int, error) {
-	// One sockaddr, of the address's family; a zone is parsed only where
-	// there is one (ParseUint's error on "" was a handshake's garbage).
-	family, sa := unix.AF_INET, unix.Sockaddr(nil)
-	if ap.Addr().Is4() {
-		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
-	} else {
-		var zone uint64
+	// A zone is parsed only where there is one (ParseUint's error on "" was
+	// a handshake's garbage).
+	family, zone := unix.AF_INET, uint64(0)
+	if !ap.Addr().Is4() {
+		family = unix.AF_INET6
 		if z := ap.Addr().Zone(); z != "" {
 			zone, _ = strconv.ParseUint(z, 10, 32) // numeric: resolveRoute made it so
 		}
-		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16(), ZoneId: uint32(zone)}
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	fd, err := rawSocket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
 		return -1, fmt.Errorf("%w: socket: %v", ErrUnreachable, err)
 	}
@@ -344,14 +341,14 @@ func connectNonblocking(ap netip.AddrPort, keep time.Duration, countProbes bool)
 		set = opts[:len(opts)-1]
 	}
 	for _, o := range set {
-		_ = unix.SetsockoptInt(fd, o.level, o.name, o.value)
+		_ = rawSetsockoptInt(fd, o.level, o.name, o.value)
 	}
-	err = unix.Connect(fd, sa)
+	err = rawConnect(fd, ap, uint32(zone))
 	for errors.Is(err, unix.EINTR) {
-		err = unix.Connect(fd, sa) // the connect goes on; a repeat reports its state
+		err = rawConnect(fd, ap, uint32(zone)) // the connect goes on; a repeat reports its state
 	}
 	if err != nil && !errors.Is(err, unix.EINPROGRESS) && !errors.Is(err, unix.EALREADY) {
-		unix.Close(fd)
+		_ = rawClose(fd)
 		return -1, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	return fd, nil

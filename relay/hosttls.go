@@ -109,7 +109,7 @@ func (w *tlsWire) Read(p []byte) (int, error) {
 		return w.hs.Read(p)
 	}
 	for {
-		n, err := unix.Read(w.fd, p)
+		n, err := rawRead(w.fd, p)
 		switch {
 		case err == unix.EINTR:
 			continue

@@ -106,13 +106,13 @@ func newPoller(cfg Config, driven bool) (*Poller, error) {
 	}
 	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		unix.Close(epfd)
+		rawClose(epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
+	if err := rawEpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		rawClose(epfd)
+		rawClose(evfd)
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
 	p := &Poller{cfg: cfg, epfd: epfd, evfd: evfd, tfd: -1, done: make(chan struct{}),
@@ -129,13 +129,13 @@ func newPoller(cfg Config, driven bool) (*Poller, error) {
 	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err == nil {
 		ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(tfd)}
-		if err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, tfd, &ev); err != nil {
-			unix.Close(tfd)
+		if err = rawEpollCtl(epfd, unix.EPOLL_CTL_ADD, tfd, &ev); err != nil {
+			rawClose(tfd)
 		}
 	}
 	if err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
+		rawClose(epfd)
+		rawClose(evfd)
 		return nil, fmt.Errorf("timerfd: %w", err)
 	}
 	p.tfd = tfd
@@ -531,11 +531,11 @@ func (p *Poller) update(c *Conn) {
 	var err error
 	switch {
 	case c.events == 0:
-		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
+		err = rawEpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
 	case want == 0:
-		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+		err = rawEpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	default:
-		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
+		err = rawEpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
 	}
 	if err != nil {
 		p.finish(c, fmt.Errorf("epoll_ctl: %w", err))
@@ -572,10 +572,10 @@ func (p *Poller) closeAll() {
 	}
 	p.closeAwaits()
 	p.closed = true
-	unix.Close(p.epfd)
-	unix.Close(p.evfd)
+	rawClose(p.epfd)
+	rawClose(p.evfd)
 	if p.tfd >= 0 {
-		unix.Close(p.tfd)
+		rawClose(p.tfd)
 	}
 }
 

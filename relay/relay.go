@@ -138,7 +138,7 @@ func (r *Relay) pick(i int) *Poller {
 // alone.
 func SetUserTimeout(fd int, d time.Duration) {
 	if d > 0 {
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d.Milliseconds()))
+		_ = rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d.Milliseconds()))
 	}
 }
 

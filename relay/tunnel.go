@@ -125,7 +125,7 @@ func (p *Poller) startOpening(h *opening) {
 		return
 	}
 	ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, h.fd, &ev); err != nil {
+	if err := rawEpollCtl(p.epfd, unix.EPOLL_CTL_ADD, h.fd, &ev); err != nil {
 		p.endOpening(h, nil, err)
 	}
 }
@@ -170,7 +170,7 @@ func (p *Poller) dialNext(h *opening) {
 		h.tryUntil = attemptDeadline(time.Now(), h.deadline, 1+len(h.addrs))
 		p.openings[fd] = h
 		ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd), Pad: h.gen}
-		if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		if err := rawEpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			p.endOpening(h, nil, err)
 		}
 		return
@@ -188,8 +188,8 @@ func (p *Poller) nextAddress(h *opening, err error) {
 		return
 	}
 	delete(p.openings, h.fd)
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, h.fd, nil)
-	_ = unix.Close(h.fd)
+	_ = rawEpollCtl(p.epfd, unix.EPOLL_CTL_DEL, h.fd, nil)
+	_ = rawClose(h.fd)
 	h.fd = -1
 	p.dialNext(h)
 }
@@ -239,7 +239,7 @@ func (p *Poller) connected(h *opening, events uint32) {
 		return
 	}
 	ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev); err != nil {
+	if err := rawEpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev); err != nil {
 		p.endOpening(h, nil, err)
 	}
 }
@@ -256,7 +256,7 @@ func (p *Poller) handleOpening(h *opening, events uint32) {
 		}
 		if len(h.out) == 0 {
 			ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
-			_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev)
+			_ = rawEpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev)
 		}
 	}
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
@@ -269,7 +269,7 @@ func (p *Poller) handleOpening(h *opening, events uint32) {
 // head in the same read (they are copied for done).
 func (p *Poller) readAnswer(h *opening) {
 	var buf [connectAnswerRead]byte
-	n, err := unix.Read(h.fd, buf[:])
+	n, err := rawRead(h.fd, buf[:])
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return
@@ -306,7 +306,7 @@ func (p *Poller) nextRequest(h *opening, extra int) {
 	}
 	if len(h.out) > 0 {
 		ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
-		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev)
+		_ = rawEpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev)
 	}
 }
 
@@ -319,11 +319,11 @@ func (p *Poller) endOpening(h *opening, first []byte, err error) {
 	fd := h.fd
 	if fd >= 0 { // -1: no address could be connected to
 		delete(p.openings, fd)
-		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil) // ENOENT if never added
+		_ = rawEpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil) // ENOENT if never added
 	}
 	if err != nil {
 		if fd >= 0 {
-			_ = unix.Close(fd)
+			_ = rawClose(fd)
 		}
 		fd = -1
 		err = &tunnelError{step: h.step, err: err}

@@ -75,3 +75,11 @@ func rawWritev(fd int, iov [][]byte) (int, error) {
 	r, _, e := syscall.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&vecs[0])), uintptr(len(vecs)))
 	return result(r, e)
 }
+
+// Close is close(2) of a socket without SO_LINGER, as a raw system call.
+func Close(fd int) error {
+	if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
