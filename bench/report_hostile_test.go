@@ -115,3 +115,36 @@ func TestBenchmarksMDHostileSection(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A load run rewrites BENCHMARKS.md from its results but keeps the
+// hand-written performance history in place: once, in order, after the
+// TLS section and before the hostile one.
+func TestBenchmarksMDKeepsPerformanceSections(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "BENCHMARKS.md")
+	cfg := Config{ResultsDir: filepath.Join(dir, "results"), BenchmarksMD: path, Command: "load-run"}.Defaults()
+	if err := writeReports(cfg, append(sampleResults(), hostileRun("slowloris", "consoleproxy"))); err != nil {
+		t.Fatal(err)
+	}
+	page := readFile(t, path)
+	history := "## Performance, round 1 (issue 14)\nfirst change\n\n## Performance, round 2 (issue 14)\nsecond change, a table:\n\n| a | b |\n\n"
+	at := strings.Index(page, hostileHeading)
+	if at < 0 {
+		t.Fatalf("no hostile section:\n%s", page)
+	}
+	if err := os.WriteFile(path, []byte(page[:at]+history+page[at:]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for run := 0; run < 2; run++ {
+		if err := writeReports(cfg, sampleResults()); err != nil {
+			t.Fatal(err)
+		}
+		page = readFile(t, path)
+		if strings.Count(page, "## Performance, round 1") != 1 || strings.Count(page, "second change, a table:\n\n| a | b |") != 1 {
+			t.Fatalf("run %d: the performance history was not kept once:\n%s", run, page)
+		}
+		if !inOrder(page, []string{"## Results", "## Performance, round 1", "## Performance, round 2", hostileHeading, "## Plots"}) {
+			t.Fatalf("run %d: sections out of order:\n%s", run, page)
+		}
+	}
+}

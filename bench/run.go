@@ -71,6 +71,7 @@ func writeReports(cfg Config, rs []Result) error {
 		return nil
 	}
 	section, tlsSection := hostileSectionOf(cfg.BenchmarksMD), tlsSectionOf(cfg.BenchmarksMD)
+	kept := keptSectionsOf(cfg.BenchmarksMD)
 	if len(hostile) > 0 {
 		var err error
 		if section, err = hostileMarkdown(hostile, cfg.Command); err != nil {
@@ -91,7 +92,10 @@ func writeReports(cfg Config, rs []Result) error {
 			return err
 		}
 	}
-	return putTLSSectionOf(cfg, tlsRs, tlsSection)
+	if err := putTLSSectionOf(cfg, tlsRs, tlsSection); err != nil {
+		return err
+	}
+	return putKeptSections(cfg.BenchmarksMD, kept)
 }
 
 // runAll is the rounds × scenarios × sizes × targets loop; each result is
