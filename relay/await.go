@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	gio "github.com/panjf2000/gnet/v2/pkg/io"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,7 +68,7 @@ func (p *Poller) startAwait(a *awaiter) {
 // caller reads the rest itself.
 func (p *Poller) readAwait(a *awaiter) {
 	var buf [MaxAwait]byte
-	n, err := rawRead(a.fd, buf[:a.need-len(a.got)])
+	n, err := gio.Read(a.fd, buf[:a.need-len(a.got)])
 	switch {
 	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
 		return
@@ -101,7 +102,7 @@ func (p *Poller) expireAwaits(now time.Time) {
 func (p *Poller) closeAwaits() {
 	for _, a := range p.awaits {
 		delete(p.awaits, a.fd)
-		_ = rawClose(a.fd)
+		_ = gio.Close(a.fd)
 		a.done(-1, nil, errShutdown)
 	}
 }

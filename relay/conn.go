@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	gio "github.com/panjf2000/gnet/v2/pkg/io"
 	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 )
@@ -213,7 +214,7 @@ func (c *Conn) closeFD() {
 	if c.tls != nil {
 		c.closeTLS()
 	}
-	_ = rawClose(c.fd)
+	_ = gio.Close(c.fd)
 	if c.wbuf != nil {
 		bytebufferpool.Put(c.wbuf)
 		c.wbuf = nil
@@ -248,7 +249,7 @@ func (c *Conn) flush() (done bool, err error) {
 // an error (n tells how much was taken).
 func writev(fd int, iov [][]byte) (int, error) {
 	for {
-		n, err := rawWritev(fd, iov)
+		n, err := gio.Writev(fd, iov)
 		switch err {
 		case nil:
 			return n, nil

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	gio "github.com/panjf2000/gnet/v2/pkg/io"
 	"golang.org/x/sys/unix"
 )
 
@@ -171,7 +172,7 @@ func Detach(c *net.TCPConn) (int, error) {
 		return -1, fmt.Errorf("dup: %w", derr)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
-		rawClose(fd)
+		gio.Close(fd)
 		return -1, err
 	}
 	return fd, nil
@@ -348,7 +349,7 @@ func connectNonblocking(ap netip.AddrPort, keep time.Duration, countProbes bool)
 		err = rawConnect(fd, ap, uint32(zone)) // the connect goes on; a repeat reports its state
 	}
 	if err != nil && !errors.Is(err, unix.EINPROGRESS) && !errors.Is(err, unix.EALREADY) {
-		_ = rawClose(fd)
+		_ = gio.Close(fd)
 		return -1, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	return fd, nil

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	gio "github.com/panjf2000/gnet/v2/pkg/io"
 	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 
@@ -109,7 +110,7 @@ func (w *tlsWire) Read(p []byte) (int, error) {
 		return w.hs.Read(p)
 	}
 	for {
-		n, err := rawRead(w.fd, p)
+		n, err := gio.Read(w.fd, p)
 		switch {
 		case err == unix.EINTR:
 			continue

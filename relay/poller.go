@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	gio "github.com/panjf2000/gnet/v2/pkg/io"
 	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 )
@@ -106,13 +107,13 @@ func newPoller(cfg Config, driven bool) (*Poller, error) {
 	}
 	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		rawClose(epfd)
+		gio.Close(epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
 	if err := rawEpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
-		rawClose(epfd)
-		rawClose(evfd)
+		gio.Close(epfd)
+		gio.Close(evfd)
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
 	p := &Poller{cfg: cfg, epfd: epfd, evfd: evfd, tfd: -1, done: make(chan struct{}),
@@ -130,12 +131,12 @@ func newPoller(cfg Config, driven bool) (*Poller, error) {
 	if err == nil {
 		ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(tfd)}
 		if err = rawEpollCtl(epfd, unix.EPOLL_CTL_ADD, tfd, &ev); err != nil {
-			rawClose(tfd)
+			gio.Close(tfd)
 		}
 	}
 	if err != nil {
-		rawClose(epfd)
-		rawClose(evfd)
+		gio.Close(epfd)
+		gio.Close(evfd)
 		return nil, fmt.Errorf("timerfd: %w", err)
 	}
 	p.tfd = tfd
@@ -425,9 +426,9 @@ func (p *Poller) read(c *Conn) {
 		p.buf = getBuffer(p.cfg.ReadSize)
 	}
 	b := p.buf
-	n, err := rawRead(c.fd, b.B[Headroom:])
+	n, err := gio.Read(c.fd, b.B[Headroom:])
 	for errors.Is(err, unix.EINTR) {
-		n, err = rawRead(c.fd, b.B[Headroom:])
+		n, err = gio.Read(c.fd, b.B[Headroom:])
 	}
 	switch {
 	case errors.Is(err, unix.EAGAIN):
@@ -572,10 +573,10 @@ func (p *Poller) closeAll() {
 	}
 	p.closeAwaits()
 	p.closed = true
-	rawClose(p.epfd)
-	rawClose(p.evfd)
+	gio.Close(p.epfd)
+	gio.Close(p.evfd)
 	if p.tfd >= 0 {
-		rawClose(p.tfd)
+		gio.Close(p.tfd)
 	}
 }
 

@@ -10,52 +10,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The pollers' reads, writes and non-blocking waits are raw system calls:
-// on a non-blocking socket none of them sleeps, so none needs the Go
-// scheduler's system-call state. Through x/sys/unix a 64 KiB copy that
-// outlasted one of sysmon's ticks had its P retaken and a spinning thread
-// started, and the retakes kept sysmon waking every 20 µs while streaming
-// (DECISIONS.md "Raw system calls on non-blocking sockets"). The patched
-// gnet does the same for the client sockets (internal/gnet/pkg/io).
-
-// rawRead is read(2) on a non-blocking fd.
-func rawRead(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	r, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(r), nil
-}
-
-// iovecsOnStack is how many buffers rawWritev passes without allocating:
-// a client batch of 64 KiB has at most 33 (loop's compactMax) and one more
-// for decoded base64; a held-back write is one buffer.
-const iovecsOnStack = 40
-
-// rawWritev is writev(2) on a non-blocking fd; empty buffers are skipped.
-func rawWritev(fd int, iov [][]byte) (int, error) {
-	var small [iovecsOnStack]unix.Iovec
-	vecs := small[:0]
-	for _, b := range iov {
-		if len(b) == 0 {
-			continue
-		}
-		v := unix.Iovec{Base: &b[0]}
-		v.SetLen(len(b))
-		vecs = append(vecs, v)
-	}
-	if len(vecs) == 0 {
-		return 0, nil
-	}
-	r, _, e := syscall.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&vecs[0])), uintptr(len(vecs)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(r), nil
-}
+// The pollers' system calls on non-blocking sockets are raw: none of them
+// sleeps, so none needs the Go scheduler's system-call state. Through
+// x/sys/unix a 64 KiB copy that outlasted one of sysmon's ticks had its P
+// retaken and a spinning thread started, and the retakes kept sysmon waking
+// every 20 µs while streaming (DECISIONS.md "Raw system calls on
+// non-blocking sockets"). Reads, writev and close are the patched gnet's
+// (gio: internal/gnet/pkg/io/raw_linux.go), which the client sockets use
+// too; the rest are here.
 
 // epollWaitNow is epoll_wait(2) with timeout 0: it never sleeps.
 func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
@@ -64,14 +26,6 @@ func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
 		return -1, e
 	}
 	return int(r), nil
-}
-
-// rawClose is close(2) on a socket without SO_LINGER: it never sleeps.
-func rawClose(fd int) error {
-	if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); e != 0 {
-		return e
-	}
-	return nil
 }
 
 // rawEpollCtl is epoll_ctl(2).

@@ -7,14 +7,15 @@ import (
 	"errors"
 	"testing"
 
+	gio "github.com/panjf2000/gnet/v2/pkg/io"
 	"golang.org/x/sys/unix"
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
-// The raw calls behave as x/sys/unix's: bytes in order, EAGAIN on an empty
-// non-blocking socket, EOF as 0; and a writev of a batch's iovecs does not
-// allocate.
+// The raw calls (gnet's patched pkg/io, and relay's own) behave as
+// x/sys/unix's: bytes in order, EAGAIN on an empty non-blocking socket, EOF
+// as 0; and a writev of an upload batch's iovecs does not allocate.
 func TestRawIO(t *testing.T) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
@@ -22,14 +23,14 @@ func TestRawIO(t *testing.T) {
 	}
 	defer unix.Close(fds[0])
 	buf := make([]byte, 64)
-	if _, err := rawRead(fds[0], buf); !errors.Is(err, unix.EAGAIN) {
+	if _, err := gio.Read(fds[0], buf); !errors.Is(err, unix.EAGAIN) {
 		t.Fatalf("read of an empty socket: %v, want EAGAIN", err)
 	}
 	iov := [][]byte{[]byte("ab"), nil, []byte("cde")}
-	if n, err := rawWritev(fds[1], iov); n != 5 || err != nil {
+	if n, err := gio.Writev(fds[1], iov); n != 5 || err != nil {
 		t.Fatalf("writev = %d, %v", n, err)
 	}
-	if n, err := rawRead(fds[0], buf); err != nil || !bytes.Equal(buf[:n], []byte("abcde")) {
+	if n, err := gio.Read(fds[0], buf); err != nil || !bytes.Equal(buf[:n], []byte("abcde")) {
 		t.Fatalf("read %q, %v", buf[:n], err)
 	}
 	events := make([]unix.EpollEvent, 4)
@@ -50,11 +51,11 @@ func TestRawIO(t *testing.T) {
 			many[i] = []byte{byte(i)}
 		}
 		allocs := testing.AllocsPerRun(100, func() {
-			if _, err := rawWritev(fds[1], many); err != nil {
+			if _, err := gio.Writev(fds[1], many); err != nil {
 				t.Fatal(err)
 			}
 			for {
-				if n, _ := rawRead(fds[0], buf); n <= 0 {
+				if n, _ := gio.Read(fds[0], buf); n <= 0 {
 					break
 				}
 			}
@@ -70,7 +71,7 @@ func TestRawIO(t *testing.T) {
 	if n, err := epollWaitNow(ep, events); n != 1 || err != nil {
 		t.Fatalf("epoll_wait after the peer closed = %d, %v", n, err)
 	}
-	if n, err := rawRead(fds[0], buf); n != 0 || err != nil {
+	if n, err := gio.Read(fds[0], buf); n != 0 || err != nil {
 		t.Fatalf("read after the peer closed = %d, %v, want 0 (EOF)", n, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	gio "github.com/panjf2000/gnet/v2/pkg/io"
 	"golang.org/x/sys/unix"
 )
 
@@ -189,7 +190,7 @@ func (p *Poller) nextAddress(h *opening, err error) {
 	}
 	delete(p.openings, h.fd)
 	_ = rawEpollCtl(p.epfd, unix.EPOLL_CTL_DEL, h.fd, nil)
-	_ = rawClose(h.fd)
+	_ = gio.Close(h.fd)
 	h.fd = -1
 	p.dialNext(h)
 }
@@ -269,7 +270,7 @@ func (p *Poller) handleOpening(h *opening, events uint32) {
 // head in the same read (they are copied for done).
 func (p *Poller) readAnswer(h *opening) {
 	var buf [connectAnswerRead]byte
-	n, err := rawRead(h.fd, buf[:])
+	n, err := gio.Read(h.fd, buf[:])
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return
@@ -323,7 +324,7 @@ func (p *Poller) endOpening(h *opening, first []byte, err error) {
 	}
 	if err != nil {
 		if fd >= 0 {
-			_ = rawClose(fd)
+			_ = gio.Close(fd)
 		}
 		fd = -1
 		err = &tunnelError{step: h.step, err: err}

@@ -53,8 +53,10 @@ func Write(fd int, p []byte) (int, error) {
 	return result(r, e)
 }
 
-// iovecsOnStack is how many buffers a writev passes without allocating.
-const iovecsOnStack = 16
+// iovecsOnStack is how many buffers a writev passes without allocating:
+// consoleproxy's upload batches have at most 33 (loop's compactMax) and one
+// more for decoded base64.
+const iovecsOnStack = 40
 
 // rawWritev is writev(2) on a non-blocking fd, as a raw system call; empty
 // buffers are skipped.
