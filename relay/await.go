@@ -7,6 +7,7 @@ import (
 	"time"
 
 	gio "github.com/panjf2000/gnet/v2/pkg/io"
+	gnetpoll "github.com/panjf2000/gnet/v2/pkg/netpoll"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,7 +58,7 @@ func (p *Poller) startAwait(a *awaiter) {
 	p.gen++
 	a.gen = p.gen
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(a.fd), Pad: a.gen}
-	if err := rawEpollCtl(p.epfd, unix.EPOLL_CTL_ADD, a.fd, &ev); err != nil {
+	if err := gnetpoll.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, a.fd, &ev); err != nil {
 		a.done(a.fd, a.got, nil)
 		return
 	}
@@ -85,7 +86,7 @@ func (p *Poller) readAwait(a *awaiter) {
 // endAwait deregisters a and hands its socket back.
 func (p *Poller) endAwait(a *awaiter) {
 	delete(p.awaits, a.fd)
-	_ = rawEpollCtl(p.epfd, unix.EPOLL_CTL_DEL, a.fd, nil)
+	_ = gnetpoll.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, a.fd, nil)
 	a.done(a.fd, a.got, nil)
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	gio "github.com/panjf2000/gnet/v2/pkg/io"
+	gnetpoll "github.com/panjf2000/gnet/v2/pkg/netpoll"
 	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 )
@@ -111,7 +112,7 @@ func newPoller(cfg Config, driven bool) (*Poller, error) {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
-	if err := rawEpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+	if err := gnetpoll.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
 		gio.Close(epfd)
 		gio.Close(evfd)
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
@@ -130,7 +131,7 @@ func newPoller(cfg Config, driven bool) (*Poller, error) {
 	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err == nil {
 		ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(tfd)}
-		if err = rawEpollCtl(epfd, unix.EPOLL_CTL_ADD, tfd, &ev); err != nil {
+		if err = gnetpoll.EpollCtl(epfd, unix.EPOLL_CTL_ADD, tfd, &ev); err != nil {
 			gio.Close(tfd)
 		}
 	}
@@ -283,7 +284,7 @@ func (p *Poller) iterate(timeout int) (stopped bool) {
 	var n int
 	var err error
 	if timeout == 0 {
-		n, err = epollWaitNow(p.epfd, events) // a driven poller's Poll
+		n, err = gnetpoll.EpollWaitNow(p.epfd, events) // a driven poller's Poll
 	} else {
 		n, err = unix.EpollWait(p.epfd, events, timeout)
 	}
@@ -532,11 +533,11 @@ func (p *Poller) update(c *Conn) {
 	var err error
 	switch {
 	case c.events == 0:
-		err = rawEpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
+		err = gnetpoll.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
 	case want == 0:
-		err = rawEpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+		err = gnetpoll.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	default:
-		err = rawEpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
+		err = gnetpoll.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
 	}
 	if err != nil {
 		p.finish(c, fmt.Errorf("epoll_ctl: %w", err))

@@ -15,26 +15,10 @@ import (
 // x/sys/unix a 64 KiB copy that outlasted one of sysmon's ticks had its P
 // retaken and a spinning thread started, and the retakes kept sysmon waking
 // every 20 µs while streaming (DECISIONS.md "Raw system calls on
-// non-blocking sockets"). Reads, writev and close are the patched gnet's
-// (gio: internal/gnet/pkg/io/raw_linux.go), which the client sockets use
-// too; the rest are here.
-
-// epollWaitNow is epoll_wait(2) with timeout 0: it never sleeps.
-func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
-	r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if e != 0 {
-		return -1, e
-	}
-	return int(r), nil
-}
-
-// rawEpollCtl is epoll_ctl(2).
-func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
-	if _, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0); e != 0 {
-		return e
-	}
-	return nil
-}
+// non-blocking sockets"). Reads, writev and close (gio) and epoll_ctl and
+// epoll_wait with timeout 0 (gnetpoll) are the patched gnet's
+// (internal/gnet/pkg/io and pkg/netpoll, raw_linux.go), which the loops use
+// for the client sockets too; the rest are here.
 
 // rawSetsockoptInt is setsockopt(2) of an int option.
 func rawSetsockoptInt(fd, level, opt, value int) error {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	gio "github.com/panjf2000/gnet/v2/pkg/io"
+	gnetpoll "github.com/panjf2000/gnet/v2/pkg/netpoll"
 	"golang.org/x/sys/unix"
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
@@ -42,7 +43,7 @@ func TestRawIO(t *testing.T) {
 	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fds[0], &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fds[0])}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := epollWaitNow(ep, events); n != 0 || err != nil {
+	if n, err := gnetpoll.EpollWaitNow(ep, events); n != 0 || err != nil {
 		t.Fatalf("epoll_wait on nothing = %d, %v", n, err)
 	}
 	if !testutil.Race {
@@ -64,11 +65,11 @@ func TestRawIO(t *testing.T) {
 			t.Errorf("%v allocations per writev of 33 buffers", allocs)
 		}
 	}
-	if n, err := epollWaitNow(ep, events); n != 0 || err != nil {
+	if n, err := gnetpoll.EpollWaitNow(ep, events); n != 0 || err != nil {
 		t.Fatalf("epoll_wait after draining = %d, %v", n, err)
 	}
 	unix.Close(fds[1])
-	if n, err := epollWaitNow(ep, events); n != 1 || err != nil {
+	if n, err := gnetpoll.EpollWaitNow(ep, events); n != 1 || err != nil {
 		t.Fatalf("epoll_wait after the peer closed = %d, %v", n, err)
 	}
 	if n, err := gio.Read(fds[0], buf); n != 0 || err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	gio "github.com/panjf2000/gnet/v2/pkg/io"
+	gnetpoll "github.com/panjf2000/gnet/v2/pkg/netpoll"
 	"golang.org/x/sys/unix"
 )
 
@@ -126,7 +127,7 @@ func (p *Poller) startOpening(h *opening) {
 		return
 	}
 	ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
-	if err := rawEpollCtl(p.epfd, unix.EPOLL_CTL_ADD, h.fd, &ev); err != nil {
+	if err := gnetpoll.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, h.fd, &ev); err != nil {
 		p.endOpening(h, nil, err)
 	}
 }
@@ -171,7 +172,7 @@ func (p *Poller) dialNext(h *opening) {
 		h.tryUntil = attemptDeadline(time.Now(), h.deadline, 1+len(h.addrs))
 		p.openings[fd] = h
 		ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd), Pad: h.gen}
-		if err := rawEpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		if err := gnetpoll.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			p.endOpening(h, nil, err)
 		}
 		return
@@ -189,7 +190,7 @@ func (p *Poller) nextAddress(h *opening, err error) {
 		return
 	}
 	delete(p.openings, h.fd)
-	_ = rawEpollCtl(p.epfd, unix.EPOLL_CTL_DEL, h.fd, nil)
+	_ = gnetpoll.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, h.fd, nil)
 	_ = gio.Close(h.fd)
 	h.fd = -1
 	p.dialNext(h)
@@ -240,7 +241,7 @@ func (p *Poller) connected(h *opening, events uint32) {
 		return
 	}
 	ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
-	if err := rawEpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev); err != nil {
+	if err := gnetpoll.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev); err != nil {
 		p.endOpening(h, nil, err)
 	}
 }
@@ -257,7 +258,7 @@ func (p *Poller) handleOpening(h *opening, events uint32) {
 		}
 		if len(h.out) == 0 {
 			ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
-			_ = rawEpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev)
+			_ = gnetpoll.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev)
 		}
 	}
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
@@ -307,7 +308,7 @@ func (p *Poller) nextRequest(h *opening, extra int) {
 	}
 	if len(h.out) > 0 {
 		ev := unix.EpollEvent{Events: h.interest(), Fd: int32(h.fd), Pad: h.gen}
-		_ = rawEpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev)
+		_ = gnetpoll.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, h.fd, &ev)
 	}
 }
 
@@ -320,7 +321,7 @@ func (p *Poller) endOpening(h *opening, first []byte, err error) {
 	fd := h.fd
 	if fd >= 0 { // -1: no address could be connected to
 		delete(p.openings, fd)
-		_ = rawEpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil) // ENOENT if never added
+		_ = gnetpoll.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil) // ENOENT if never added
 	}
 	if err != nil {
 		if fd >= 0 {

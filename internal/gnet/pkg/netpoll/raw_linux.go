@@ -1,9 +1,10 @@
 // Copyright (c) 2026 The consoleproxy authors. Licensed under the Apache
 // License, Version 2.0, like the rest of gnet.
 //
-// consoleproxy patch: epoll_ctl never sleeps, so it runs as a raw system
-// call, outside the Go scheduler's system-call state (pkg/io/raw_linux.go
-// says why).
+// consoleproxy patch: epoll_ctl, and epoll_wait with timeout 0, never
+// sleep, so they run as raw system calls, outside the Go scheduler's
+// system-call state (pkg/io/raw_linux.go says why). Exported for
+// consoleproxy's relay pollers, whose epoll sets the loops drive.
 
 //go:build linux
 
@@ -16,11 +17,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
+// EpollCtl is epoll_ctl(2), as a raw system call.
+func EpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
 	if _, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0); e != 0 {
 		return e
 	}
 	return nil
+}
+
+// EpollWaitNow is epoll_wait(2) with timeout 0, as a raw system call.
+func EpollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
 }
 
 // epollWait is unix.EpollWait for the loop; with msec 0 (a poll after a
@@ -29,9 +40,5 @@ func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
 	if msec != 0 {
 		return unix.EpollWait(epfd, events, msec)
 	}
-	r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if e != 0 {
-		return -1, e
-	}
-	return int(r), nil
+	return EpollWaitNow(epfd, events)
 }
