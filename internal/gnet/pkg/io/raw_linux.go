@@ -54,9 +54,8 @@ func Write(fd int, p []byte) (int, error) {
 }
 
 // iovecsOnStack is how many buffers a writev passes without allocating:
-// consoleproxy's upload batches have at most 33 (loop's compactMax) and one
-// more for decoded base64.
-const iovecsOnStack = 40
+// consoleproxy's upload batches have at most 68 (loop's maxBatchIOV).
+const iovecsOnStack = 68
 
 // rawWritev is writev(2) on a non-blocking fd, as a raw system call; empty
 // buffers are skipped.
