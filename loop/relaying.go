@@ -287,32 +287,38 @@ func (ss *session) hostDataBase64(b *bytebufferpool.ByteBuffer, n int) {
 }
 
 // pendingFrame is one host frame on its way to the client: the buffer
-// that holds it and what it counts for.
+// that holds it and the host bytes it carries.
 type pendingFrame struct {
 	buf    *bytebufferpool.ByteBuffer
 	n      int  // host bytes it carries
-	wire   int  // the frame's bytes (header, base64 growth included)
 	pooled bool // from bytebufferpool (base64), not relay's read pool
 }
 
 // queue writes a host frame (frame, a slice of f.buf) on the client's
 // loop, which drives the poller that read it: no hand-over, no wake-up.
-// The whole frame counts against the session's bound, header and base64
-// growth included, not only the host's bytes. gnet writes it to the socket
-// or copies what the socket does not take, so f.buf goes back at once.
-// Frames stay in order: every host frame takes this path, and what is
-// queued with AsyncWrite (control frames, the close frame) is whole frames
-// too. A failed write closed the client inside the call (OnClose ran).
-// Loop (the poller's HostData).
+// gnet writes it to the socket or copies what the socket does not take,
+// so f.buf goes back at once, and the whole frame (header and base64
+// growth included) is in the outbound buffer the session samples for its
+// bound. Frames stay in order: every host frame takes this path, and what
+// is queued with AsyncWrite (control frames, the close frame) is whole
+// frames too. A failed write closed the client inside the call (OnClose
+// ran). Loop (the poller's HostData).
 func (ss *session) queue(f pendingFrame, frame []byte) {
-	f.wire = len(frame)
-	ss.host.Charge(f.wire - f.n)
 	err := net.ErrClosed
 	if phase(ss.phase.Load()) == phaseRelaying {
 		_, err = ss.c.Write(frame)
 	}
 	f.release()
-	ss.sent(ss.raw, f, err)
+	out := 0
+	if err == nil && phase(ss.phase.Load()) == phaseRelaying {
+		out = ss.c.OutboundBuffered()
+		ss.down.Add(int64(f.n))
+		ss.srv.metrics.down.Add(f.n)
+		now := ss.srv.cfg.Now().UnixNano()
+		ss.lastData.Store(now)
+		ss.sampleOutAt(out, now)
+	}
+	ss.host.Ack(f.n, out) // the host bytes read are now the client's outbound buffer
 }
 
 // closeHost closes the host socket from the session's loop, which drives
@@ -341,21 +347,6 @@ func (f pendingFrame) release() {
 	} else {
 		relay.PutBuffer(f.buf)
 	}
-}
-
-// sent runs on the loop after gnet took frame f (err nil) or dropped it
-// (the client is gone).
-func (ss *session) sent(c gnet.Conn, f pendingFrame, err error) {
-	out := 0
-	if err == nil && phase(ss.phase.Load()) == phaseRelaying {
-		out = c.OutboundBuffered()
-		ss.down.Add(int64(f.n))
-		ss.srv.metrics.down.Add(f.n)
-		now := ss.srv.cfg.Now().UnixNano()
-		ss.lastData.Store(now)
-		ss.sampleOutAt(out, now)
-	}
-	ss.host.Ack(f.wire, out)
 }
 
 // HostWritable resumes held-back client input. Poller goroutine.

@@ -139,15 +139,8 @@ func (c *Conn) pendingLocked() int {
 	return len(c.wbuf.B)
 }
 
-// Charge adds n bytes to what the session holds for its client beyond the
-// host bytes HostData handed over (frame headers, base64's growth), so the
-// bound counts what is really held; Ack gives them back with the rest.
-// Poller goroutine, inside HostData.
-func (c *Conn) Charge(n int) { c.inflight.Add(int64(n)) }
-
-// Ack reports that n bytes handed over by HostData (plus what Charge added)
-// were taken by the client side, and samples the client's outbound buffer.
-// Any goroutine.
+// Ack reports that n bytes handed over by HostData were taken by the
+// client side, and samples the client's outbound buffer. Any goroutine.
 func (c *Conn) Ack(n int, outbound int) {
 	c.inflight.Add(-int64(n))
 	c.SetOutbound(outbound)
