@@ -57,6 +57,7 @@ func percentAll(s string) string {
 // shared (Nova's old behaviour).
 func TestTokenReuse(t *testing.T) {
 	b := startBackend(t, echo)
+	var opened int64 // the sessions that reached the host so far, every subtest's
 	for _, tc := range []struct {
 		policy             reuse.Policy
 		concurrent, reopen int
@@ -72,7 +73,14 @@ func TestTokenReuse(t *testing.T) {
 			if c := dial(t, p.addr, req{token: tok}); c.resp.StatusCode != tc.concurrent {
 				t.Fatalf("while the first is live: %d, want %d", c.resp.StatusCode, tc.concurrent)
 			}
-			accepts := b.accepts.Load()
+			opened++ // first
+			if tc.concurrent == 101 {
+				opened++
+			}
+			// A session is up once the proxy's connect completed, which can
+			// be before the host's Accept counts it.
+			testutil.WaitFor(t, "the host to count the sessions opened", func() bool { return b.accepts.Load() == opened })
+			accepts := opened
 			first.conn.Close()
 			live := int64(0)
 			if tc.concurrent == 101 {
@@ -84,6 +92,9 @@ func TestTokenReuse(t *testing.T) {
 			}
 			if tc.reopen == 403 && b.accepts.Load() != accepts {
 				t.Fatal("a refused reuse connected to the compute host")
+			}
+			if tc.reopen == 101 {
+				opened++
 			}
 		})
 	}

@@ -62,7 +62,10 @@ func TestFleetRevoke(t *testing.T) {
 	keep := open(t, pb.addr, req{token: "tok-keep"})
 	echoes(t, onA)
 	echoes(t, onB)
-	accepts := b.accepts.Load()
+	// keep is up once B's connect completed, which can be before the host's
+	// Accept counts it.
+	const accepts = 3
+	testutil.WaitFor(t, "the host to count the three sessions", func() bool { return b.accepts.Load() == accepts })
 
 	h := tokens.HashToken([]byte("tok-revoke"))
 	if err := rc.Del(context.Background(), "consoleproxy:token:"+h.Hex()).Err(); err != nil {
