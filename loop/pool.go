@@ -5,6 +5,7 @@ package loop
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // pool is the fixed set of goroutines that do blocking work (token lookups,
@@ -14,10 +15,13 @@ type pool struct {
 	jobs chan func()
 	quit chan struct{} // closed by stop
 	wg   sync.WaitGroup
+	// offLoop counts jobs queued or running (with the server's other work
+	// off the loops: holdP).
+	offLoop *atomic.Int64
 }
 
-func newPool(workers, queue int) *pool {
-	p := &pool{jobs: make(chan func(), queue), quit: make(chan struct{})}
+func newPool(workers, queue int, offLoop *atomic.Int64) *pool {
+	p := &pool{jobs: make(chan func(), queue), quit: make(chan struct{}), offLoop: offLoop}
 	for i := 0; i < workers; i++ {
 		p.wg.Add(1)
 		go func() {
@@ -39,6 +43,7 @@ func (p *pool) work() {
 		select {
 		case job := <-p.jobs:
 			job()
+			p.offLoop.Add(-1)
 		case <-p.quit:
 			return
 		}
@@ -48,10 +53,12 @@ func (p *pool) work() {
 // submit queues job unless the queue is full. After stop a job may be
 // queued but never runs.
 func (p *pool) submit(job func()) bool {
+	p.offLoop.Add(1) // before the job can run (and count itself out)
 	select {
 	case p.jobs <- job:
 		return true
 	default:
+		p.offLoop.Add(-1)
 		return false
 	}
 }

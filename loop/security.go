@@ -45,8 +45,10 @@ func (*hostSecurity) GreetingLen() int { return rfb.HostGreetingLen }
 // Secure runs rfb.Proxy.Secure. Poller goroutine: does not block.
 func (h *hostSecurity) Secure(fd int, first []byte, host string, deadline time.Time, done func(int, *relay.TLSClient, error)) {
 	h.tlsWG.Add(1)
+	h.offLoop.Add(1)
 	h.cfg.Security.Secure(fd, first, host, deadline, func(sec rfb.Secured, err error) {
 		defer h.tlsWG.Done()
+		defer h.offLoop.Add(-1)
 		done(sec.Fd, sec.TLS, err)
 	})
 }

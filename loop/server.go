@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,13 @@ type Server struct {
 	limits   *limits       // --max-pending, --max-sessions-per-ip, --auth-failures-per-ip
 	web      atomic.Pointer[web.Site]
 	tlsWG    sync.WaitGroup // TLS handshake goroutines and VeNCrypt security handshakes
+	// spareP says GOMAXPROCS was above the loops at start, so the loops
+	// may sleep holding their P (holdP).
+	spareP bool
+	// offLoop counts work in flight on goroutines other than the loops:
+	// worker jobs (lookups, DNS), TLS handshakes, VeNCrypt handshakes
+	// (holdP).
+	offLoop atomic.Int64
 	// handshakes runs wss:// TLS handshakes (tlshs.go).
 	handshakes *handshakers
 	// plainHead is the plaintext a wss:// session decrypts ahead while
@@ -81,7 +89,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, relay: r, metrics: newServerMetrics(), pool: newPool(cfg.Workers, cfg.Queue),
+		cfg: cfg, relay: r, metrics: newServerMetrics(),
 		loopPoller: map[gnet.EventLoop]int{},
 		booted:     make(chan struct{}), stopped: make(chan error, 1),
 		sessions: map[*session]struct{}{}, sweeper: make(chan struct{}),
@@ -90,7 +98,8 @@ func New(cfg Config) (*Server, error) {
 	_, guardQuick := cfg.Reuse.(reuse.NonBlocking)
 	s.lookupOnLoop = s.storeQuick && guardQuick
 	s.limits = newLimits(cfg, s.metrics.set)
-	s.handshakes = newHandshakers(TLSHandshakers, TLSHandshakeQueue, &s.tlsWG)
+	s.pool = newPool(cfg.Workers, cfg.Queue, &s.offLoop)
+	s.handshakes = newHandshakers(TLSHandshakers, TLSHandshakeQueue, &s.tlsWG, &s.offLoop)
 	s.plainHead = max(maxPeek, cfg.Request.MaxHeaderBytes+1)
 	s.metrics.set.NewGauge("consoleproxy_worker_queue_length", func() float64 { return float64(s.QueueLen()) })
 	s.metrics.set.NewGauge("consoleproxy_host_handshakes_pending", func() float64 { return float64(s.relay.Opening()) })
@@ -161,6 +170,9 @@ func (s *Server) start(inherited []int) error {
 		gnet.WithReusePort(true), gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogger(gnetLogger{s.cfg.Logger}), gnet.WithLoopFD(s.drivePoller),
 		gnet.WithTCPUserTimeout(max(s.cfg.WriteTimeout, 0))} // the listeners': each client socket inherits it
+	if s.spareP = runtime.GOMAXPROCS(0) > s.cfg.EventLoops; s.spareP {
+		opts = append(opts, gnet.WithLoopHoldP(s.holdP))
+	}
 	if len(inherited) > 0 {
 		opts = append(opts, gnet.WithListenerFDs(inherited))
 	}
@@ -182,6 +194,19 @@ func (s *Server) start(inherited []int) error {
 	}
 	return nil
 }
+
+// holdP tells an event loop about to sleep whether it may keep its P (the
+// Go scheduler's processor) while it waits (gnet's LoopHoldP): yes while no
+// work is in flight on other goroutines. A loop that sleeps in a system
+// call gets its P retaken by sysmon once the wait outlasts one of its
+// ticks, and each retake puts sysmon back to 20 µs naps: thousands of
+// wake-ups a second on the loops' cores at light load (DECISIONS.md "A
+// sleeping loop keeps its P"). Asked only with a P spare beside the loops
+// (spareP: GOMAXPROCS above EventLoops, as cmd/consoleproxy sets it), on
+// which Go's netpoller, timers, the sweeper, the admin and metrics servers
+// and the garbage collector's workers run meanwhile; not while a lookup,
+// DNS or a TLS handshake is in flight, which may want more than one.
+func (s *Server) holdP() bool { return s.offLoop.Load() == 0 }
 
 // drivePoller gives event loop el the relay poller it drives: its epoll
 // descriptor joins the loop's, and the loop polls it when readable (gnet's

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -53,10 +54,11 @@ type handshakers struct {
 	queue   []*tlsConn
 	qmax    int
 	wg      *sync.WaitGroup
+	offLoop *atomic.Int64 // handshakes queued or running (holdP)
 }
 
-func newHandshakers(max, qmax int, wg *sync.WaitGroup) *handshakers {
-	return &handshakers{max: max, qmax: qmax, wg: wg}
+func newHandshakers(max, qmax int, wg *sync.WaitGroup, offLoop *atomic.Int64) *handshakers {
+	return &handshakers{max: max, qmax: qmax, wg: wg, offLoop: offLoop}
 }
 
 // submit runs t's handshake now or queues it; false means the queue is full.
@@ -66,6 +68,7 @@ func (h *handshakers) submit(t *tlsConn) bool {
 	if h.running < h.max {
 		h.running++
 		h.mu.Unlock()
+		h.offLoop.Add(1)
 		h.wg.Add(1)
 		go h.run(t)
 		return true
@@ -74,6 +77,7 @@ func (h *handshakers) submit(t *tlsConn) bool {
 	if len(h.queue) >= h.qmax {
 		return false
 	}
+	h.offLoop.Add(1)
 	h.queue = append(h.queue, t)
 	return true
 }
@@ -82,6 +86,7 @@ func (h *handshakers) run(t *tlsConn) {
 	defer h.wg.Done()
 	for t != nil {
 		t.handshake()
+		h.offLoop.Add(-1)
 		h.mu.Lock()
 		if len(h.queue) > 0 {
 			t = h.queue[0]

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 )
 
@@ -52,6 +53,7 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "consoleproxy: %v\n", err)
 		return 2
 	}
+	spareP(env)
 	up, err := newUpgrade(o, log) // what the process before handed over, if any
 	if err != nil {
 		log.Error("consoleproxy stopped", "err", err.Error())
@@ -63,6 +65,19 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// spareP raises GOMAXPROCS to one above the event loops (one per core)
+// unless the operator set GOMAXPROCS: with a P spare for everything else
+// (Go's netpoller, timers, the admin server, the garbage collector), a
+// sleeping loop keeps its own P, and sysmon has nothing to retake
+// (loop.Server's holdP; DECISIONS.md "A sleeping loop keeps its P"). It
+// returns GOMAXPROCS as it then is.
+func spareP(env func(string) string) int {
+	if env("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), runtime.NumCPU()+1))
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {

@@ -95,7 +95,7 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 				lns[ln.fd] = ln
 			}
 		}
-		p, err := netpoll.OpenPoller()
+		p, err := eng.openPoller()
 		if err != nil {
 			return err
 		}
@@ -141,7 +141,7 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 
 func (eng *engine) activateReactors(ctx context.Context, numEventLoop int) error {
 	for i := 0; i < numEventLoop; i++ {
-		p, err := netpoll.OpenPoller()
+		p, err := eng.openPoller()
 		if err != nil {
 			return err
 		}
@@ -165,7 +165,7 @@ func (eng *engine) activateReactors(ctx context.Context, numEventLoop int) error
 		return true
 	})
 
-	p, err := netpoll.OpenPoller()
+	p, err := eng.openPoller()
 	if err != nil {
 		return err
 	}
@@ -317,3 +317,13 @@ func (eng *engine) sendCmd(cmd *asyncCmd, urgent bool) error {
 	return el.poller.Trigger(el.execCmd, cmd)
 }
 */
+
+// openPoller is an event loop's poller, asking Options.LoopHoldP before it
+// blocks. consoleproxy patch.
+func (eng *engine) openPoller() (*netpoll.Poller, error) {
+	p, err := netpoll.OpenPoller()
+	if err == nil {
+		p.HoldP = eng.opts.LoopHoldP
+	}
+	return p, err
+}

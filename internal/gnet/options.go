@@ -173,6 +173,15 @@ type Options struct {
 	// LoopFD adds a descriptor to each event loop (consoleproxy patch,
 	// loopfd_unix.go).
 	LoopFD LoopFD
+
+	// LoopHoldP, when set, is asked before each blocking wait of an event
+	// loop: true lets the loop sleep holding its P, in a raw epoll_wait of
+	// at most netpoll.HoldWait, without the yield before it; false yields
+	// and waits as upstream does, giving the P up to the scheduler. Set it
+	// only with a P spare beside the loops (GOMAXPROCS above the loops):
+	// other goroutines run on it meanwhile. consoleproxy patch,
+	// pkg/netpoll/raw_linux.go.
+	LoopHoldP func() bool
 }
 
 // WithOptions sets up all options.
@@ -330,6 +339,13 @@ func WithBindToDevice(iface string) Option {
 func WithTCPUserTimeout(d time.Duration) Option {
 	return func(opts *Options) {
 		opts.TCPUserTimeout = d
+	}
+}
+
+// WithLoopHoldP sets Options.LoopHoldP. consoleproxy patch.
+func WithLoopHoldP(f func() bool) Option {
+	return func(opts *Options) {
+		opts.LoopHoldP = f
 	}
 }
 

@@ -40,6 +40,9 @@ type Poller struct {
 	asyncTaskQueue              queue.AsyncTaskQueue // queue with low priority
 	urgentAsyncTaskQueue        queue.AsyncTaskQueue // queue with high priority
 	highPriorityEventsThreshold int32                // threshold of high-priority events
+	// HoldP, when set, says before each blocking wait whether the loop may
+	// sleep holding its P (consoleproxy patch, raw_linux.go).
+	HoldP func() bool
 }
 
 // OpenPoller instantiates a poller.
@@ -117,11 +120,18 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 	var doChores bool
 
 	msec := -1
+	hold := false
 	for {
-		n, err := epollWait(p.fd, el.events, msec) // consoleproxy patch: raw_linux.go
+		n, err := p.epollWait(el.events, msec, hold) // consoleproxy patch: raw_linux.go
 		if n == 0 || (n < 0 && err == unix.EINTR) {
 			msec = -1
-			runtime.Gosched()
+			// consoleproxy patch: a loop about to sleep holding its P
+			// (HoldP) has a P spare beside it for other goroutines, and a
+			// yield would only wake an idle thread to take the loop over
+			// (Gosched's wakep); after a signal it yields as upstream does.
+			if hold = p.HoldP != nil && p.HoldP(); !hold || n < 0 {
+				runtime.Gosched()
+			}
 			continue
 		} else if err != nil {
 			logging.Errorf("error occurs in epoll: %v", os.NewSyscallError("epoll_wait", err))

@@ -34,11 +34,28 @@ func EpollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
 	return int(r), nil
 }
 
-// epollWait is unix.EpollWait for the loop; with msec 0 (a poll after a
-// busy round: it never sleeps) it is a raw system call.
-func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
-	if msec != 0 {
-		return unix.EpollWait(epfd, events, msec)
+// HoldWait, in milliseconds, bounds a wait that holds the loop's P
+// (Poller.HoldP): the longest a stop-the-world waits for a sleeping loop
+// with asynchronous preemption off (with it on, sysmon's signal ends the
+// wait within about 10 ms of the loop's last yield anyway).
+const HoldWait = 10
+
+// epollWait is unix.EpollWait for the loop. With msec 0 (a poll after a
+// busy round: it never sleeps) it is a raw system call. A blocking wait
+// that may hold the loop's P (hold: Poller.HoldP said so) is raw too,
+// bounded by HoldWait: the scheduler then has no P in a system call to
+// retake, and sysmon, which goes back to 20 µs naps after every retake,
+// stays at its longest. Else unix.EpollWait, whose P sysmon may retake.
+func (p *Poller) epollWait(events []unix.EpollEvent, msec int, hold bool) (int, error) {
+	if msec != 0 && !hold {
+		return unix.EpollWait(p.fd, events, msec)
 	}
-	return EpollWaitNow(epfd, events)
+	if msec != 0 {
+		msec = HoldWait
+	}
+	r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.fd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
 }

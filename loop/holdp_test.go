@@ -1,0 +1,133 @@
+//go:build linux
+
+package loop
+
+import (
+	"context"
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
+)
+
+// A loop may sleep holding its P only while nothing is in flight off the
+// loops: a worker job queued or running says no, and the count returns to
+// zero once the jobs are done, also after a job the full queue refused.
+func TestHoldPFollowsOffLoopWork(t *testing.T) {
+	st := fileStore(t)
+	s, err := New(Config{Listen: "127.0.0.1:0", Store: st, Logger: discardLog, EventLoops: 1, Workers: 1, Queue: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.pool.stop(t.Context())
+	defer s.relay.Close()
+	if !s.holdP() {
+		t.Fatal("an idle server does not let its loops keep their P")
+	}
+	release, running := make(chan struct{}), make(chan struct{})
+	if !s.pool.submit(func() { close(running); <-release }) {
+		t.Fatal("could not submit")
+	}
+	<-running
+	if !s.pool.submit(func() {}) { // the one queue slot
+		t.Fatal("could not queue")
+	}
+	if s.pool.submit(func() {}) {
+		t.Fatal("a full queue took a job")
+	}
+	if s.holdP() {
+		t.Fatal("loops may keep their P while a job runs")
+	}
+	if got := s.offLoop.Load(); got != 2 {
+		t.Fatalf("%d jobs counted in flight, want 2", got)
+	}
+	close(release)
+	testutil.WaitFor(t, "the jobs counted out", s.holdP)
+}
+
+// Loops may sleep holding their P only with a P spare beside them: a
+// server started with GOMAXPROCS above its loops asks holdP before each
+// wait, one with as many loops as Ps never does.
+func TestHoldPNeedsSpareP(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	for _, tc := range []struct {
+		loops int
+		spare bool
+	}{{2, true}, {3, false}} {
+		s := startIdle(t, tc.loops)
+		if s.spareP != tc.spare {
+			t.Errorf("%d loops under GOMAXPROCS 3: spare P %v, want %v", tc.loops, s.spareP, tc.spare)
+		}
+	}
+}
+
+// While the loops sleep holding their P, goroutines on Go's netpoller run
+// on the spare P: 200 round trips between two goroutines over loopback
+// TCP, each needing the netpoller to wake a reader, all come back.
+func TestGoNetBesideHeldLoops(t *testing.T) {
+	procs := max(runtime.GOMAXPROCS(0), 2)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+	s := startIdle(t, procs-1)
+	if !s.spareP || !s.holdP() {
+		t.Fatal("an idle server with a spare P does not let its loops keep theirs")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	go func() {
+		buf := make([]byte, 1)
+		for {
+			if _, err := io.ReadFull(b, buf); err != nil {
+				return
+			}
+			if _, err := b.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 1)
+	for i := range 200 {
+		if _, err := a.Write([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(a, buf); err != nil {
+			t.Fatal(err)
+		}
+		if buf[0] != byte(i) {
+			t.Fatalf("round trip %d came back as %d", i, buf[0])
+		}
+	}
+}
+
+// startIdle starts a server with the given loops, stopped at the test's end.
+func startIdle(t *testing.T, loops int) *Server {
+	t.Helper()
+	s, err := New(Config{Listen: "127.0.0.1:0", Store: fileStore(t), Logger: discardLog, EventLoops: loops})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	return s
+}
