@@ -5,7 +5,6 @@ package loop
 import (
 	"context"
 	"io"
-	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -74,21 +73,7 @@ func TestGoNetBesideHeldLoops(t *testing.T) {
 	if !s.spareP || !s.holdP() {
 		t.Fatal("an idle server with a spare P does not let its loops keep theirs")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := testutil.TCPPair(t)
 	go func() {
 		buf := make([]byte, 1)
 		for {
@@ -124,10 +109,15 @@ func startIdle(t *testing.T, loops int) *Server {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
+	shutdownAtEnd(t, s)
+	return s
+}
+
+// shutdownAtEnd shuts s down when the test ends.
+func shutdownAtEnd(t *testing.T, s *Server) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = s.Shutdown(ctx)
 	})
-	return s
 }

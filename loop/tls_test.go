@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // Where the kernel offers the tls ULP, a TCP socket takes it (what kTLS's
@@ -16,16 +18,7 @@ func TestKernelTLS(t *testing.T) {
 	if !ok {
 		t.Skipf("kernel TLS not available: %s", why)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, _ := testutil.TCPPair(t)
 	sc, err := c.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)

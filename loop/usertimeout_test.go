@@ -3,7 +3,6 @@
 package loop
 
 import (
-	"context"
 	"net"
 	"testing"
 	"time"
@@ -34,11 +33,7 @@ func TestClientUserTimeout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = s.Shutdown(ctx)
-		})
+		shutdownAtEnd(t, s)
 		return s
 	}
 	// accepted is the TCP_USER_TIMEOUT of a connection s accepts.

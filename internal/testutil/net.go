@@ -17,6 +17,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// TCPPair is a connected TCP pair on loopback (the dialer's end, then the
+// accepted one), both closed when the test ends.
+func TCPPair(t testing.TB) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	return c, peer
+}
+
 // FreeAddr is a loopback address ("127.0.0.1:PORT") nothing listened on
 // a moment ago: for a server a test starts by address.
 func FreeAddr(t testing.TB) string {

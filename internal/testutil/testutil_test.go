@@ -34,21 +34,7 @@ func TestNeedSkipsWhenNotInstalled(t *testing.T) {
 // A writer whose peer reads nothing is pushed back; before it writes, it is
 // not.
 func TestPushedBack(t *testing.T) {
-	ln, err := net.Listen("tcp", FreeAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	peer, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	c, peer := TCPPair(t)
 	if PushedBack(t, c) {
 		t.Fatal("pushed back before writing")
 	}
