@@ -47,7 +47,7 @@ func startProxy(t testing.TB, edit func(*loop.Config)) *proxy {
 		t.Fatal(err)
 	}
 	p.store = st
-	cfg := loop.Config{Listen: "127.0.0.1:0", Store: st, Logger: logger, EventLoops: 2}
+	cfg := loop.Config{Listen: "127.0.0.1:0", Store: st, Logger: logger, EventLoops: harnessLoops}
 	if edit != nil {
 		edit(&cfg)
 	}
