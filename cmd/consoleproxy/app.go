@@ -132,7 +132,7 @@ func startWith(o *options, explicit map[string]bool, log *slog.Logger, up *upgra
 // config maps the options onto loop.Config; every error is a start-up error.
 func config(o *options, log *slog.Logger) (loop.Config, error) {
 	cfg := loop.Config{
-		Listen: o.listen, ConsoleType: o.consoleType, Logger: log,
+		Listen: o.listen, ConsoleType: o.consoleType, Logger: log, EventLoops: startProcs,
 		HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		EnforceSessionTimeout: o.enforceSessionTimeout, MaxSessions: o.maxSessions,
 		MaxPending: o.maxPending, MaxSessionsPerIP: o.maxSessionsPerIP, AuthFailuresPerIP: o.authFailuresPerIP,

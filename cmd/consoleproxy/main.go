@@ -67,15 +67,21 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	return 0
 }
 
-// spareP raises GOMAXPROCS to one above the event loops (one per core)
-// unless the operator set GOMAXPROCS: with a P spare for everything else
-// (Go's netpoller, timers, the admin server, the garbage collector), a
-// sleeping loop keeps its own P, and sysmon has nothing to retake
-// (loop.Server's holdP; DECISIONS.md "A sleeping loop keeps its P"). It
-// returns GOMAXPROCS as it then is.
+// startProcs is GOMAXPROCS as the process started: Go's count of the
+// CPUs it may use (a cgroup's CPU limit included), or the operator's
+// GOMAXPROCS. One event loop each (config).
+var startProcs = runtime.GOMAXPROCS(0)
+
+// spareP raises GOMAXPROCS to one above the event loops unless the
+// operator set GOMAXPROCS: with a P spare for everything else (Go's
+// netpoller, timers, the admin server, the garbage collector), a sleeping
+// loop keeps its own P, and sysmon has nothing to retake (loop.Server's
+// holdP; DECISIONS.md "A sleeping loop keeps its P"). With GOMAXPROCS set,
+// the loops take every P and wait as gnet's do. It returns GOMAXPROCS as
+// it then is.
 func spareP(env func(string) string) int {
 	if env("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), runtime.NumCPU()+1))
+		runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), startProcs+1))
 	}
 	return runtime.GOMAXPROCS(0)
 }
