@@ -6,8 +6,13 @@ import (
 	"context"
 	"io"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
+
+	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
+	"github.com/panjf2000/gnet/v2/pkg/netpoll"
+	"github.com/panjf2000/gnet/v2/pkg/queue"
 
 	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
@@ -120,4 +125,66 @@ func shutdownAtEnd(t *testing.T, s *Server) {
 		defer cancel()
 		_ = s.Shutdown(ctx)
 	})
+}
+
+// A loop holds its P across short gaps, and once its held waits have run
+// out netpoll.HoldIdle times in a row (a second with nothing to do) it is
+// idle: it waits with its P given up, leaving sysmon nothing to preempt;
+// its next event makes it hold again.
+func TestIdleLoopGivesUpP(t *testing.T) {
+	p, err := netpoll.OpenPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.HoldP = func() bool { return true }
+	var mu sync.Mutex
+	var waits []bool // held or not, in order
+	netpoll.SetWaitHook(func(q *netpoll.Poller, hold bool) {
+		if q == p {
+			mu.Lock()
+			waits = append(waits, hold)
+			mu.Unlock()
+		}
+	})
+	defer netpoll.SetWaitHook(nil)
+	done := make(chan error, 1)
+	go func() {
+		done <- p.Polling(func(int, netpoll.IOEvent, netpoll.IOFlags) error { return nil })
+	}()
+	// index is the position of the first wait with hold as given, from i.
+	index := func(from int, hold bool) int {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := from; i < len(waits); i++ {
+			if waits[i] == hold {
+				return i
+			}
+		}
+		return -1
+	}
+	wake := func() {
+		t.Helper()
+		if err := p.Trigger(queue.HighPriority, func(any) error { return nil }, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A loop starts idle; an event makes it hold, until a second of nothing.
+	testutil.WaitFor(t, "the loop's first wait", func() bool { return index(0, false) == 0 })
+	wake()
+	held := 0
+	testutil.WaitFor(t, "the loop to hold its P after an event", func() bool { held = index(1, true); return held > 0 })
+	idle := 0
+	testutil.WaitFor(t, "the loop to go idle", func() bool { idle = index(held, false); return idle > 0 })
+	if idle-held < netpoll.HoldIdle {
+		t.Fatalf("the loop gave its P up after %d held waits, want at least %d", idle-held, netpoll.HoldIdle)
+	}
+	wake()
+	testutil.WaitFor(t, "the loop to hold its P again after an event", func() bool { return index(idle, true) > 0 })
+	if err := p.Trigger(queue.HighPriority, func(any) error { return gerrors.ErrEngineShutdown }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != gerrors.ErrEngineShutdown {
+		t.Fatalf("Polling ended with %v", err)
+	}
 }

@@ -120,16 +120,23 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 	var doChores bool
 
 	msec := -1
-	hold := false
+	hold, quiet := false, 0 // consoleproxy patch: HoldP
 	for {
 		n, err := p.epollWait(el.events, msec, hold) // consoleproxy patch: raw_linux.go
 		if n == 0 || (n < 0 && err == unix.EINTR) {
-			msec = -1
 			// consoleproxy patch: a loop about to sleep holding its P
 			// (HoldP) has a P spare beside it for other goroutines, and a
 			// yield would only wake an idle thread to take the loop over
 			// (Gosched's wakep); after a signal it yields as upstream does.
-			if hold = p.HoldP != nil && p.HoldP(); !hold || n < 0 {
+			// A loop whose held waits ran out HoldIdle times in a row is
+			// idle: it waits next with its P given up, as upstream does,
+			// until its next event.
+			if n == 0 && msec != 0 && hold {
+				quiet++
+			}
+			idle := quiet >= HoldIdle
+			msec = -1
+			if hold = !idle && p.HoldP != nil && p.HoldP(); !hold || n < 0 {
 				runtime.Gosched()
 			}
 			continue
@@ -137,7 +144,7 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 			logging.Errorf("error occurs in epoll: %v", os.NewSyscallError("epoll_wait", err))
 			return err
 		}
-		msec = 0
+		msec, quiet = 0, 0
 
 		for i := 0; i < n; i++ {
 			ev := &el.events[i]
