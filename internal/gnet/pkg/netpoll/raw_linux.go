@@ -57,18 +57,16 @@ const HoldIdle = 100
 // retake, and sysmon, which goes back to 20 µs naps after every retake,
 // stays at its longest. Else unix.EpollWait, whose P sysmon may retake.
 func (p *Poller) epollWait(events []unix.EpollEvent, msec int, hold bool) (int, error) {
-	if msec != 0 {
-		if h := waitHook.Load(); h != nil {
-			(*h)(p, hold)
-		}
+	if msec == 0 {
+		return EpollWaitNow(p.fd, events)
 	}
-	if msec != 0 && !hold {
+	if h := waitHook.Load(); h != nil {
+		(*h)(p, hold)
+	}
+	if !hold {
 		return unix.EpollWait(p.fd, events, msec)
 	}
-	if msec != 0 {
-		msec = HoldWait
-	}
-	r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.fd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
+	r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.fd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), HoldWait, 0, 0)
 	if e != 0 {
 		return -1, e
 	}
