@@ -310,7 +310,7 @@ func (ss *session) queue(f pendingFrame, frame []byte) {
 	}
 	f.release()
 	out := 0
-	if err == nil && phase(ss.phase.Load()) == phaseRelaying {
+	if err == nil { // written: the session was relaying
 		out = ss.c.OutboundBuffered()
 		ss.down.Add(int64(f.n))
 		ss.srv.metrics.down.Add(f.n)
