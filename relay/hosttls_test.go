@@ -35,19 +35,7 @@ func newTLSLeg(tb testing.TB, hostFirst []byte, skip int) tlsLeg {
 	tb.Helper()
 	ca := pki.NewCA(tb, "compute CA")
 	leaf := ca.Issue(tb, "compute-1", x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	raw, err := ln.Accept()
-	if err != nil {
-		tb.Fatal(err)
-	}
+	nc, raw := testutil.TCPPair(tb)
 	host := tls.Server(raw, &tls.Config{Certificates: []tls.Certificate{leaf.TLS}})
 	tb.Cleanup(func() { host.Close() })
 	hostDone := make(chan error, 1)

@@ -27,20 +27,7 @@ const testRequest = "CONNECT /console?token=x HTTP/1.1\r\nHost: 10.1.2.3:5900\r\
 // fd (as Detach hands it over) and the fake compute host's side.
 func tcpPair(tb testing.TB) (int, net.Conn) {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	host, err := ln.Accept()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { host.Close() })
+	c, host := testutil.TCPPair(tb)
 	fd, err := Detach(c.(*net.TCPConn))
 	if err != nil {
 		tb.Fatal(err)

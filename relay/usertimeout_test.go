@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/consoleproxy/consoleproxy/internal/testutil"
 )
 
 // A host socket handed to the relay gets --write-timeout as its
@@ -18,15 +20,7 @@ func TestAttachSetsUserTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, _ := testutil.TCPPair(t)
 	fd, err := Detach(nc.(*net.TCPConn))
 	if err != nil {
 		t.Fatal(err)
