@@ -191,8 +191,8 @@ func TestOnDriver(t *testing.T) {
 	}
 	pollUntil("the host's byte", func() bool { return string(s.received()) == "a" })
 	s.conn.CloseOnDriver() // outside Poll: at once
-	if len(p.cmds) != 0 || p.conns[o.Fd] != nil {
-		t.Fatalf("CloseOnDriver outside Poll: %d commands queued, socket registered %v", len(p.cmds), p.conns[o.Fd] != nil)
+	if len(p.cmds) != 0 || p.conns.get(o.Fd) != nil {
+		t.Fatalf("CloseOnDriver outside Poll: %d commands queued, socket registered %v", len(p.cmds), p.conns.get(o.Fd) != nil)
 	}
 
 	// On the driver: nothing queued, the connect in place at once.
@@ -203,12 +203,12 @@ func TestOnDriver(t *testing.T) {
 	ds := &onDriverSink{testSink: newTestSink(true), p: p}
 	ds.conn = r.Attach(o.Fd, ds, 0)
 	ds.conn.StartOnDriver()
-	if len(p.cmds) != 0 || p.conns[o.Fd] != ds.conn {
-		t.Fatalf("StartOnDriver: %d commands queued, socket registered %v", len(p.cmds), p.conns[o.Fd] == ds.conn)
+	if len(p.cmds) != 0 || p.conns.get(o.Fd) != ds.conn {
+		t.Fatalf("StartOnDriver: %d commands queued, socket registered %v", len(p.cmds), p.conns.get(o.Fd) == ds.conn)
 	}
 	pollUntil("the host's byte", func() bool { return string(ds.received()) == "b" })
 	if ds.queued != 1 {
 		t.Fatalf("CloseOnDriver inside Poll: %d commands queued, want 1", ds.queued)
 	}
-	pollUntil("the queued close", func() bool { return p.conns[o.Fd] == nil })
+	pollUntil("the queued close", func() bool { return p.conns.get(o.Fd) == nil })
 }

@@ -352,7 +352,7 @@ func (p *Poller) readQueued() {
 	for i, c := range batch {
 		batch[i] = nil
 		c.tls.w.queued = false
-		if p.conns[c.fd] == c && !c.paused && !c.gone.Load() {
+		if p.conns.get(c.fd) == c && !c.paused && !c.gone.Load() {
 			p.readTLS(c)
 		}
 	}

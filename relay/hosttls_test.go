@@ -294,12 +294,12 @@ func TestTLSLegNoAllocations(t *testing.T) {
 		t.Skip("allocation counts are not meaningful under -race")
 	}
 	leg := newTLSLeg(t, nil, 0)
-	p := &Poller{cfg: Config{Pollers: 1}.withDefaults(), conns: map[int]*Conn{}, trims: map[*Conn]struct{}{}}
+	p := &Poller{cfg: Config{Pollers: 1}.withDefaults(), trims: map[*Conn]struct{}{}}
 	s := &allocSink{}
 	leg.t.w.hs, leg.t.w.fd = nil, leg.fd
 	c := &Conn{fd: leg.fd, p: p, sink: s, tls: leg.t}
 	s.conn = c
-	p.conns[c.fd] = c
+	p.conns.set(c.fd, c)
 	t.Cleanup(c.closeFD)
 	const runs = 100
 	frame := pattern(256) // runs records of it fit the host's socket buffer: nothing is held back

@@ -73,7 +73,7 @@ type Poller struct {
 	spare    []cmd                      // poller goroutine only from here on: the queue not in use
 	buf      *bytebufferpool.ByteBuffer // the next read's buffer (read)
 	gen      int32
-	conns    map[int]*Conn
+	conns    fdTable[Conn]
 	slow     map[*Conn]struct{}  // paused connections
 	flushing map[*Conn]time.Time // closed with CloseWrite: the deadline for their held-back bytes
 	openings map[int]*opening    // CONNECT exchanges in progress
@@ -118,7 +118,7 @@ func newPoller(cfg Config, driven bool) (*Poller, error) {
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
 	p := &Poller{cfg: cfg, epfd: epfd, evfd: evfd, tfd: -1, done: make(chan struct{}),
-		conns: map[int]*Conn{}, slow: map[*Conn]struct{}{}, flushing: map[*Conn]time.Time{}, openings: map[int]*opening{},
+		slow: map[*Conn]struct{}{}, flushing: map[*Conn]time.Time{}, openings: map[int]*opening{},
 		awaits:  map[int]*awaiter{},
 		writers: map[*Conn]struct{}{}, trims: map[*Conn]struct{}{},
 		events: make([]unix.EpollEvent, 256), driven: driven}
@@ -304,7 +304,7 @@ func (p *Poller) iterate(timeout int) (stopped bool) {
 			_, _ = unix.Read(p.tfd, buf[:])
 			p.armedAt = time.Time{}
 		default:
-			if c := p.conns[fd]; c != nil && c.gen == ev.Pad {
+			if c := p.conns.get(fd); c != nil && c.gen == ev.Pad {
 				p.handle(c, ev.Events)
 			} else if h := p.openings[fd]; h != nil && h.gen == ev.Pad {
 				p.handleOpening(h, ev.Events)
@@ -365,7 +365,7 @@ func (p *Poller) apply(c cmd) {
 	case opAdd:
 		p.gen++
 		c.c.gen = p.gen
-		p.conns[c.c.fd] = c.c
+		p.conns.set(c.c.fd, c.c)
 		if c.c.gone.Load() {
 			p.finish(c.c, nil)
 			return
@@ -378,13 +378,13 @@ func (p *Poller) apply(c cmd) {
 	case opResume:
 		p.resume(c.c)
 	case opWantWrite:
-		if p.conns[c.c.fd] == c.c {
+		if p.conns.get(c.c.fd) == c.c {
 			c.c.wantOut = true
 			p.writers[c.c] = struct{}{}
 			p.update(c.c)
 		}
 	case opClose:
-		if p.conns[c.c.fd] == c.c {
+		if p.conns.get(c.c.fd) == c.c {
 			p.finish(c.c, nil)
 		} else {
 			c.c.closeFD() // never started
@@ -487,7 +487,7 @@ func (p *Poller) pause(c *Conn) {
 
 func (p *Poller) resume(c *Conn) {
 	c.resumeAsked.Store(false)
-	if !c.paused || p.conns[c.fd] != c || c.gone.Load() {
+	if !c.paused || p.conns.get(c.fd) != c || c.gone.Load() {
 		return
 	}
 	c.paused = false
@@ -548,13 +548,13 @@ func (p *Poller) update(c *Conn) {
 
 // finish deregisters and closes c and tells the sink, unless it is gone.
 func (p *Poller) finish(c *Conn, err error) {
-	if p.conns[c.fd] != c {
+	if p.conns.get(c.fd) != c {
 		return
 	}
 	// No EPOLL_CTL_DEL: closing the fd below removes it from the epoll set
 	// (nothing dups a host socket), one syscall less per session.
 	c.events = 0
-	delete(p.conns, c.fd)
+	p.conns.del(c.fd)
 	delete(p.slow, c)
 	delete(p.flushing, c)
 	delete(p.writers, c)
@@ -566,9 +566,7 @@ func (p *Poller) finish(c *Conn, err error) {
 }
 
 func (p *Poller) closeAll() {
-	for _, c := range p.conns {
-		p.finish(c, errShutdown)
-	}
+	p.conns.all(func(c *Conn) { p.finish(c, errShutdown) })
 	for _, h := range p.openings {
 		p.endOpening(h, nil, errShutdown)
 	}
@@ -586,7 +584,7 @@ var errShutdown = errors.New("relay shutting down")
 // closeWrite closes c once its held-back bytes are written (or flushTimeout
 // passes); reading stops at once.
 func (p *Poller) closeWrite(c *Conn) {
-	if p.conns[c.fd] != c {
+	if p.conns.get(c.fd) != c {
 		c.closeFD() // never started: nothing was ever held back
 		return
 	}
