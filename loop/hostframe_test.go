@@ -16,8 +16,8 @@ import (
 )
 
 // fakeConn is a gnet.Conn whose socket takes nothing: every byte written
-// stays in its outbound buffer. Only the methods a host frame's path calls
-// are implemented.
+// stays in its outbound buffer. Only the methods a host frame's path and
+// the sweeper's check call are implemented.
 type fakeConn struct {
 	gnet.Conn
 	mu   sync.Mutex
@@ -38,6 +38,12 @@ func (f *fakeConn) OutboundBuffered() int {
 }
 
 func (f *fakeConn) Flushed() uint64 { return 0 }
+
+// AsyncWrite holds b as Write does (the sweeper's ping).
+func (f *fakeConn) AsyncWrite(b []byte, _ gnet.AsyncCallback) error {
+	_, err := f.Write(b)
+	return err
+}
 
 // Finding 10 of issue 12: host frames the client has not taken count what
 // they hold (headers, base64's growth), not only the host's bytes, against

@@ -59,8 +59,8 @@ type Server struct {
 	// descriptors are short).
 	acceptLog logEvery
 
-	mu       sync.Mutex // guards sessions
-	sessions map[*session]struct{}
+	mu       sync.Mutex         // guards sessions
+	sessions map[*session]int64 // each with when the sweeper checks it next (sweep.go)
 	sweeper  chan struct{}
 
 	// loopPoller is the relay poller each event loop drives (drivePoller).
@@ -92,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, relay: r, metrics: newServerMetrics(),
 		loopPoller: map[gnet.EventLoop]int{},
 		booted:     make(chan struct{}), stopped: make(chan error, 1),
-		sessions: map[*session]struct{}{}, sweeper: make(chan struct{}),
+		sessions: map[*session]int64{}, sweeper: make(chan struct{}),
 	}
 	_, s.storeQuick = cfg.Store.(tokens.NonBlocking)
 	_, guardQuick := cfg.Reuse.(reuse.NonBlocking)
@@ -382,7 +382,7 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	ss.lim.pending = true
 	c.SetContext(ss)
 	s.mu.Lock()
-	s.sessions[ss] = struct{}{}
+	s.sessions[ss] = 0
 	s.mu.Unlock()
 	return nil, gnet.None
 }
