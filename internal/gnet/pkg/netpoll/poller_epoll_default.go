@@ -144,7 +144,13 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 			logging.Errorf("error occurs in epoll: %v", os.NewSyscallError("epoll_wait", err))
 			return err
 		}
+		// consoleproxy patch: a loop that holds its P waits again at once,
+		// held (a wait with events ready returns as the poll would); the
+		// poll with timeout 0 is upstream's, before the yield and a wait.
 		msec, quiet = 0, 0
+		if hold = hold && p.HoldP(); hold {
+			msec = -1
+		}
 
 		for i := 0; i < n; i++ {
 			ev := &el.events[i]
