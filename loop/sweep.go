@@ -108,8 +108,8 @@ func (ss *session) nextCheck(nanos int64) int64 {
 	if cfg.IdleTimeout > 0 {
 		due[0] = ss.lastData.Load() + int64(cfg.IdleTimeout) + 1
 	}
-	if e := ss.expires.Load(); e > 0 {
-		due[1] = e * int64(time.Second)
+	if e := ss.expires.Load(); e > 0 && e <= next/int64(time.Second) {
+		due[1] = e * int64(time.Second) // Unix seconds; only one before the step matters (and a far one would overflow)
 	}
 	if pi := int64(cfg.PingInterval); pi > 0 {
 		due[2] = ss.clientSeen.Load() + 2*pi + 1

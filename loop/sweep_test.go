@@ -27,6 +27,8 @@ func TestNextCheck(t *testing.T) {
 			func(ss *session) { ss.lastData.Store(ms(-700)) }, ms(300) + 1},
 		{"token expiry due sooner", Config{WriteTimeout: 30 * time.Second},
 			func(ss *session) { ss.expires.Store(1001) }, ms(500)}, // Unix seconds
+		{"token expiry far off (year 9999)", Config{WriteTimeout: 30 * time.Second},
+			func(ss *session) { ss.expires.Store(253402300799) }, ms(1000)},
 		{"ping due sooner", Config{WriteTimeout: 30 * time.Second, PingInterval: time.Second},
 			func(ss *session) { ss.lastPing.Store(ms(-600)); ss.clientSeen.Store(now) }, ms(400)},
 		{"ping timeout due sooner", Config{WriteTimeout: 30 * time.Second, PingInterval: time.Second},
