@@ -9,7 +9,6 @@ package relay
 // and little further: 8 bytes a slot, 160 KiB at 20,000 descriptors.
 type fdTable[T any] struct {
 	slots []*T
-	n     int // slots in use
 }
 
 // get is what fd holds, or nil (for any fd, negative included).
@@ -28,22 +27,15 @@ func (t *fdTable[T]) set(fd int, v *T) {
 		copy(grown, t.slots)
 		t.slots = grown
 	}
-	if t.slots[fd] == nil {
-		t.n++
-	}
 	t.slots[fd] = v
 }
 
 // del empties fd's slot.
 func (t *fdTable[T]) del(fd int) {
-	if t.get(fd) != nil {
+	if uint(fd) < uint(len(t.slots)) {
 		t.slots[fd] = nil
-		t.n--
 	}
 }
-
-// len is how many slots are in use.
-func (t *fdTable[T]) len() int { return t.n }
 
 // all yields what the table holds, lowest descriptor first; f may del.
 func (t *fdTable[T]) all(f func(*T)) {
