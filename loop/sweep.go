@@ -41,8 +41,11 @@ func (s *Server) sweep() {
 		nanos := now.UnixNano()
 		s.mu.Lock()
 		for ss, next := range s.sessions {
-			if next <= nanos {
-				s.sessions[ss] = ss.check(now)
+			if next > nanos {
+				continue
+			}
+			if n := ss.check(now); n != next {
+				s.sessions[ss] = n // a handshaking session stays at 0: no write
 			}
 		}
 		s.mu.Unlock()
@@ -111,12 +114,13 @@ func (ss *session) nextCheck(nanos int64) int64 {
 	if e := ss.expires.Load(); e > 0 && e <= next/int64(time.Second) {
 		due[1] = e * int64(time.Second) // Unix seconds; only one before the step matters (and a far one would overflow)
 	}
+	seen := ss.clientSeen.Load()
 	if pi := int64(cfg.PingInterval); pi > 0 {
-		due[2] = ss.clientSeen.Load() + 2*pi + 1
+		due[2] = seen + 2*pi + 1
 		due[3] = ss.lastPing.Load() + pi
 	}
 	if ss.tls != nil {
-		due[4] = ss.clientSeen.Load() + int64(tlsIdleTrim) + 1 // once past, trimmed already
+		due[4] = seen + int64(tlsIdleTrim) + 1 // once past, trimmed already
 	}
 	for _, at := range due {
 		if at > nanos && at < next {
