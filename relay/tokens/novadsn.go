@@ -75,7 +75,7 @@ func parseDSN(s string) (NovaDSN, error) {
 	case "postgresql", "postgres":
 		return parsePostgresURL("postgresql://" + rest)
 	}
-	return NovaDSN{}, fmt.Errorf("novadb: unsupported database %q: want mysql:// or postgresql://", dialect)
+	return NovaDSN{}, fmt.Errorf("novadb: unsupported database %s: want mysql:// or postgresql://", quoteName(dialect))
 }
 
 // parseNativeDSN reads a driver-native DSN: libpq keywords or go-sql-driver's.
@@ -183,12 +183,34 @@ func (d *NovaDSN) mysqlParam(name, v string) error {
 	case "plugin":
 		// oslo.db's dbcounter plugin: meaningless here.
 	default:
-		return fmt.Errorf("novadb: unsupported MySQL URL parameter %q", name)
+		return fmt.Errorf("novadb: unsupported MySQL URL parameter %s", quoteName(name))
 	}
 	if err != nil {
 		return fmt.Errorf("novadb: MySQL URL parameter %q: invalid value", name)
 	}
 	return nil
+}
+
+// maxShownName bounds the names an error quotes: pymysql's longest
+// parameter, ssl_verify_identity, has 19 bytes.
+const maxShownName = 32
+
+// quoteName quotes a dialect or parameter name for an error when it looks
+// like one (lower-case letters, digits, '_', '.', '-', at most maxShownName
+// bytes) and says "(name not shown)" otherwise. A name of any other shape
+// comes from a malformed string whose password may have run into the query
+// (an unescaped '?' or '&' in it: "nova:pw?x:secret@db"), and an error
+// never shows a password, not even part of one.
+func quoteName(s string) string {
+	if s == "" || len(s) > maxShownName {
+		return "(name not shown)"
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '.' && c != '-' {
+			return "(name not shown)"
+		}
+	}
+	return strconv.Quote(s)
 }
 
 // seconds parses pymysql's timeouts: a number of seconds.

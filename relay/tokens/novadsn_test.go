@@ -35,6 +35,9 @@ var dsnCases = []struct {
 		DriverPostgres, "postgresql://nova@db:5432/nova", "pw"},
 
 	{"unknown pymysql parameter", "mysql+pymysql://nova:pw@db/nova?read_default_file=/etc/my.cnf", "", `"read_default_file"`, ""},
+	{"parameter name not a name", "mysql://u:0000@h/db?%3A%30%30%30%30%40=1", "", "parameter (name not shown)", ""},
+	{"password run into the query", "mysql://nova:1234?x:SECRET@db/nova", "", "parameter (name not shown)", ""},
+	{"parameter name too long", "mysql://nova:pw@db/nova?" + strings.Repeat("a", maxShownName+1) + "=1", "", "parameter (name not shown)", ""},
 	{"bad timeout", "mysql+pymysql://nova:pw@db/nova?connect_timeout=soon", "", `"connect_timeout"`, ""},
 	{"sqlite", "sqlite:///var/lib/nova/nova.sqlite", "", `"sqlite"`, ""},
 	{"bad escape", "mysql+pymysql://nova:p%zzSECRET@db/nova", "", "does not parse", ""},
