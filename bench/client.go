@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"net"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -37,10 +38,13 @@ type Client struct {
 	churnMessages int
 }
 
-// NewClient starts the loops.
+// NewClient starts the loops, first raising GOMAXPROCS to spareProcs.
 func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.FDLimit == 0 {
 		cfg.FDLimit = 1 << 16
+	}
+	if n := spareProcs(cfg.Loops); n > runtime.GOMAXPROCS(0) {
+		runtime.GOMAXPROCS(n)
 	}
 	c := &Client{cfg: cfg, wire: newWire(cfg.WebSocket, cfg.MsgSize, cfg.FrameSize),
 		epoch: time.Now(), fdLimit: cfg.FDLimit, churnMessages: max(cfg.ChurnMessages, 1)}
@@ -57,6 +61,18 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 }
 
 func (c *Client) since() time.Duration { return time.Since(c.epoch) }
+
+// spareProcs is the GOMAXPROCS the harness needs beside loops client loops:
+// a P for each loop and the CPUs' count more. A loop waits in epoll_wait
+// (a system call) holding its P, and Go's runtime takes a P back from a
+// thread in a system call only when sysmon next looks, 20 µs to 10 ms later.
+// With GOMAXPROCS at the CPU count and a loop per CPU, a backend goroutine
+// (the echoing console) made ready by the network waited for that, up to
+// 2 ms measured, and the wait was counted as the target's latency
+// (DECISIONS.md "consolebench: the backend gets Ps of its own"). The CPUs
+// are shared as before; the extra Ps only let the kernel schedule the
+// backend beside the loops.
+func spareProcs(loops int) int { return loops + runtime.NumCPU() }
 
 func (c *Client) nextToken() int {
 	return int(c.token.Add(1)-1) % max(c.cfg.TokenPool, 1)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/binary"
+	"runtime"
 	"testing"
 	"time"
 
@@ -162,4 +163,28 @@ func FuzzParseFrames(f *testing.F) {
 			t.Fatalf("whole %+v, split at %d %+v", whole, k, split)
 		}
 	})
+}
+
+// TestNewClientSpareProcs: starting the client leaves Ps beyond its loops
+// for the backend's goroutines (spareProcs), and never lowers GOMAXPROCS.
+func TestNewClientSpareProcs(t *testing.T) {
+	prev := runtime.GOMAXPROCS(1)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	c, err := NewClient(ClientConfig{Loops: 2, SourceAddrs: 1, MaxInflight: 1, MsgSize: 64, FrameSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got, want := runtime.GOMAXPROCS(0), 2+runtime.NumCPU(); got != want {
+		t.Errorf("GOMAXPROCS %d after a client of 2 loops, want %d", got, want)
+	}
+	runtime.GOMAXPROCS(1000)
+	c, err = NewClient(ClientConfig{Loops: 1, SourceAddrs: 1, MaxInflight: 1, MsgSize: 64, FrameSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := runtime.GOMAXPROCS(0); got != 1000 {
+		t.Errorf("GOMAXPROCS %d, want 1000 (never lowered)", got)
+	}
 }
