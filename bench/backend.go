@@ -33,6 +33,12 @@ type BackendConfig struct {
 	BurstBytes    int           // rfb: bytes per burst
 	BurstInterval time.Duration // rfb: mean gap between bursts
 	SlowRate      int64         // slow-check: bytes/s each connection reads; 0 is flat out
+	// BurstSeed seeds the rfb connections' gaps: the k-th rfb connection
+	// draws them from (BurstSeed, k), so two backends of one seed offer the
+	// same bursts at the same times after StartSending (a round's targets
+	// compared on the same load, not on how many bursts chance put in a
+	// short window).
+	BurstSeed uint64
 }
 
 // Backend is the compute-host side: one loopback listener per Mode, serving
@@ -51,8 +57,10 @@ type Backend struct {
 	stopping [numModes]atomic.Bool // set by Quiesce: senders stop at a chunk boundary
 	sending  chan struct{}         // closed by StartSending: senders wait for it
 	sendOnce sync.Once
-	pattern  []byte     // read-only, shared by every firehose and burst writer
-	mu       sync.Mutex // guards conns
+	sentAt   time.Time     // when StartSending ran; written before sending closes
+	rfbConns atomic.Uint64 // rfb senders started (each one's seed)
+	pattern  []byte        // read-only, shared by every firehose and burst writer
+	mu       sync.Mutex    // guards conns
 	conns    map[net.Conn]struct{}
 	wg       sync.WaitGroup
 }
@@ -106,7 +114,9 @@ func (b *Backend) Received() (n int64) {
 
 // StartSending lets the senders (firehose, bursts) go: sessions open first,
 // then all stream at once.
-func (b *Backend) StartSending() { b.sendOnce.Do(func() { close(b.sending) }) }
+func (b *Backend) StartSending() {
+	b.sendOnce.Do(func() { b.sentAt = time.Now(); close(b.sending) })
+}
 
 // Quiesce stops every sender (firehose, bursts) after its current write.
 func (b *Backend) Quiesce() {
@@ -298,20 +308,23 @@ func (b *Backend) discard(m Mode, c net.Conn, size int) {
 // send writes the shared pattern until Quiesce or the peer goes away: flat
 // out or paced (firehose), or in bursts (rfb).
 func (b *Backend) send(m Mode, c net.Conn, done <-chan struct{}) {
+	began := time.Now()
 	select {
 	case <-b.sending:
 	case <-done:
 		return
 	}
 	pace := newPacer(b.cfg.Rate)
+	var bursts *burstClock
 	if m == ModeRFB {
 		pace = nil
+		bursts = b.newBurstClock(began)
 	}
 	for !b.stopping[m].Load() {
 		chunk := len(b.pattern)
 		switch {
 		case m == ModeRFB:
-			if !b.waitBurst(done) {
+			if !bursts.wait(done) {
 				return
 			}
 			chunk = b.cfg.BurstBytes
@@ -343,10 +356,35 @@ func (b *Backend) write(m Mode, c net.Conn, chunk int) bool {
 	return true
 }
 
-// waitBurst sleeps a random gap around the mean; false when the peer left.
-func (b *Backend) waitBurst(done <-chan struct{}) bool {
-	gap := time.Duration(float64(b.cfg.BurstInterval) * (0.5 + rand.Float64()))
-	t := time.NewTimer(gap)
+// burstClock is when an rfb connection's next burst is due: gaps drawn
+// around the mean from the connection's own seeded source, counted from a
+// fixed start so that the time a write takes does not shift the schedule.
+type burstClock struct {
+	rng  *rand.Rand
+	mean time.Duration
+	next time.Time
+}
+
+// newBurstClock starts the schedule of the next rfb connection: at
+// StartSending for one that was waiting for it, else when it began.
+func (b *Backend) newBurstClock(began time.Time) *burstClock {
+	k := b.rfbConns.Add(1)
+	start := b.sentAt
+	if began.After(start) {
+		start = began
+	}
+	return &burstClock{rng: rand.New(rand.NewPCG(b.cfg.BurstSeed, k)), mean: b.cfg.BurstInterval, next: start}
+}
+
+// gap is the next gap: uniform in [0.5, 1.5) × the mean.
+func (bc *burstClock) gap() time.Duration {
+	return time.Duration(float64(bc.mean) * (0.5 + bc.rng.Float64()))
+}
+
+// wait sleeps until the next burst is due; false when the peer left.
+func (bc *burstClock) wait(done <-chan struct{}) bool {
+	bc.next = bc.next.Add(bc.gap())
+	t := time.NewTimer(time.Until(bc.next))
 	defer t.Stop()
 	select {
 	case <-t.C:

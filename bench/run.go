@@ -163,7 +163,8 @@ func runEnv(ctx context.Context, cfg Config, sc *scenario, k runKey, fdLimit int
 		return runTLS(ctx, cfg, sc, k, dir, r)
 	}
 	p := cfg.Params
-	backend, err := StartBackend(BackendConfig{Rate: p.StreamRate, BurstBytes: p.BurstBytes, BurstInterval: p.BurstInterval})
+	backend, err := StartBackend(BackendConfig{Rate: p.StreamRate, BurstBytes: p.BurstBytes, BurstInterval: p.BurstInterval,
+		BurstSeed: uint64(k.round)})
 	if err != nil {
 		return err
 	}
