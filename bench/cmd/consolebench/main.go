@@ -136,7 +136,7 @@ func parseFlags(args []string) (bench.Config, bench.SoakConfig, error) {
 	fs.Float64Var(&p.BurstShare, "mixed-bursts", 0.1, "mixed: share of sessions receiving screen bursts")
 	fs.Float64Var(&p.TypingRate, "typing-rate", 5, "mixed: keystrokes per second per typing session")
 	fs.IntVar(&p.BurstBytes, "burst-bytes", 128<<10, "mixed: bytes per screen burst")
-	fs.DurationVar(&p.BurstInterval, "burst-interval", 0, "mixed: mean time between bursts per session (default 1s)")
+	fs.DurationVar(&p.BurstInterval, "burst-interval", 0, "mixed: mean time between bursts per session (default 1s; each gap 0.5-1.5 times it, drawn alike for every target of a round)")
 	fs.DurationVar(&p.HostileSettle, "hostile-settle", 0, "hostile: bound on the wait for the proxy to give back fds, goroutines and RSS once the clients are gone (default 15s)")
 	fs.Int64Var(&p.SlowHostRate, "slow-host-rate", 0, "upload-slow-host: bytes per second each compute host reads (default 2 MiB/s)")
 	fs.IntVar(&p.StormFrames, "storm-frames", 0, "frame-storm: 1-2 byte frames per write (default 4096)")
