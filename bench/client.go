@@ -38,14 +38,12 @@ type Client struct {
 	churnMessages int
 }
 
-// NewClient starts the loops, first raising GOMAXPROCS to spareProcs.
+// NewClient starts the loops, first raising GOMAXPROCS (raiseProcs).
 func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.FDLimit == 0 {
 		cfg.FDLimit = 1 << 16
 	}
-	if n := spareProcs(cfg.Loops); n > runtime.GOMAXPROCS(0) {
-		runtime.GOMAXPROCS(n)
-	}
+	raiseProcs(cfg.Loops)
 	c := &Client{cfg: cfg, wire: newWire(cfg.WebSocket, cfg.MsgSize, cfg.FrameSize),
 		epoch: time.Now(), fdLimit: cfg.FDLimit, churnMessages: max(cfg.ChurnMessages, 1)}
 	for range cfg.Loops {
@@ -73,6 +71,13 @@ func (c *Client) since() time.Duration { return time.Since(c.epoch) }
 // are shared as before; the extra Ps only let the kernel schedule the
 // backend beside the loops.
 func spareProcs(loops int) int { return loops + runtime.NumCPU() }
+
+// raiseProcs raises GOMAXPROCS to spareProcs(loops), never lowering it.
+func raiseProcs(loops int) {
+	if n := spareProcs(loops); n > runtime.GOMAXPROCS(0) {
+		runtime.GOMAXPROCS(n)
+	}
+}
 
 func (c *Client) nextToken() int {
 	return int(c.token.Add(1)-1) % max(c.cfg.TokenPool, 1)

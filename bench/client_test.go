@@ -165,26 +165,21 @@ func FuzzParseFrames(f *testing.F) {
 	})
 }
 
-// TestNewClientSpareProcs: starting the client leaves Ps beyond its loops
-// for the backend's goroutines (spareProcs), and never lowers GOMAXPROCS.
-func TestNewClientSpareProcs(t *testing.T) {
+// TestRaiseProcs: the client leaves Ps beyond its loops for the backend's
+// goroutines (spareProcs), and never lowers GOMAXPROCS. (raiseProcs, not
+// NewClient: a client's locked loop threads exit with it, and their CPU
+// would then be missing from TestProcCPU's per-thread sum.)
+func TestRaiseProcs(t *testing.T) {
 	prev := runtime.GOMAXPROCS(1)
 	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
-	c, err := NewClient(ClientConfig{Loops: 2, SourceAddrs: 1, MaxInflight: 1, MsgSize: 64, FrameSize: 4096})
-	if err != nil {
-		t.Fatal(err)
+	raiseProcs(2)
+	want := 2 + runtime.NumCPU()
+	if got := runtime.GOMAXPROCS(0); got != want {
+		t.Errorf("GOMAXPROCS %d for a client of 2 loops, want %d", got, want)
 	}
-	c.Close()
-	if got, want := runtime.GOMAXPROCS(0), 2+runtime.NumCPU(); got != want {
-		t.Errorf("GOMAXPROCS %d after a client of 2 loops, want %d", got, want)
-	}
-	runtime.GOMAXPROCS(1000)
-	c, err = NewClient(ClientConfig{Loops: 1, SourceAddrs: 1, MaxInflight: 1, MsgSize: 64, FrameSize: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	if got := runtime.GOMAXPROCS(0); got != 1000 {
-		t.Errorf("GOMAXPROCS %d, want 1000 (never lowered)", got)
+	runtime.GOMAXPROCS(want + 3)
+	raiseProcs(1)
+	if got := runtime.GOMAXPROCS(0); got != want+3 {
+		t.Errorf("GOMAXPROCS %d, want %d (never lowered)", got, want+3)
 	}
 }
