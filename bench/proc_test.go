@@ -7,9 +7,20 @@ import (
 )
 
 // schedstat's nanoseconds agree with stat's ticks for this process (within
-// the ticks' rounding), and a process whose threads lack schedstat falls
-// back to stat.
+// the ticks' rounding) over a stretch of CPU, and a process whose threads
+// lack schedstat falls back to stat. Both are read before and after the
+// stretch: stat also counts threads that exited earlier (a locked
+// goroutine's, when it returns) and the live threads' schedstat does not.
 func TestProcCPU(t *testing.T) {
+	pid := os.Getpid()
+	sched0, ok := schedCPU("/proc/self/task")
+	if !ok {
+		t.Skip("this kernel has no schedstat")
+	}
+	st0, ok := readStat(pid)
+	if !ok {
+		t.Fatal("no /proc/self/stat")
+	}
 	x := 0
 	for i := 0; i < 50_000_000; i++ { // some CPU to read
 		x += i % 7
@@ -17,18 +28,17 @@ func TestProcCPU(t *testing.T) {
 	if x == 0 {
 		t.Fatal("unreachable")
 	}
-	pid := os.Getpid()
 	sched, ok := schedCPU("/proc/self/task")
 	if !ok {
-		t.Skip("this kernel has no schedstat")
+		t.Fatal("schedstat went away")
 	}
 	st, ok := readStat(pid)
 	if !ok {
 		t.Fatal("no /proc/self/stat")
 	}
-	ticks := float64(st.utime+st.stime) / clockTicks
-	if sched <= 0 || sched < ticks-0.05 {
-		t.Fatalf("schedstat %.3f s, stat %.3f s", sched, ticks)
+	ticks := float64(st.utime+st.stime-st0.utime-st0.stime) / clockTicks
+	if d := sched - sched0; d <= 0 || d < ticks-0.05 {
+		t.Fatalf("schedstat %.3f s, stat %.3f s over the stretch", d, ticks)
 	}
 	if cpu, ok := pidCPU(pid, false); !ok || cpu < sched {
 		t.Fatalf("pidCPU %.3f (%v), schedstat read before it %.3f", cpu, ok, sched)
