@@ -13,14 +13,20 @@ import (
 // goroutine's, when it returns) and the live threads' schedstat does not.
 func TestProcCPU(t *testing.T) {
 	pid := os.Getpid()
-	sched0, ok := schedCPU("/proc/self/task")
-	if !ok {
-		t.Skip("this kernel has no schedstat")
+	// both reads this process's CPU from its live threads' schedstat and
+	// from stat's ticks, in seconds.
+	both := func() (sched, ticks float64) {
+		sched, ok := schedCPU("/proc/self/task")
+		if !ok {
+			t.Skip("this kernel has no schedstat")
+		}
+		st, ok := readStat(pid)
+		if !ok {
+			t.Fatal("no /proc/self/stat")
+		}
+		return sched, float64(st.utime+st.stime) / clockTicks
 	}
-	st0, ok := readStat(pid)
-	if !ok {
-		t.Fatal("no /proc/self/stat")
-	}
+	sched0, ticks0 := both()
 	x := 0
 	for i := 0; i < 50_000_000; i++ { // some CPU to read
 		x += i % 7
@@ -28,17 +34,9 @@ func TestProcCPU(t *testing.T) {
 	if x == 0 {
 		t.Fatal("unreachable")
 	}
-	sched, ok := schedCPU("/proc/self/task")
-	if !ok {
-		t.Fatal("schedstat went away")
-	}
-	st, ok := readStat(pid)
-	if !ok {
-		t.Fatal("no /proc/self/stat")
-	}
-	ticks := float64(st.utime+st.stime-st0.utime-st0.stime) / clockTicks
-	if d := sched - sched0; d <= 0 || d < ticks-0.05 {
-		t.Fatalf("schedstat %.3f s, stat %.3f s over the stretch", d, ticks)
+	sched, ticks := both()
+	if d, dt := sched-sched0, ticks-ticks0; d <= 0 || d < dt-0.05 {
+		t.Fatalf("schedstat %.3f s, stat %.3f s over the stretch", d, dt)
 	}
 	if cpu, ok := pidCPU(pid, false); !ok || cpu < sched {
 		t.Fatalf("pidCPU %.3f (%v), schedstat read before it %.3f", cpu, ok, sched)
