@@ -90,7 +90,8 @@ func parseNativeDSN(s string) (NovaDSN, error) {
 	return NovaDSN{Driver: DriverMySQL, my: cfg}, nil
 }
 
-// isKeyword reports whether s looks like a libpq keyword (host, dbname, …).
+// isKeyword reports whether s looks like a libpq keyword (host, dbname, …),
+// or a dialect or pymysql parameter name: lower-case letters and '_'.
 func isKeyword(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; (c < 'a' || c > 'z') && c != '_' {
@@ -196,19 +197,14 @@ func (d *NovaDSN) mysqlParam(name, v string) error {
 const maxShownName = 32
 
 // quoteName quotes a dialect or parameter name for an error when it looks
-// like one (lower-case letters, digits, '_', '.', '-', at most maxShownName
+// like one (isKeyword's lower-case letters and '_', at most maxShownName
 // bytes) and says "(name not shown)" otherwise. A name of any other shape
 // comes from a malformed string whose password may have run into the query
 // (an unescaped '?' or '&' in it: "nova:pw?x:secret@db"), and an error
 // never shows a password, not even part of one.
 func quoteName(s string) string {
-	if s == "" || len(s) > maxShownName {
+	if s == "" || len(s) > maxShownName || !isKeyword(s) {
 		return "(name not shown)"
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '.' && c != '-' {
-			return "(name not shown)"
-		}
 	}
 	return strconv.Quote(s)
 }
