@@ -60,21 +60,18 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 
 func (c *Client) since() time.Duration { return time.Since(c.epoch) }
 
-// spareProcs is the GOMAXPROCS the harness needs beside loops client loops:
-// a P for each loop and the CPUs' count more. A loop waits in epoll_wait
-// (a system call) holding its P, and Go's runtime takes a P back from a
-// thread in a system call only when sysmon next looks, 20 µs to 10 ms later.
-// With GOMAXPROCS at the CPU count and a loop per CPU, a backend goroutine
-// (the echoing console) made ready by the network waited for that, up to
-// 2 ms measured, and the wait was counted as the target's latency
-// (DECISIONS.md "consolebench: the backend gets Ps of its own"). The CPUs
-// are shared as before; the extra Ps only let the kernel schedule the
-// backend beside the loops.
-func spareProcs(loops int) int { return loops + runtime.NumCPU() }
-
-// raiseProcs raises GOMAXPROCS to spareProcs(loops), never lowering it.
+// raiseProcs raises GOMAXPROCS, never lowering it, to loops plus the CPU
+// count: a P for each client loop and the CPUs' count more. A loop waits in
+// epoll_wait (a system call) holding its P, and Go's runtime takes a P back
+// from a thread in a system call only when sysmon next looks, 20 µs to
+// 10 ms later. With GOMAXPROCS at the CPU count and a loop per CPU, a
+// backend goroutine (the echoing console) made ready by the network waited
+// for that, up to 2 ms measured, and the wait was counted as the target's
+// latency (DECISIONS.md "consolebench: the backend gets Ps of its own").
+// The CPUs are shared as before; the extra Ps only let the kernel schedule
+// the backend beside the loops.
 func raiseProcs(loops int) {
-	if n := spareProcs(loops); n > runtime.GOMAXPROCS(0) {
+	if n := loops + runtime.NumCPU(); n > runtime.GOMAXPROCS(0) {
 		runtime.GOMAXPROCS(n)
 	}
 }

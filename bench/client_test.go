@@ -166,7 +166,7 @@ func FuzzParseFrames(f *testing.F) {
 }
 
 // TestRaiseProcs: the client leaves Ps beyond its loops for the backend's
-// goroutines (spareProcs), and never lowers GOMAXPROCS. (raiseProcs, not
+// goroutines (the loops plus the CPUs), and never lowers GOMAXPROCS. (raiseProcs, not
 // NewClient: a client's locked loop threads exit with it, and their CPU
 // would then be missing from TestProcCPU's per-thread sum.)
 func TestRaiseProcs(t *testing.T) {
